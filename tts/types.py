@@ -1,0 +1,168 @@
+"""Frozen records passed between the engine, strategies and backends."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+from tts.errors import ValidationError
+
+Role = Literal["small", "large"]
+"""Which backend of the engine a request goes to."""
+
+ROLES: tuple[Role, ...] = ("small", "large")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One question to answer."""
+
+    question: str
+    """The question text, as a user would type it."""
+    id: str | None = None
+    """Stable identifier (bank problem id); replay backends look problems up by it."""
+    gold: str | None = None
+    """Reference answer when known (benchmarks); never shown to a model."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.question, str):
+            raise ValidationError(
+                f"prompt must be a string, got {type(self.question).__name__}.",
+                parameter="prompt",
+                value=self.question,
+            )
+        if not self.question.strip():
+            raise ValidationError("prompt must be a non-empty string, got an empty one.",
+                                  parameter="prompt", value=self.question)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GenRequest:
+    """Ask a backend for samples `offset .. offset + n - 1` of one seeded sample stream.
+
+    A backend must make sample i of a stream depend only on (prompt, seed, i, sampling
+    settings), never on how the stream was split into waves: drawing 4 then 4 gives the same
+    8 samples as drawing 8 at once. Replay backends read the stream from a bank in a seeded
+    order without replacement; live backends derive a per-sample engine seed from (seed, i).
+    """
+
+    prompt: str
+    """User message (the formatted question). Backends apply their chat template."""
+    n: int = 1
+    """Number of samples to return."""
+    max_tokens: int = 512
+    """Cap on generated tokens per sample; the budget reserves n * max_tokens."""
+    temperature: float = 0.7
+    """0 means greedy (then n must be 1)."""
+    seed: int | None = None
+    """Seed of the sample stream. Replay with None reads the bank's stored order."""
+    offset: int = 0
+    """Index of the first requested sample in the stream."""
+    stop: tuple[str, ...] = ()
+    """Stop sequences."""
+    problem_id: str | None = None
+    """Bank problem id, for replay lookups."""
+    mode: str | None = None
+    """Kind of generation asked for: "sample" (default when temperature > 0), "greedy"
+    (temperature 0) or "chain" (one long reasoning chain). Replay selects the bank records
+    with this mode."""
+    logprobs: bool = False
+    """Ask for the mean token logprob of each sample when the backend can give it."""
+
+    def __post_init__(self) -> None:
+        _check_int("n", self.n, low=1)
+        _check_int("max_tokens", self.max_tokens, low=1)
+        _check_int("offset", self.offset, low=0)
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) \
+                or not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ValidationError(f"`temperature` must be a finite number >= 0, got "
+                                  f"{self.temperature!r}.", parameter="temperature",
+                                  value=self.temperature)
+        if self.temperature == 0 and self.n != 1:
+            raise ValidationError(f"`n` must be 1 for greedy sampling (temperature 0), got "
+                                  f"{self.n}.", parameter="n", value=self.n)
+        if isinstance(self.stop, str):
+            object.__setattr__(self, "stop", (self.stop,))
+
+    @property
+    def sampling_mode(self) -> str:
+        """The mode this request asks for, defaulting from the temperature."""
+        if self.mode is not None:
+            return self.mode
+        return "greedy" if self.temperature == 0 else "sample"
+
+
+FinishReason = Literal["stop", "length", "error"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Completion:
+    """One generated sample."""
+
+    text: str | None
+    """Generated text; None when replaying a bank that keeps only answers."""
+    answer: str | None
+    """Extracted final answer; None means the sample abstains."""
+    tokens: int
+    """Generated tokens, as counted by the engine's tokenizer."""
+    finish_reason: FinishReason = "stop"
+    prompt_tokens: int = 0
+    """Prompt tokens the engine processed for this request (same for all samples of it)."""
+    mean_logprob: float | None = None
+    """Mean log-probability of the generated tokens, when requested and available."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A strategy name and its options: what the policy decided for one prompt."""
+
+    strategy: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        opts = ", ".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        return f"{self.strategy}({opts})"
+
+
+Status = Literal["answered", "abstained", "insufficient_budget"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    """What `solve` returns for one prompt.
+
+    `status` is "insufficient_budget" when the budget cannot pay for even the cheapest
+    generation of the plan: then nothing was generated, `answer` is None and `spent` is
+    empty. "abstained" means samples were drawn but none gave an extractable answer.
+    """
+
+    answer: str | None
+    status: Status
+    strategy: str
+    """Name of the strategy that produced the answer (e.g. "cascade")."""
+    plan: Plan
+    tokens: Mapping[str, int]
+    """Generated plus counted prompt tokens, per model name."""
+    cost: float
+    """Budget units spent (small-model-token units), always <= budget."""
+    budget: float
+    votes: Mapping[str, int]
+    """Votes per answer class (representative answer -> count), leader first."""
+    difficulty: float | None = None
+    """Difficulty estimate in [0, 1] used for the plan, when one was made."""
+    escalated: bool = False
+    """True when the large model was asked."""
+    trace: tuple[str, ...] = ()
+    """Short human-readable log of the decisions taken."""
+    problem_id: str | None = None
+
+    @property
+    def samples(self) -> int:
+        return sum(self.votes.values())
+
+
+def _check_int(name: str, value: object, *, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValidationError(f"`{name}` must be an integer >= {low}, got {value!r}.",
+                              parameter=name, value=value)
