@@ -69,6 +69,9 @@ class GenRequest:
     with this mode."""
     logprobs: bool = False
     """Ask for the mean token logprob of each sample when the backend can give it."""
+    assistant_prefix: str = ""
+    """Text the assistant has already written; generation continues after it (budget forcing
+    of long chains). Backends put it right after the chat template's assistant header."""
 
     def __post_init__(self) -> None:
         _check_int("n", self.n, low=1)
