@@ -1,0 +1,50 @@
+"""Shared fixtures: real data locations and small in-memory banks."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from tts.bank import BankMeta, Record, Sample, SampleBank
+from tts.budgets import CostModel, ModelCost
+from tts.types import Problem
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+MOT_DIR = SHARED_DATA / "mot_gsm8k"
+
+requires_shared = pytest.mark.skipif(
+    not MOT_DIR.exists(),
+    reason=f"needs the real MoT GSM8K logs at {MOT_DIR} (../shared/data, present in the "
+           f"project's CI, absent from a fresh clone)")
+
+
+def make_bank(*, n_problems: int = 5, n_small: int = 8, n_large: int = 3, seed: int = 0,
+              small_cost: float = 1.0, large_cost: float = 10.0, prompt_tokens: int = 20,
+              max_sample_tokens: int = 300, abstain: float = 0.1) -> SampleBank:
+    """A bank of synthetic samples in the real format (for property tests of the ledger)."""
+    rng = random.Random(seed)
+    cost = CostModel({"s": ModelCost(small_cost, small_cost),
+                      "l": ModelCost(large_cost, large_cost)}, source="test")
+    bank = SampleBank(BankMeta(name="synthetic", roles={"small": "s", "large": "l"}, cost=cost,
+                               tokenizer="none (synthetic)"))
+    for i in range(n_problems):
+        pid = f"p{i}"
+        bank.add_problem(Problem(f"question {i}?", id=pid, gold=str(i % 3)))
+
+        def draw(k: int) -> tuple[Sample, ...]:
+            return tuple(Sample(None if rng.random() < abstain else str(rng.randrange(3)),
+                                rng.randrange(1, max_sample_tokens + 1)) for _ in range(k))
+
+        bank.add_record(Record(pid, "s", "sample", prompt_tokens, draw(n_small)))
+        bank.add_record(Record(pid, "l", "greedy", prompt_tokens, draw(1)))
+        bank.add_record(Record(pid, "l", "sample", prompt_tokens, draw(n_large)))
+        bank.add_record(Record(pid, "s", "chain", prompt_tokens, draw(1)))
+    return bank
+
+
+@pytest.fixture
+def small_bank() -> SampleBank:
+    return make_bank()

@@ -1,0 +1,63 @@
+import pytest
+
+from tts.backends.replay import ReplayBackend
+from tts.errors import BankError
+from tts.types import GenRequest
+
+from .conftest import make_bank
+
+
+def req(n, offset=0, seed=1, max_tokens=1000, pid="p0", **kw):
+    return GenRequest(prompt="x", n=n, offset=offset, seed=seed, max_tokens=max_tokens,
+                      problem_id=pid, **kw)
+
+
+def test_draws_without_replacement_and_split_invariant():
+    backend = ReplayBackend(make_bank(n_small=8), "s")
+    whole = backend.generate([req(8)])[0]
+    parts = backend.generate([req(3), req(5, offset=3)])
+    assert parts[0] + parts[1] == whole
+    rec = backend.bank.record("p0", "s", "sample")
+    assert sorted((c.answer, c.tokens) for c in whole) == \
+        sorted((s.answer, s.tokens) for s in rec.samples)
+
+
+def test_same_seed_same_samples_other_seed_other_order():
+    backend = ReplayBackend(make_bank(n_small=8), "s")
+    a = backend.generate([req(8, seed=5)])[0]
+    assert backend.generate([req(8, seed=5)])[0] == a
+    assert [c.tokens for c in backend.generate([req(8, seed=6)])[0]] != [c.tokens for c in a]
+
+
+def test_beyond_bank_is_an_error_not_a_repeat():
+    backend = ReplayBackend(make_bank(n_small=8), "s")
+    with pytest.raises(BankError, match=r"samples 6\.\.9 .* holds 8"):
+        backend.generate([req(4, offset=6)])
+
+
+def test_long_samples_are_truncated_and_abstain():
+    backend = ReplayBackend(make_bank(n_small=8, max_sample_tokens=300), "s")
+    out = backend.generate([req(8, max_tokens=100)])[0]
+    rec = backend.bank.record("p0", "s", "sample")
+    assert sum(c.finish_reason == "length" for c in out) == \
+        sum(s.tokens > 100 for s in rec.samples)
+    for c in out:
+        assert c.tokens <= 100
+        if c.finish_reason == "length":
+            assert c.answer is None and c.tokens == 100
+
+
+def test_greedy_reads_greedy_record_and_ignores_seed():
+    backend = ReplayBackend(make_bank(), "l")
+    g1 = backend.generate([req(1, seed=1, temperature=0.0)])[0]
+    g2 = backend.generate([req(1, seed=2, temperature=0.0)])[0]
+    assert g1 == g2
+    assert g1[0].answer == backend.bank.record("p0", "l", "greedy").samples[0].answer
+
+
+def test_unknown_model_and_problem():
+    with pytest.raises(BankError, match="no samples of model 'zz'"):
+        ReplayBackend(make_bank(), "zz")
+    backend = ReplayBackend(make_bank(), "s")
+    with pytest.raises(BankError, match="problem 'nope' is not in bank"):
+        backend.generate([req(1, pid="nope")])

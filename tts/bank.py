@@ -1,0 +1,310 @@
+"""Sample banks: logged real generations per (problem, model, mode), for replay.
+
+A bank is a folder with two files:
+
+- `meta.json`: `{"format": "tts-bank/1", "name", "source", "license", "tokenizer", "roles":
+  {"small": model, "large": model}, "cost": CostModel dict, "notes"}`
+- `samples.jsonl`: one record per line, `{"problem_id", "question", "gold", "model", "mode",
+  "prompt_tokens", "samples": [{"answer": str|null, "tokens": int, "text"?: str}]}`
+
+Replay draws a record's samples without replacement in a seeded order (`sample_order`), so
+strategies, sweeps and tuning run over real generations in milliseconds and identically
+every time. Writing is append-and-flush per record (`BankWriter`) so an interrupted build
+loses nothing and can resume.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterable, Iterator, Mapping
+
+import numpy as np
+
+from tts.budgets.cost import CostModel
+from tts.errors import BankError
+from tts.types import Problem
+
+FORMAT = "tts-bank/1"
+META_FILE = "meta.json"
+SAMPLES_FILE = "samples.jsonl"
+
+_RECORD_KEYS = {"problem_id", "question", "gold", "model", "mode", "prompt_tokens", "samples"}
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One logged generation: its extracted answer and generated token count."""
+
+    answer: str | None
+    tokens: int
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """All logged samples of one model in one mode on one problem."""
+
+    problem_id: str
+    model: str
+    mode: str
+    prompt_tokens: int
+    samples: tuple[Sample, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BankMeta:
+    name: str
+    roles: Mapping[str, str]
+    """Which model plays "small" and which "large" by default."""
+    cost: CostModel
+    tokenizer: str
+    """The tokenizer that counted `tokens` and `prompt_tokens`."""
+    source: str = ""
+    license: str = ""
+    notes: str = ""
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "name": self.name, "roles": dict(self.roles),
+                "cost": self.cost.to_dict(), "tokenizer": self.tokenizer, "source": self.source,
+                "license": self.license, "notes": self.notes}
+
+
+@dataclass
+class SampleBank:
+    """Problems and their logged samples, indexed for replay."""
+
+    meta: BankMeta
+    problems: dict[str, Problem] = field(default_factory=dict)
+    records: dict[tuple[str, str, str], Record] = field(default_factory=dict)
+    path: Path | None = None
+    _by_question: dict[str, str] = field(default_factory=dict, repr=False)
+
+    # ---- queries -------------------------------------------------------------------------
+    @property
+    def problem_ids(self) -> list[str]:
+        return list(self.problems)
+
+    @property
+    def models(self) -> list[str]:
+        return sorted({m for _, m, _ in self.records})
+
+    def modes(self, model: str) -> list[str]:
+        return sorted({mode for _, m, mode in self.records if m == model})
+
+    def find(self, question: str) -> Problem:
+        """The bank problem whose question is `question` (whitespace-insensitive)."""
+        pid = self._by_question.get(_norm(question))
+        if pid is None:
+            where = f" {self.path}" if self.path else ""
+            raise BankError(f"question not found in bank{where} ({len(self.problems)} problems): "
+                            f"{question[:80]!r}. Replay can only answer questions it has samples "
+                            f"for; use a live backend for new questions.")
+        return self.problems[pid]
+
+    def record(self, problem_id: str, model: str, mode: str) -> Record:
+        rec = self.records.get((problem_id, model, mode))
+        if rec is not None:
+            return rec
+        if problem_id not in self.problems:
+            raise BankError(f"problem {problem_id!r} is not in bank {self.meta.name!r}.")
+        if model not in self.models:
+            raise BankError(f"bank {self.meta.name!r} has no samples of model {model!r}; it has "
+                            f"{self.models}.")
+        raise BankError(f"bank {self.meta.name!r} has no {mode!r} samples of {model} for problem "
+                        f"{problem_id!r} (modes of {model}: {self.modes(model)}).")
+
+    def require(self, model: str, mode: str | None = None) -> None:
+        """Raise a clear BankError unless the bank holds `model` (in `mode`) samples."""
+        if model not in self.models:
+            raise BankError(f"bank {self.meta.name!r} has no samples of model {model!r}; it has "
+                            f"{self.models}.")
+        if mode is not None and mode not in self.modes(model):
+            raise BankError(f"bank {self.meta.name!r} has no {mode!r} samples of {model}; it has "
+                            f"modes {self.modes(model)}. A {mode!r} strategy needs them: build "
+                            f"them with a live backend.")
+
+    # ---- building --------------------------------------------------------------------------
+    def add_problem(self, problem: Problem) -> None:
+        if problem.id is None:
+            raise BankError("bank problems need an id.")
+        self.problems[problem.id] = problem
+        self._by_question.setdefault(_norm(problem.question), problem.id)
+
+    def add_record(self, record: Record) -> None:
+        self.records[(record.problem_id, record.model, record.mode)] = record
+
+    def subset(self, problem_ids: Iterable[str]) -> SampleBank:
+        """A bank with only the given problems (for train / held-out splits)."""
+        keep = list(problem_ids)
+        out = SampleBank(self.meta, path=self.path)
+        for pid in keep:
+            out.add_problem(self.problems[pid])
+        wanted = set(keep)
+        for key, rec in self.records.items():
+            if key[0] in wanted:
+                out.records[key] = rec
+        return out
+
+
+def sample_order(problem_id: str, model: str, mode: str, seed: int | None, size: int) -> np.ndarray:
+    """The order in which replay serves a record's `size` samples for stream `seed`.
+
+    seed None keeps the stored order. The permutation depends only on its arguments, so the
+    vectorised evaluator and the replay backend agree exactly.
+    """
+    if seed is None:
+        return np.arange(size)
+    key = zlib.crc32(f"{problem_id}\x00{model}\x00{mode}".encode())
+    return np.random.default_rng([seed & 0xFFFFFFFF, key]).permutation(size)
+
+
+# ---- persistence -------------------------------------------------------------------------
+def load_bank(path: str | Path) -> SampleBank:
+    """Read a bank folder, validating every line; errors name the file and line."""
+    root = Path(path)
+    if not root.exists():
+        raise BankError(f"bank {root} does not exist.")
+    if root.is_file():
+        raise BankError(f"bank {root} must be a folder holding {META_FILE} and {SAMPLES_FILE}.")
+    meta = _load_meta(root / META_FILE)
+    bank = SampleBank(meta, path=root)
+    samples_path = root / SAMPLES_FILE
+    if not samples_path.exists():
+        raise BankError(f"bank {root} has no {SAMPLES_FILE}.")
+    with samples_path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            problem, record = _parse_line(line, samples_path, lineno)
+            if problem.id not in bank.problems:
+                bank.add_problem(problem)
+            bank.add_record(record)
+    if not bank.records:
+        raise BankError(f"bank {root} has no records in {SAMPLES_FILE}.")
+    return bank
+
+
+def save_bank(bank: SampleBank, path: str | Path) -> Path:
+    root = Path(path)
+    with BankWriter(root, bank.meta, resume=False) as writer:
+        for (pid, _, _), rec in bank.records.items():
+            writer.write(bank.problems[pid], rec)
+    return root
+
+
+class BankWriter:
+    """Appends records to a bank folder, flushing each, so builds survive interruption.
+
+    With `resume=True` an existing bank is kept and `done` lists the (problem, model, mode)
+    keys already written, so a restarted build skips them.
+    """
+
+    def __init__(self, path: str | Path, meta: BankMeta, *, resume: bool = True):
+        self.root = Path(path)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.done: set[tuple[str, str, str]] = set()
+        samples_path = self.root / SAMPLES_FILE
+        if resume and samples_path.exists():
+            existing = load_bank(self.root) if (self.root / META_FILE).exists() else None
+            if existing is not None:
+                self.done = set(existing.records)
+        (self.root / META_FILE).write_text(json.dumps(meta.to_dict(), indent=2) + "\n")
+        self._fh: IO[str] = samples_path.open("a" if resume else "w", encoding="utf-8")
+
+    def write(self, problem: Problem, record: Record) -> None:
+        line = {"problem_id": record.problem_id, "question": problem.question,
+                "gold": problem.gold, "model": record.model, "mode": record.mode,
+                "prompt_tokens": record.prompt_tokens,
+                "samples": [_sample_dict(s) for s in record.samples]}
+        self._fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self._fh.flush()
+        self.done.add((record.problem_id, record.model, record.mode))
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> BankWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sample_dict(s: Sample) -> dict:
+    d: dict = {"answer": s.answer, "tokens": s.tokens}
+    if s.text is not None:
+        d["text"] = s.text
+    return d
+
+
+def _load_meta(path: Path) -> BankMeta:
+    if not path.exists():
+        raise BankError(f"bank metadata {path} is missing.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BankError(f"{path}: not valid JSON ({exc}).") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise BankError(f"{path}: expected \"format\": \"{FORMAT}\", got "
+                        f"{data.get('format') if isinstance(data, dict) else data!r}.")
+    try:
+        return BankMeta(name=str(data["name"]), roles=dict(data["roles"]),
+                        cost=CostModel.from_dict(data["cost"]), tokenizer=str(data["tokenizer"]),
+                        source=str(data.get("source", "")), license=str(data.get("license", "")),
+                        notes=str(data.get("notes", "")))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BankError(f"{path}: bad metadata ({exc}).") from None
+
+
+def _parse_line(line: str, path: Path, lineno: int) -> tuple[Problem, Record]:
+    where = f"{path}:{lineno}"
+    try:
+        d = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise BankError(f"{where}: not valid JSON ({exc.msg}).") from None
+    if not isinstance(d, dict):
+        raise BankError(f"{where}: expected a JSON object, got {type(d).__name__}.")
+    missing = _RECORD_KEYS - d.keys()
+    if missing:
+        raise BankError(f"{where}: missing field(s) {sorted(missing)}.")
+    for key in ("problem_id", "question", "model", "mode"):
+        if not isinstance(d[key], str) or not d[key]:
+            raise BankError(f"{where}: `{key}` must be a non-empty string, got {d[key]!r}.")
+    if d["gold"] is not None and not isinstance(d["gold"], str):
+        raise BankError(f"{where}: `gold` must be a string or null, got {d['gold']!r}.")
+    if not _is_count(d["prompt_tokens"]):
+        raise BankError(f"{where}: `prompt_tokens` must be an integer >= 0, got "
+                        f"{d['prompt_tokens']!r}.")
+    if not isinstance(d["samples"], list) or not d["samples"]:
+        raise BankError(f"{where}: `samples` must be a non-empty list.")
+    samples = []
+    for i, s in enumerate(d["samples"]):
+        if not isinstance(s, dict) or "tokens" not in s or "answer" not in s:
+            raise BankError(f"{where}: samples[{i}] must be an object with `answer` and `tokens`.")
+        if not _is_count(s["tokens"]):
+            raise BankError(f"{where}: samples[{i}].tokens must be an integer >= 0, got "
+                            f"{s['tokens']!r}.")
+        if s["answer"] is not None and not isinstance(s["answer"], str):
+            raise BankError(f"{where}: samples[{i}].answer must be a string or null, got "
+                            f"{s['answer']!r}.")
+        samples.append(Sample(s["answer"], s["tokens"], s.get("text")))
+    problem = Problem(d["question"], id=d["problem_id"], gold=d["gold"])
+    record = Record(d["problem_id"], d["model"], d["mode"], d["prompt_tokens"], tuple(samples))
+    return problem, record
+
+
+def _is_count(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _norm(question: str) -> str:
+    return " ".join(question.split())
+
+
+def iter_records(bank: SampleBank, model: str, mode: str) -> Iterator[Record]:
+    for (pid, m, md), rec in bank.records.items():
+        if m == model and md == mode:
+            yield rec

@@ -1,0 +1,259 @@
+"""Command line: `tts solve | demo | bank | sweep | tune | models`.
+
+Errors that tts raises on purpose are printed as one line (`error: ...`) with exit code 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from tts.errors import TTSError, ValidationError
+
+console = Console()
+err_console = Console(stderr=True)
+
+# Subcommand builders contributed by other modules: each takes the subparsers object.
+EXTRA_COMMANDS: list[str] = ["tts.sweep", "tts.tune", "tts.models"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.run(args) or 0)
+    except TTSError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted; work done so far is saved.[/]")
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tts", description="Allocate inference-time compute: small-model votes, long chains "
+                                "or escalation to a large model, under a hard token budget.")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_solve(sub)
+    _add_demo(sub)
+    _add_bank(sub)
+    for module in EXTRA_COMMANDS:
+        register = _optional_register(module)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def _optional_register(module: str) -> Callable | None:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return None
+        raise
+    return getattr(mod, "add_cli", None)
+
+
+# ---- solve ---------------------------------------------------------------------------------
+def _add_solve(sub) -> None:
+    p = sub.add_parser("solve", help="answer one question under a budget",
+                       description="Answer QUESTION without spending more than --budget "
+                                   "(small-model token units).")
+    p.add_argument("question", help="the question text")
+    p.add_argument("--budget", type=float, required=True, help="hard limit in budget units")
+    _add_engine_args(p)
+    p.add_argument("--json", action="store_true", help="print the Result as JSON")
+    p.set_defaults(run=_run_solve)
+
+
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bank", type=Path, default=None,
+                   help="replay bank folder (default: the bundled MoT GSM8K bank)")
+    p.add_argument("--strategy", default=None,
+                   help="force a strategy: vote, escalate, cascade or chain (default: policy)")
+    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                   help="strategy option, e.g. -o max_samples=8 (repeatable)")
+    p.add_argument("--policy", type=Path, default=None, help="tuned policy JSON")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample streams")
+    p.add_argument("--count-prompt", action="store_true",
+                   help="also charge prompt tokens, once per prompt per model")
+
+
+def _engine_from_args(args):
+    import tts
+
+    policy = None
+    if getattr(args, "policy", None) is not None:
+        from tts.policy import load_policy
+
+        policy = load_policy(args.policy)
+    return tts.replay_engine(args.bank, seed=args.seed, count_prompt=args.count_prompt,
+                             policy=policy)
+
+
+def _strategy_from_args(args):
+    options = parse_options(args.option)
+    if options and args.strategy is None:
+        raise ValidationError("--option needs --strategy.", parameter="option")
+    return args.strategy, options
+
+
+def parse_options(items: Sequence[str]) -> dict:
+    options = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValidationError(f"--option must look like KEY=VALUE, got {item!r}.",
+                                  parameter="option", value=item)
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    return options
+
+
+def _run_solve(args) -> int:
+    engine = _engine_from_args(args)
+    strategy, options = _strategy_from_args(args)
+    result = engine.solve(args.question, args.budget, strategy=strategy, **options)
+    if args.json:
+        print(json.dumps(result_dict(result), indent=2))
+        return 0
+    print_result(result)
+    return 0
+
+
+def result_dict(result) -> dict:
+    return {"answer": result.answer, "status": result.status, "strategy": result.strategy,
+            "plan": result.plan.describe(), "tokens": dict(result.tokens), "cost": result.cost,
+            "budget": result.budget, "votes": dict(result.votes), "difficulty": result.difficulty,
+            "escalated": result.escalated, "trace": list(result.trace),
+            "problem_id": result.problem_id}
+
+
+def print_result(result) -> None:
+    table = Table(show_header=False, box=None)
+    table.add_row("answer", f"[bold]{result.answer}[/]" if result.answer is not None
+                  else f"[yellow]none ({result.status})[/]")
+    table.add_row("plan", result.plan.describe())
+    table.add_row("spent", f"{result.cost:,.0f} of {result.budget:,.0f} units")
+    table.add_row("tokens", ", ".join(f"{m}: {t:,}" for m, t in result.tokens.items()) or "-")
+    table.add_row("votes", ", ".join(f"{a}: {c}" for a, c in result.votes.items()) or "-")
+    if result.difficulty is not None:
+        table.add_row("difficulty", f"{result.difficulty:.2f}")
+    table.add_row("trace", "\n".join(result.trace))
+    console.print(table)
+
+
+# ---- demo ----------------------------------------------------------------------------------
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="solve bundled GSM8K questions and compare with gold",
+                       description="Solve the first N questions of a bank under a budget and "
+                                   "print a table with the gold answers.")
+    p.add_argument("--n", type=int, default=10, help="number of questions (default 10)")
+    p.add_argument("--budget", type=float, default=200_000, help="budget per question")
+    _add_engine_args(p)
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args) -> int:
+    import time
+
+    from tts.answers import is_correct
+
+    engine = _engine_from_args(args)
+    bank = engine.backends["small"].bank
+    if args.n < 1:
+        raise ValidationError(f"--n must be >= 1, got {args.n}.", parameter="n", value=args.n)
+    problems = [bank.problems[pid] for pid in bank.problem_ids[:args.n]]
+    strategy, options = _strategy_from_args(args)
+    start = time.perf_counter()
+    results = engine.solve_many(problems, args.budget, strategy=strategy, **options)
+    elapsed = time.perf_counter() - start
+    table = Table(title=f"{len(problems)} questions from {bank.meta.name}, budget "
+                        f"{args.budget:,.0f} units each")
+    for col in ("question", "plan", "answer", "gold", "ok", "tokens per model", "cost"):
+        table.add_column(col, overflow="fold")
+    right = 0
+    for problem, r in zip(problems, results):
+        ok = is_correct(r.answer, problem.gold)
+        right += ok
+        table.add_row(problem.question[:60] + ("…" if len(problem.question) > 60 else ""),
+                      r.strategy + (" ↑" if r.escalated else ""), str(r.answer), problem.gold,
+                      "[green]✓[/]" if ok else "[red]✗[/]",
+                      ", ".join(f"{m}: {t}" for m, t in r.tokens.items()), f"{r.cost:,.0f}")
+    console.print(table)
+    console.print(f"accuracy {right}/{len(problems)}; mean cost "
+                  f"{sum(r.cost for r in results) / len(results):,.0f} units; "
+                  f"{elapsed:.3f} s")
+    return 0
+
+
+# ---- bank ----------------------------------------------------------------------------------
+def _add_bank(sub) -> None:
+    p = sub.add_parser("bank", help="build and inspect sample banks")
+    bsub = p.add_subparsers(title="bank commands", metavar="COMMAND")
+    imp = bsub.add_parser("import-mot", help="import the MoT GSM8K logs into a bank",
+                          description="Build a replay bank from the MoT GSM8K logs folder SRC "
+                                      "(e.g. ../shared/data/mot_gsm8k) into folder DEST. "
+                                      "Resumable: re-running continues where it stopped.")
+    imp.add_argument("src", type=Path)
+    imp.add_argument("dest", type=Path)
+    imp.add_argument("--keep-text", action="store_true",
+                     help="also store sample texts (the logs have no license: keep private)")
+    imp.set_defaults(run=_run_import_mot)
+    info = bsub.add_parser("info", help="summarise a bank")
+    info.add_argument("path", type=Path)
+    info.set_defaults(run=_run_bank_info)
+    p.set_defaults(run=lambda args: p.print_help())
+
+
+def _run_import_mot(args) -> int:
+    from rich.progress import Progress
+
+    from tts.mot import import_mot
+
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("importing MoT GSM8K", total=None)
+        path = import_mot(args.src, args.dest, keep_text=args.keep_text,
+                          progress=lambda i, n: progress.update(task, completed=i, total=n))
+    console.print(f"wrote bank {path}")
+    _run_bank_info(argparse.Namespace(path=path))
+    return 0
+
+
+def _run_bank_info(args) -> int:
+    from tts.bank import load_bank
+
+    bank = load_bank(args.path)
+    table = Table(title=f"bank {bank.meta.name} ({len(bank.problems)} problems)")
+    for col in ("model", "mode", "records", "samples/record", "mean tokens"):
+        table.add_column(col)
+    for model in bank.models:
+        for mode in bank.modes(model):
+            recs = [r for (_, m, md), r in bank.records.items() if m == model and md == mode]
+            n = sum(len(r.samples) for r in recs)
+            tokens = sum(s.tokens for r in recs for s in r.samples)
+            table.add_row(model, mode, str(len(recs)), f"{n / len(recs):.1f}",
+                          f"{tokens / max(n, 1):.0f}")
+    console.print(table)
+    console.print(f"roles: {dict(bank.meta.roles)}; tokenizer: {bank.meta.tokenizer}")
+    console.print(f"cost: {bank.meta.cost.source}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

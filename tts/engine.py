@@ -1,0 +1,198 @@
+"""The engine: plans each prompt, runs the strategies, batches generation across prompts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from tts.backends import Backend
+from tts.budgets import Budget, CostModel, Ledger
+from tts.errors import BackendError, ValidationError
+from tts.policy import DefaultPolicy, Policy
+from tts.strategies import RunContext, Strategy, make_strategy
+from tts.strategies.base import Call, Outcome
+from tts.types import Completion, GenRequest, Plan, Problem, Result, Role
+
+
+@dataclass
+class _Job:
+    problem: Problem
+    strategy: Strategy
+    ctx: RunContext
+    difficulty: float | None = None
+
+
+class Engine:
+    """Answers prompts under hard budgets with a small and (optionally) a large backend.
+
+    Args:
+        small: backend of the small model (samples, votes, chains).
+        large: backend of the large model, or None when escalation is not possible. It is
+            only called when a plan escalates, so a lazy backend never loads otherwise.
+        policy: decides the plan per prompt when no strategy is forced; defaults to
+            `DefaultPolicy`.
+        cost: token prices; by default the backends' own (`cost` attribute, e.g. a bank's).
+        count_prompt: also charge prompt tokens, once per prompt per model.
+        seed: seed of every sample stream; the same seed gives the same Results.
+    """
+
+    def __init__(self, small: Backend, large: Backend | None = None, *,
+                 policy: Policy | None = None, cost: CostModel | None = None,
+                 count_prompt: bool = False, seed: int | None = 0):
+        if not isinstance(small, Backend):
+            raise ValidationError(f"`small` must be a Backend (with .model, .generate and "
+                                  f".prompt_tokens), got {type(small).__name__}.",
+                                  parameter="small")
+        if large is not None and not isinstance(large, Backend):
+            raise ValidationError(f"`large` must be a Backend or None, got "
+                                  f"{type(large).__name__}.", parameter="large")
+        self.backends: dict[Role, Backend] = {"small": small}
+        if large is not None:
+            self.backends["large"] = large
+        self.cost = cost or _backend_cost(small)
+        for backend in self.backends.values():
+            self.cost.of(backend.model)  # unknown model -> clear error now, not mid-run
+        self.policy = policy or DefaultPolicy()
+        self.count_prompt = count_prompt
+        self.seed = seed
+
+    @property
+    def models(self) -> dict[Role, str]:
+        return {role: b.model for role, b in self.backends.items()}
+
+    def solve(self, prompt: str | Problem, budget: Budget | float, *,
+              strategy: Strategy | str | None = None, **options) -> Result:
+        """Answer one prompt without spending more than `budget`."""
+        return self.solve_many([prompt], budget, strategy=strategy, **options)[0]
+
+    def solve_many(self, prompts: Iterable[str | Problem], budget: Budget | float, *,
+                   strategy: Strategy | str | None = None, **options) -> list[Result]:
+        """Answer many prompts, each under its own `budget`; step k of every prompt goes to
+        each backend in one batched call."""
+        budget = self._budget(budget)
+        problems = [self._problem(p) for p in _as_list(prompts)]
+        forced = self._strategy(strategy, options)
+        jobs = []
+        for problem in problems:
+            ctx = RunContext(Ledger(budget, self.cost), self.models, self._prompt_tokens,
+                             seed=self.seed)
+            if forced is not None:
+                plan_strategy, difficulty = forced, None
+            else:
+                plan_strategy, difficulty = self.policy.decide(problem, budget, self.models)
+            self._check_roles(plan_strategy)
+            jobs.append(_Job(problem, plan_strategy, ctx, difficulty))
+        outcomes = self._run(jobs)
+        return [self._result(job, out) for job, out in zip(jobs, outcomes)]
+
+    # ---- driving -------------------------------------------------------------------------
+    def _run(self, jobs: Sequence[_Job]) -> list[Outcome]:
+        gens = [job.strategy.steps(job.problem, job.ctx) for job in jobs]
+        outcomes: list[Outcome | None] = [None] * len(jobs)
+        pending: dict[int, list[Call]] = {}
+        for i, gen in enumerate(gens):
+            self._advance(i, gen, None, pending, outcomes)
+        while pending:
+            replies: dict[int, list[list[Completion]]] = {i: [None] * len(c)  # type: ignore
+                                                          for i, c in pending.items()}
+            for role, backend in self.backends.items():
+                batch = [(i, j, call) for i, calls in pending.items()
+                         for j, call in enumerate(calls) if call.role == role]
+                if not batch:
+                    continue
+                results = backend.generate([call.request for _, _, call in batch])
+                if len(results) != len(batch):
+                    raise BackendError(f"{backend.model} returned {len(results)} results for "
+                                       f"{len(batch)} requests.")
+                for (i, j, call), completions in zip(batch, results):
+                    if len(completions) != call.request.n:
+                        raise BackendError(f"{backend.model} returned {len(completions)} samples "
+                                           f"for a request of n={call.request.n}.")
+                    jobs[i].ctx.ledger.commit(
+                        call.reservation, [c.tokens for c in completions],
+                        completions[0].prompt_tokens if completions else None)
+                    replies[i][j] = completions
+            sent, pending = pending, {}
+            for i in sent:
+                self._advance(i, gens[i], replies[i], pending, outcomes)
+        return outcomes  # type: ignore[return-value]
+
+    @staticmethod
+    def _advance(i, gen, reply, pending, outcomes) -> None:
+        try:
+            calls = gen.send(reply)
+        except StopIteration as stop:
+            outcomes[i] = stop.value
+            return
+        if not calls:
+            raise BackendError("a strategy yielded an empty step.")
+        pending[i] = calls
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _result(self, job: _Job, out: Outcome) -> Result:
+        ledger = job.ctx.ledger
+        difficulty = out.difficulty if out.difficulty is not None else job.difficulty
+        return Result(answer=out.answer, status=out.status, strategy=job.strategy.name,
+                      plan=Plan(job.strategy.name, job.strategy.options()),
+                      tokens=dict(ledger.tokens), cost=ledger.spent, budget=ledger.limit,
+                      votes=out.votes.as_dict(), difficulty=difficulty, escalated=out.escalated,
+                      trace=tuple(job.ctx.trace), problem_id=job.problem.id)
+
+    def _prompt_tokens(self, role: Role, request: GenRequest) -> int:
+        return self.backends[role].prompt_tokens(request)
+
+    def _budget(self, budget: Budget | float) -> Budget:
+        if isinstance(budget, Budget):
+            return budget if budget.count_prompt == self.count_prompt or not self.count_prompt \
+                else Budget(tokens=budget.tokens, count_prompt=True)
+        return Budget(tokens=budget, count_prompt=self.count_prompt)
+
+    def _problem(self, prompt: str | Problem) -> Problem:
+        if isinstance(prompt, Problem):
+            if prompt.id is not None:
+                return prompt
+            prompt = prompt.question
+        problem = Problem(prompt)  # validates type and emptiness
+        lookup = getattr(self.backends["small"], "lookup", None)
+        return lookup(problem.question) if lookup is not None else problem
+
+    @staticmethod
+    def _strategy(strategy: Strategy | str | None, options: dict) -> Strategy | None:
+        if strategy is None:
+            if options:
+                raise ValidationError(f"strategy options {sorted(options)} need a `strategy`.",
+                                      parameter=sorted(options)[0])
+            return None
+        if isinstance(strategy, Strategy):
+            if options:
+                raise ValidationError("pass options either in the Strategy instance or as "
+                                      "keywords with a strategy name, not both.")
+            return strategy
+        return make_strategy(strategy, **options)
+
+    def _check_roles(self, strategy: Strategy) -> None:
+        missing = [r for r in strategy.roles if r not in self.backends]
+        if missing:
+            raise ValidationError(f"strategy {strategy.name!r} needs a {missing[0]} model, but "
+                                  f"the engine has only {sorted(self.backends)}.",
+                                  parameter="strategy", value=strategy.name)
+
+
+def _as_list(prompts: Iterable[str | Problem]) -> list[str | Problem]:
+    if isinstance(prompts, (str, Problem)):
+        raise ValidationError("solve_many takes a list of prompts; use solve for one.",
+                              parameter="prompts")
+    items = list(prompts)
+    if not items:
+        raise ValidationError("solve_many needs at least one prompt, got an empty list.",
+                              parameter="prompts")
+    return items
+
+
+def _backend_cost(backend: Backend) -> CostModel:
+    cost = getattr(backend, "cost", None)
+    if isinstance(cost, CostModel):
+        return cost
+    from tts.budgets import QWEN_PARAMS
+
+    return QWEN_PARAMS

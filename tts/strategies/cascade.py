@@ -1,0 +1,79 @@
+"""Small-model vote first; escalate to the large model when the vote is unsure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tts.strategies._checks import check_fraction, check_positive_int
+from tts.strategies.base import Outcome, RunContext, Steps, Strategy
+from tts.strategies.escalate import Escalate, escalate_steps
+from tts.strategies.vote import Vote
+
+
+@dataclass(frozen=True, slots=True)
+class Cascade(Strategy):
+    """Vote with the small model; if the leader's share of the votes is below `escalate_below`
+    (or nobody answered) and the budget still pays for it, ask the large model.
+
+    `keep_for_large` reserves the large call's price before voting, so the vote never eats
+    the budget escalation would need (at the cost of fewer small samples).
+    """
+
+    name = "cascade"
+    roles = ("small", "large")
+    max_samples: int = 16
+    wave: int = 4
+    max_tokens: int = 512
+    temperature: float = 0.7
+    confidence: float = 0.95
+    escalate_below: float = 0.6
+    large_samples: int = 1
+    large_max_tokens: int = 512
+    keep_for_large: bool = False
+
+    def __post_init__(self) -> None:
+        check_fraction("escalate_below", self.escalate_below)
+        check_positive_int("large_samples", self.large_samples)
+        # Vote and Escalate validate the rest when built.
+        self._vote()
+        self._large()
+
+    def _vote(self) -> Vote:
+        return Vote(max_samples=self.max_samples, wave=self.wave, max_tokens=self.max_tokens,
+                    temperature=self.temperature, confidence=self.confidence)
+
+    def _large(self) -> Escalate:
+        return Escalate(samples=self.large_samples, max_tokens=self.large_max_tokens,
+                        temperature=self.temperature)
+
+    def steps(self, problem, ctx: RunContext) -> Steps:
+        held = None
+        if self.keep_for_large:
+            held = ctx.try_call("large", self._probe_request(problem, ctx))
+        small = yield from self._vote().steps(problem, ctx)
+        if held is not None:
+            ctx.ledger.cancel(held.reservation)
+        votes = small.votes
+        if small.status == "answered" and votes.agreement >= self.escalate_below:
+            ctx.note(f"cascade: keep small answer (agreement {votes.agreement:.2f} >= "
+                     f"{self.escalate_below})")
+            return small
+        large = yield from escalate_steps(self._large(), problem, ctx, role="large")
+        if large.status == "insufficient_budget":
+            ctx.note("cascade: cannot afford escalation; keeping the small-model vote")
+            return small
+        if large.status != "answered" and small.status == "answered":
+            ctx.note("cascade: large model abstained; keeping the small-model vote")
+            return Outcome(answer=small.answer, status="answered", votes=small.votes,
+                           escalated=True)
+        return large
+
+    def _probe_request(self, problem, ctx: RunContext):
+        from tts.prompts import format_question
+        from tts.types import GenRequest
+
+        greedy = self.large_samples == 1
+        return GenRequest(prompt=format_question(problem.question), n=self.large_samples,
+                          max_tokens=self.large_max_tokens,
+                          temperature=0.0 if greedy else self.temperature, seed=ctx.seed,
+                          problem_id=problem.id)
