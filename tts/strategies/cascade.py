@@ -60,6 +60,8 @@ class Cascade(Strategy):
             return small
         large = yield from escalate_steps(self._large(), problem, ctx, role="large")
         if large.status == "insufficient_budget":
+            if small.status == "insufficient_budget":
+                return large
             ctx.note("cascade: cannot afford escalation; keeping the small-model vote")
             return small
         if large.status != "answered" and small.status == "answered":

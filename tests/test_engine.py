@@ -1,0 +1,108 @@
+"""solve / solve_many on the bundled bank, and bad input with clear errors."""
+
+import math
+
+import pytest
+
+import tts
+from tts.backends.replay import ReplayBackend
+from tts.budgets import CostModel, ModelCost
+from tts.engine import Engine
+from tts.errors import BankError, UnknownNameError, ValidationError
+
+from .conftest import make_bank
+
+JANET = tts.replay_engine().backends["small"].bank.problems["gsm8k-test-0"].question
+
+
+def test_solve_bundled_default_answers_and_reports():
+    r = tts.solve(JANET, 200_000)
+    assert r.answer == "18" and r.status == "answered"
+    assert r.strategy == "cascade" and r.cost <= 200_000
+    assert r.tokens["llama-2-13b"] > 0 and sum(r.votes.values()) == r.samples
+    assert r.trace and r.problem_id == "gsm8k-test-0"
+
+
+def test_solve_many_same_seed_same_results_other_seed_differs():
+    bank = tts.replay_engine().backends["small"].bank
+    problems = [bank.problems[p] for p in bank.problem_ids[:40]]
+    a = tts.solve_many(problems, 50_000, strategy="vote", seed=1)
+    assert a == tts.solve_many(problems, 50_000, strategy="vote", seed=1)
+    assert a != tts.solve_many(problems, 50_000, strategy="vote", seed=2)
+
+
+@pytest.mark.parametrize("prompt, match", [
+    ("", "non-empty"), ("   \n", "non-empty"), (None, "must be a string, got NoneType"),
+    (42, "must be a string, got int"),
+])
+def test_bad_prompt(prompt, match):
+    with pytest.raises(ValidationError, match=match):
+        tts.solve(prompt, 1000)
+
+
+@pytest.mark.parametrize("budget, match", [
+    (0, "> 0"), (-1, "> 0"), (math.nan, "NaN"), (True, "number of tokens"),
+    (1e15, "<= 1e\\+12"), ("1000", "number of tokens"),
+])
+def test_bad_budget(budget, match):
+    with pytest.raises(ValidationError, match=match):
+        tts.solve(JANET, budget)
+
+
+def test_unknown_strategy_and_option():
+    with pytest.raises(UnknownNameError, match="unknown strategy 'magic'"):
+        tts.solve(JANET, 1000, strategy="magic")
+    with pytest.raises(ValidationError, match="no option"):
+        tts.solve(JANET, 1000, strategy="vote", beams=3)
+
+
+def test_unknown_model_in_cost_model():
+    bank = make_bank()
+    cost = CostModel({"s": ModelCost(1, 1)})
+    with pytest.raises(UnknownNameError, match="no cost is known for model 'l'"):
+        Engine(ReplayBackend(bank, "s"), ReplayBackend(bank, "l"), cost=cost)
+
+
+def test_bank_missing_model_strategy_needs():
+    engine = Engine(ReplayBackend(make_bank(), "s"), cost=make_bank().meta.cost)
+    with pytest.raises(ValidationError, match="needs a large model"):
+        engine.solve("question 1?", 1000, strategy="escalate")
+    bank = tts.replay_engine().backends["small"].bank
+    with pytest.raises(BankError, match="no samples of model 'mistral'"):
+        ReplayBackend(bank, "mistral")
+
+
+def test_chain_on_bank_without_chain_samples_says_so():
+    with pytest.raises(BankError, match="no 'chain' samples of llama-2-13b"):
+        tts.solve(JANET, 10_000, strategy="chain")
+
+
+def test_question_not_in_bank():
+    with pytest.raises(BankError, match="question not found in bank"):
+        tts.solve("What is the airspeed of an unladen swallow?", 1000)
+
+
+def test_budget_too_small_is_an_explicit_result():
+    r = tts.solve(JANET, 10, strategy="cascade")
+    assert r.status == "insufficient_budget" and r.answer is None
+    assert r.cost == 0 and not r.tokens and "cannot answer within budget" in r.trace[-1]
+
+
+def test_cascade_escalates_on_disagreement_only_when_affordable():
+    bank = tts.replay_engine().backends["small"].bank
+    problems = [bank.problems[p] for p in bank.problem_ids[:100]]
+    rich = tts.solve_many(problems, 1_000_000, strategy="cascade")
+    poor = tts.solve_many(problems, 5_000, strategy="cascade")
+    assert any(r.escalated for r in rich)
+    assert not any(r.escalated for r in poor)
+    for r in rich:
+        if r.escalated:
+            assert r.tokens.get("gpt-4", 0) > 0
+        assert r.cost <= 1_000_000
+
+
+def test_solve_many_rejects_empty_and_bare_string():
+    with pytest.raises(ValidationError, match="at least one prompt"):
+        tts.solve_many([], 1000)
+    with pytest.raises(ValidationError, match="list of prompts"):
+        tts.solve_many(JANET, 1000)
