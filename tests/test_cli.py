@@ -1,0 +1,71 @@
+import json
+
+import pytest
+
+from tts.cli import main
+
+from .conftest import MOT_DIR, requires_shared
+
+JANET = ("Janet’s ducks lay 16 eggs per day. She eats three for breakfast every morning and "
+         "bakes muffins for her friends every day with four. She sells the remainder at the "
+         "farmers' market daily for $2 per fresh duck egg. How much in dollars does she make "
+         "every day at the farmers' market?")
+
+
+def test_solve_json(capsys):
+    assert main(["solve", JANET, "--budget", "200000", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["answer"] == "18" and out["cost"] <= 200000 and out["strategy"] == "cascade"
+
+
+def test_solve_forced_strategy_with_options(capsys):
+    assert main(["solve", JANET, "--budget", "5000", "--strategy", "vote", "-o", "max_samples=3",
+                 "-o", "wave=3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["strategy"] == "vote" and sum(out["votes"].values()) == 3
+
+
+def test_solve_rich_output(capsys):
+    assert main(["solve", JANET, "--budget", "200000"]) == 0
+    assert "answer" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["solve", "", "--budget", "100"], "non-empty"),
+    (["solve", JANET, "--budget", "-3"], "must be > 0"),
+    (["solve", JANET, "--budget", "nan"], "NaN"),
+    (["solve", JANET, "--budget", "100", "--strategy", "zzz"], "unknown strategy 'zzz'"),
+    (["solve", JANET, "--budget", "100", "-o", "wave=2"], "--option needs --strategy"),
+    (["solve", JANET, "--budget", "100", "--strategy", "vote", "-o", "wave"], "KEY=VALUE"),
+    (["solve", JANET, "--budget", "100", "--bank", "/nonexistent"], "does not exist"),
+    (["demo", "--n", "0"], "--n must be >= 1"),
+])
+def test_bad_input_is_one_line_exit_2(argv, match, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and __import__("re").search(match, err.replace("\n", " "))
+    assert "Traceback" not in err
+
+
+def test_demo_runs_on_bundled_bank(capsys):
+    assert main(["demo", "--n", "5", "--budget", "200000"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_help_everywhere(capsys):
+    for argv in (["--help"], ["solve", "--help"], ["bank", "--help"], ["bank", "import-mot",
+                                                                         "--help"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 0
+    assert "usage" in capsys.readouterr().out
+
+
+@requires_shared
+def test_bank_import_mot_and_info(tmp_path, capsys):
+    assert main(["bank", "import-mot", str(MOT_DIR), str(tmp_path / "b")]) == 0
+    assert main(["bank", "info", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "llama-2-13b" in out and "300 problems" in out
+    assert main(["bank", "import-mot", str(tmp_path), str(tmp_path / "c")]) == 2
+    assert "does not look like the MoT" in capsys.readouterr().err
