@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from tts.strategies._checks import check_fraction, check_positive_int
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy
-from tts.strategies.escalate import Escalate, escalate_steps
+from tts.strategies.escalate import Escalate, escalate_steps, large_request
 from tts.strategies.vote import Vote
 
 
@@ -49,7 +49,7 @@ class Cascade(Strategy):
     def steps(self, problem, ctx: RunContext) -> Steps:
         held = None
         if self.keep_for_large:
-            held = ctx.try_call("large", self._probe_request(problem, ctx))
+            held = ctx.try_call("large", large_request(self._large(), problem, ctx))
         small = yield from self._vote().steps(problem, ctx)
         if held is not None:
             ctx.ledger.cancel(held.reservation)
@@ -69,13 +69,3 @@ class Cascade(Strategy):
             return Outcome(answer=small.answer, status="answered", votes=small.votes,
                            escalated=True)
         return large
-
-    def _probe_request(self, problem, ctx: RunContext):
-        from tts.prompts import format_question
-        from tts.types import GenRequest
-
-        greedy = self.large_samples == 1
-        return GenRequest(prompt=format_question(problem.question), n=self.large_samples,
-                          max_tokens=self.large_max_tokens,
-                          temperature=0.0 if greedy else self.temperature, seed=ctx.seed,
-                          problem_id=problem.id)

@@ -30,14 +30,18 @@ class Escalate(Strategy):
         return (yield from escalate_steps(self, problem, ctx, role="large"))
 
 
+def large_request(cfg: Escalate, problem: Problem, ctx: RunContext) -> GenRequest:
+    """The one request an escalation makes."""
+    greedy = cfg.samples == 1
+    return GenRequest(prompt=format_question(problem.question), n=cfg.samples,
+                      max_tokens=cfg.max_tokens, temperature=0.0 if greedy else cfg.temperature,
+                      seed=ctx.seed, problem_id=problem.id)
+
+
 def escalate_steps(cfg: Escalate, problem: Problem, ctx: RunContext, role: Role) -> Steps:
     """Steps of one large-model call (shared with the cascade)."""
     greedy = cfg.samples == 1
-    request = GenRequest(prompt=format_question(problem.question), n=cfg.samples,
-                         max_tokens=cfg.max_tokens,
-                         temperature=0.0 if greedy else cfg.temperature,
-                         seed=ctx.seed, problem_id=problem.id)
-    call = ctx.try_call(role, request)
+    call = ctx.try_call(role, large_request(cfg, problem, ctx))
     if call is None:
         return insufficient(ctx, f"{cfg.samples} x {cfg.max_tokens} tokens of {ctx.model(role)}")
     (completions,) = yield [call]
