@@ -19,7 +19,7 @@ from tts.strategies import Adaptive, Cascade, Chain, Escalate, Vote
 
 from .conftest import make_bank
 
-PROPERTY = settings(max_examples=150, deadline=None,
+PROPERTY = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -112,7 +112,9 @@ def plans(draw, n_small=12, n_large=4):
                         large_samples=draw(large), large_max_tokens=draw(tokens),
                         keep_for_large=draw(st.booleans()))
     return Chain(max_tokens=draw(st.integers(1, 800)), min_tokens=draw(st.integers(1, 200)),
-                 role=draw(st.sampled_from(["small", "large"])))
+                 role=draw(st.sampled_from(["small", "large"])),
+                 answer_tokens=draw(st.sampled_from([0, 0, 16, 64])),
+                 max_waits=draw(st.integers(0, 2)))
 
 
 @st.composite
@@ -166,7 +168,8 @@ def test_matches_replay_on_bundled_bank(bundled, plan, budget, count_prompt):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(plan=plans(20, 6), budget=st.floats(2.0, 6.0).map(lambda x: 10 ** x), seed=seeds, count_prompt=st.booleans())
+@given(plan=plans(20, 6), budget=st.floats(2.0, 6.0).map(lambda x: 10 ** x), seed=seeds,
+       count_prompt=st.booleans())
 def test_matches_replay_on_bundled_subset(bundled, plan, budget, seed, count_prompt):
     bank, arrays = bundled
     idx = list(range(0, 300, 10))
@@ -239,3 +242,16 @@ def test_one_trial_over_1000_problems_takes_milliseconds(bundled):
     per_trial = (time.perf_counter() - start) / 5
     assert ev.correct.shape == (1, 1000)
     assert per_trial < 0.05, f"{per_trial * 1000:.1f} ms per trial"
+
+
+def test_chain_budget_forcing_on_texts_is_refused_not_guessed():
+    bank = make_bank(n_problems=2)
+    for pid in bank.problem_ids:
+        rec = bank.record(pid, "s", "chain")
+        bank.add_record(Record(pid, "s", "chain", rec.prompt_tokens,
+                               tuple(Sample(s.answer, s.tokens, "some text")
+                                     for s in rec.samples)))
+    arrays = BankArrays.from_bank(bank)
+    evaluate(arrays, Chain(max_tokens=500, min_tokens=1), 10_000)  # no forcing: fine
+    with pytest.raises(ValidationError, match="budget forcing"):
+        evaluate(arrays, Chain(max_tokens=500, min_tokens=1, answer_tokens=16), 10_000)

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -51,7 +51,7 @@ from tts.bank import Record, SampleBank, sample_order
 from tts.budgets import Budget, CostModel
 from tts.errors import BankError, ValidationError
 from tts.strategies import Adaptive, Cascade, Chain, Escalate, Strategy, Vote, leader_confidence
-from tts.strategies.adaptive import logit, probe_logit
+from tts.strategies.adaptive import logit
 from tts.types import Problem, Role
 
 __all__ = ["BankArrays", "ModeArrays", "Prefix", "Evaluation", "evaluate", "tile_bank",
@@ -715,10 +715,15 @@ def _chain(run: _Run, rows: np.ndarray, strategy: Chain, keys: list) -> None:
         prompt_units = m.prompt_tokens * c.prompt
     else:
         prompt_units = np.zeros(len(rows))
+    if (strategy.answer_tokens or strategy.max_waits) and _has_texts(run.a, model, "chain"):
+        raise ValidationError("evaluate cannot vectorise Chain budget forcing (answer_tokens, "
+                              "max_waits) on a bank that stores chain texts: forcing depends on "
+                              "the text; use Engine.solve_many.", parameter="plan")
     remaining = np.maximum(0.0, (run.limit - run.spent) - run.held)
+    held = strategy.answer_tokens * c.output  # kept back for a forced final answer
     with np.errstate(invalid="ignore"):
-        length = np.minimum(strategy.max_tokens,
-                            np.floor_divide(remaining - prompt_units, c.output)).astype(np.int64)
+        length = np.minimum(strategy.max_tokens, np.floor_divide(
+            (remaining - prompt_units) - held, c.output)).astype(np.int64)
     ok = rows & (length >= strategy.min_tokens)
     due = run.due(model, m)
     units = length * c.output + due * c.prompt
@@ -746,6 +751,17 @@ def _chain(run: _Run, rows: np.ndarray, strategy: Chain, keys: list) -> None:
     run.answer_mode = np.where(answered, keys.index(key), run.answer_mode)
     run.answer_index = np.where(answered, order0, run.answer_index)
     run.correct = np.where(go, answered & m.correct[idx, order0], run.correct)
+
+
+def _has_texts(arrays: BankArrays, model: str, mode: str) -> bool:
+    key = ("has-texts", model, mode)
+    got = arrays.cache.get(key)
+    if got is None:
+        wanted = set(arrays.problem_ids)
+        got = arrays.cache[key] = any(
+            s.text is not None for (pid, m, md), rec in arrays.bank.records.items()
+            if m == model and md == mode and pid in wanted for s in rec.samples)
+    return got
 
 
 # ---- entry point -------------------------------------------------------------------------
@@ -836,6 +852,3 @@ def _check_roles(arrays: BankArrays, strategy: Strategy) -> None:
                               f"engine has only {sorted(arrays.models)}.", parameter="strategy",
                               value=strategy.name)
 
-
-def models_of(arrays: BankArrays) -> Mapping[Role, str]:
-    return dict(arrays.models)

@@ -1,12 +1,45 @@
-"""Policies: per prompt, which strategy (with which settings) spends the budget best."""
+"""Policies: per prompt, which strategy (with which settings) spends the budget best.
+
+A policy is plain data. `ParamPolicy` holds
+
+* `levels`: one parameter set (`Level`) per budget range; the level used for a budget B is the
+  last one whose `from_budget` <= B, so a level is tuned for the smallest budget it serves;
+* `probe_weights`: the logistic difficulty model over the probe's answer distribution
+  (`tts.strategies.adaptive.PROBE_FEATURES`);
+* `prompt`: an optional prompt-feature difficulty model (`tts.difficulty.PromptDifficulty`).
+
+For each prompt it computes the prompt difficulty (free: no tokens), escalates straight to
+the large model when that is at least `direct_above`, and otherwise runs the `Adaptive`
+strategy (probe wave, adaptive stop, escalation on probe difficulty). JSON round trip:
+`policy.to_json()` / `load_policy(path)`; a missing or unknown field, or a value out of
+range, is a ValidationError naming it.
+
+`DefaultPolicy` (untuned, used when no policy is given): a cascade (small-model vote with
+Adaptive-Consistency stopping; escalate when the leader has < 60% of the votes) when a large
+model is present, else that vote alone. `tts tune` writes tuned `ParamPolicy` files.
+"""
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Protocol, Sequence
+
+import numpy as np
 
 from tts.budgets import Budget
-from tts.strategies import Cascade, Strategy, Vote
+from tts.errors import ValidationError
+from tts.strategies import Adaptive, Cascade, Escalate, Strategy, Vote
+from tts.strategies.adaptive import DEFAULT_PROBE_WEIGHTS, PROBE_FEATURES, logit, sigmoid
 from tts.types import Problem, Role
+
+__all__ = ["Policy", "DefaultPolicy", "ParamPolicy", "CrossFitPolicy", "Level", "load_policy",
+           "policy_from_dict", "crossfit_from_dict", "FORMAT"]
+
+FORMAT = "tts-policy/1"
 
 
 class Policy(Protocol):
@@ -25,3 +58,351 @@ class DefaultPolicy:
         if "large" in models:
             return Cascade(), None
         return Vote(), None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Level:
+    """Policy parameters for budgets from `from_budget` up to the next level's."""
+
+    from_budget: float = 0.0
+    """Smallest budget this level serves (the first level must start at 0)."""
+    probe: int = 4
+    """Small-model samples in the first wave."""
+    wave: int = 4
+    """Samples in every later wave."""
+    max_samples: int = 16
+    max_tokens: int = 512
+    """Cap per small-model sample (the budget reserves samples x max_tokens)."""
+    temperature: float = 0.7
+    confidence: float = 0.95
+    """Adaptive-Consistency stop: leader_confidence >= this ends sampling (1.0: never)."""
+    escalate_above: float = 0.5
+    """Escalate after sampling when the probe difficulty is >= this."""
+    escalate_early_above: float = 1.0
+    """Stop sampling and escalate at once when the probe difficulty is >= this."""
+    direct_above: float = 1.0
+    """Escalate without probing when the prompt difficulty is >= this (needs a prompt model;
+    0 escalates every prompt, with or without one)."""
+    use_large: bool = True
+    """Allow escalation at this level at all."""
+    large_samples: int = 1
+    large_max_tokens: int = 512
+    keep_for_large: bool = False
+    probe_weights: tuple[float, ...] | None = None
+    """This level's probe difficulty model (bias + one weight per PROBE_FEATURES entry), or
+    None to use the policy's `probe_weights`."""
+
+    def __post_init__(self) -> None:
+        if self.probe_weights is not None:
+            w = self.probe_weights
+            if not isinstance(w, (list, tuple)) or len(w) != len(PROBE_FEATURES) + 1 or any(
+                    isinstance(v, bool) or not isinstance(v, (int, float))
+                    or not math.isfinite(v) for v in w):
+                raise ValidationError(f"`probe_weights` must be null or {len(PROBE_FEATURES) + 1}"
+                                      f" finite numbers, got {w!r}.", parameter="probe_weights",
+                                      value=w)
+            object.__setattr__(self, "probe_weights", tuple(float(v) for v in w))
+        b = self.from_budget
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b) \
+                or b < 0:
+            raise ValidationError(f"`from_budget` must be a number >= 0, got {b!r}.",
+                                  parameter="from_budget", value=b)
+        from tts.strategies._checks import check_fraction
+
+        check_fraction("direct_above", self.direct_above)
+        if not isinstance(self.use_large, bool):
+            raise ValidationError(f"`use_large` must be true or false, got {self.use_large!r}.",
+                                  parameter="use_large", value=self.use_large)
+        self.strategy()  # Adaptive validates the rest
+
+    def strategy(self, *, prior: float = 0.0, large: bool = True,
+                 weights: Sequence[float] = DEFAULT_PROBE_WEIGHTS) -> Adaptive:
+        if self.probe_weights is not None:
+            weights = self.probe_weights
+        return Adaptive(probe=self.probe, wave=self.wave, max_samples=self.max_samples,
+                        max_tokens=self.max_tokens, temperature=self.temperature,
+                        confidence=self.confidence, escalate_above=self.escalate_above,
+                        escalate_early_above=self.escalate_early_above, weights=tuple(weights),
+                        prior=prior, large=large and self.use_large,
+                        large_samples=self.large_samples, large_max_tokens=self.large_max_tokens,
+                        keep_for_large=self.keep_for_large)
+
+    def escalate(self) -> Escalate:
+        return Escalate(samples=self.large_samples, max_tokens=self.large_max_tokens,
+                        temperature=self.temperature)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        if d["probe_weights"] is not None:
+            d["probe_weights"] = list(d["probe_weights"])
+        return d
+
+
+LEVEL_FIELDS = tuple(f.name for f in dataclasses.fields(Level))
+
+
+@dataclass(frozen=True)
+class ParamPolicy:
+    """A tuned (or hand-written) allocation policy; see the module docstring."""
+
+    levels: tuple[Level, ...]
+    probe_weights: tuple[float, ...] = DEFAULT_PROBE_WEIGHTS
+    prompt: Any = None
+    """A PromptDifficulty, or None (then prior 0 and no direct escalation)."""
+    notes: Mapping[str, Any] = field(default_factory=dict)
+    """Free-form provenance (objective, bank, training split ids, ...), saved with it."""
+
+    def __post_init__(self) -> None:
+        levels = tuple(self.levels)
+        if not levels:
+            raise ValidationError("a policy needs at least one level.", parameter="levels")
+        for i, lv in enumerate(levels):
+            if not isinstance(lv, Level):
+                raise ValidationError(f"levels[{i}] must be a Level, got {type(lv).__name__}.",
+                                      parameter="levels")
+        if levels[0].from_budget != 0:
+            raise ValidationError(f"levels[0].from_budget must be 0 (every budget needs a "
+                                  f"level), got {levels[0].from_budget}.",
+                                  parameter="levels[0].from_budget")
+        for i in range(1, len(levels)):
+            if not levels[i].from_budget > levels[i - 1].from_budget:
+                raise ValidationError(f"levels must have strictly increasing from_budget; "
+                                      f"levels[{i}] has {levels[i].from_budget} after "
+                                      f"{levels[i - 1].from_budget}.",
+                                      parameter=f"levels[{i}].from_budget")
+        object.__setattr__(self, "levels", levels)
+        w = self.probe_weights
+        if not isinstance(w, (list, tuple)) or len(w) != len(PROBE_FEATURES) + 1 or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                for v in w):
+            raise ValidationError(f"`probe_weights` must be {len(PROBE_FEATURES) + 1} finite "
+                                  f"numbers (bias, then {', '.join(PROBE_FEATURES)}), got "
+                                  f"{w!r}.", parameter="probe_weights", value=w)
+        object.__setattr__(self, "probe_weights", tuple(float(v) for v in w))
+        if self.prompt is not None:
+            from tts.difficulty import PromptDifficulty
+
+            if not isinstance(self.prompt, PromptDifficulty):
+                raise ValidationError(f"`prompt` must be a PromptDifficulty or None, got "
+                                      f"{type(self.prompt).__name__}.", parameter="prompt")
+
+    # ---- deciding ----------------------------------------------------------------------------
+    def level(self, budget: float) -> Level:
+        chosen = self.levels[0]
+        for lv in self.levels:
+            if budget >= lv.from_budget:
+                chosen = lv
+        return chosen
+
+    def prior(self, question: str) -> float:
+        return 0.0 if self.prompt is None else self.prompt.logit(question)
+
+    def decide(self, problem: Problem, budget: Budget,
+               models: Mapping[Role, str]) -> tuple[Strategy, float | None]:
+        lv = self.level(Budget.of(budget).tokens)
+        prior = self.prior(problem.question)
+        difficulty = None if self.prompt is None else sigmoid(prior)
+        large = "large" in models and lv.use_large
+        if large and (lv.direct_above == 0.0 or self.prompt is not None
+                      and prior >= logit(lv.direct_above)):
+            return lv.escalate(), difficulty
+        return lv.strategy(prior=prior, large=large, weights=self.probe_weights), difficulty
+
+    def vector_groups(self, arrays, budget: Budget) -> list[tuple]:
+        """`tts.evaluate` hook: (rows, strategy, per-row prior, per-row difficulty) groups."""
+        lv = self.level(budget.tokens)
+        priors = self.priors(arrays)
+        difficulty = None if self.prompt is None else 1.0 / (1.0 + np.exp(-priors))
+        large = "large" in arrays.models and lv.use_large
+        direct = np.zeros(len(arrays), bool)
+        if large and lv.direct_above == 0.0:
+            direct[:] = True
+        elif large and self.prompt is not None:
+            direct = priors >= logit(lv.direct_above)
+        template = lv.strategy(large=large, weights=self.probe_weights)
+        groups = []
+        if direct.any():
+            groups.append((direct, lv.escalate(), None, difficulty))
+        if (~direct).any():
+            groups.append((~direct, template, priors, difficulty))
+        return groups
+
+    def priors(self, arrays) -> np.ndarray:
+        if self.prompt is None:
+            return np.zeros(len(arrays))
+        key = ("prompt-logits", self.prompt)
+        got = arrays.cache.get(key)
+        if got is None:
+            got = arrays.cache[key] = self.prompt.logits(arrays.questions)
+        return got
+
+    # ---- persistence ---------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"format": FORMAT,
+                "probe_features": list(PROBE_FEATURES),
+                "probe_weights": list(self.probe_weights),
+                "prompt": None if self.prompt is None else self.prompt.to_dict(),
+                "levels": [lv.to_dict() for lv in self.levels],
+                "notes": dict(self.notes)}
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @property
+    def train_ids(self) -> list[str] | None:
+        """Questions the policy was tuned on (from its notes), for held-out evaluation."""
+        ids = self.notes.get("train_ids") if isinstance(self.notes, Mapping) else None
+        return None if ids is None else [str(i) for i in ids]
+
+
+class CrossFitPolicy:
+    """K-fold policies in one: each question is decided by the fold policy not tuned on it.
+
+    Evaluating it over the whole bank gives held-out numbers for every question (the k-fold
+    estimate of the tuning procedure); it refuses questions outside the bank's folds.
+    """
+
+    def __init__(self, policies: Sequence[ParamPolicy], heldout: Sequence[Sequence[str]]):
+        if len(policies) != len(heldout) or not policies:
+            raise ValidationError("CrossFitPolicy needs one held-out id list per policy.",
+                                  parameter="heldout")
+        self.policies = list(policies)
+        self.fold_of: dict[str, int] = {}
+        for f, ids in enumerate(heldout):
+            for pid in ids:
+                if pid in self.fold_of:
+                    raise ValidationError(f"question {pid!r} is held out by two folds.",
+                                          parameter="heldout", value=pid)
+                self.fold_of[pid] = f
+        self.train_ids: list[str] = []
+        """Empty: no question is scored by a policy that trained on it."""
+
+    def _fold(self, problem_id: str | None) -> int:
+        f = self.fold_of.get(problem_id)  # type: ignore[arg-type]
+        if f is None:
+            raise ValidationError(f"question {problem_id!r} is in no fold of this cross-fitted "
+                                  f"policy; use one of its fold policies for new questions.",
+                                  parameter="problem", value=problem_id)
+        return f
+
+    def decide(self, problem: Problem, budget: Budget,
+               models: Mapping[Role, str]) -> tuple[Strategy, float | None]:
+        return self.policies[self._fold(problem.id)].decide(problem, budget, models)
+
+    def vector_groups(self, arrays, budget: Budget) -> list[tuple]:
+        folds = np.array([self._fold(pid) for pid in arrays.problem_ids])
+        groups = []
+        for f, pol in enumerate(self.policies):
+            mask = folds == f
+            if not mask.any():
+                continue
+            for rows, strategy, prior, diff in pol.vector_groups(arrays, budget):
+                groups.append((rows & mask, strategy, prior, diff))
+        return [g for g in groups if g[0].any()]
+
+    def to_dict(self) -> dict:
+        return {"format": "tts-crossfit-policy/1",
+                "folds": [{"heldout_ids": sorted(pid for pid, f in self.fold_of.items()
+                                                 if f == i),
+                           "policy": p.to_dict()} for i, p in enumerate(self.policies)]}
+
+
+# ---- loading -------------------------------------------------------------------------------
+_TOP_FIELDS = {"format", "probe_features", "probe_weights", "prompt", "levels", "notes"}
+_REQUIRED_TOP = {"format", "probe_weights", "prompt", "levels"}
+
+
+def policy_from_dict(data: Any, *, source: str = "policy") -> ParamPolicy:
+    """Build a ParamPolicy from its JSON data; every problem is a ValidationError."""
+    if not isinstance(data, Mapping):
+        raise ValidationError(f"{source}: a policy must be a JSON object, got "
+                              f"{type(data).__name__}.", parameter="policy")
+    unknown = sorted(set(data) - _TOP_FIELDS)
+    if unknown:
+        raise ValidationError(f"{source}: unknown field(s) {unknown}; a policy has "
+                              f"{sorted(_TOP_FIELDS)}.", parameter=unknown[0])
+    missing = sorted(_REQUIRED_TOP - set(data))
+    if missing:
+        raise ValidationError(f"{source}: missing field(s) {missing}.", parameter=missing[0])
+    if data["format"] != FORMAT:
+        raise ValidationError(f"{source}: `format` must be {FORMAT!r}, got {data['format']!r}.",
+                              parameter="format", value=data["format"])
+    if "probe_features" in data and list(data["probe_features"]) != list(PROBE_FEATURES):
+        raise ValidationError(f"{source}: `probe_features` must be {list(PROBE_FEATURES)}, got "
+                              f"{data['probe_features']!r}.", parameter="probe_features")
+    prompt = None
+    if data["prompt"] is not None:
+        from tts.difficulty import PromptDifficulty
+
+        try:
+            prompt = PromptDifficulty.from_dict(data["prompt"])
+        except ValidationError as exc:
+            raise ValidationError(f"{source}: {exc}", parameter="prompt") from None
+    levels_data = data["levels"]
+    if not isinstance(levels_data, list) or not levels_data:
+        raise ValidationError(f"{source}: `levels` must be a non-empty list of objects.",
+                              parameter="levels")
+    levels = []
+    for i, lv in enumerate(levels_data):
+        where = f"{source}: levels[{i}]"
+        if not isinstance(lv, Mapping):
+            raise ValidationError(f"{where} must be an object, got {type(lv).__name__}.",
+                                  parameter=f"levels[{i}]")
+        unknown = sorted(set(lv) - set(LEVEL_FIELDS))
+        if unknown:
+            raise ValidationError(f"{where} has unknown field(s) {unknown}; a level has "
+                                  f"{list(LEVEL_FIELDS)}.", parameter=f"levels[{i}].{unknown[0]}")
+        missing = [f for f in LEVEL_FIELDS if f not in lv]
+        if missing:
+            raise ValidationError(f"{where} is missing field(s) {missing}.",
+                                  parameter=f"levels[{i}].{missing[0]}")
+        try:
+            levels.append(Level(**lv))
+        except ValidationError as exc:
+            raise ValidationError(f"{where}: {exc}", parameter=f"levels[{i}].{exc.parameter}",
+                                  value=exc.value) from None
+    notes = data.get("notes", {})
+    if not isinstance(notes, Mapping):
+        raise ValidationError(f"{source}: `notes` must be an object.", parameter="notes")
+    try:
+        return ParamPolicy(tuple(levels), tuple(data["probe_weights"])
+                           if isinstance(data["probe_weights"], list) else data["probe_weights"],
+                           prompt, notes)
+    except ValidationError as exc:
+        raise ValidationError(f"{source}: {exc}", parameter=exc.parameter,
+                              value=exc.value) from None
+
+
+def crossfit_from_dict(data: Any, *, source: str = "policy") -> CrossFitPolicy:
+    folds = data.get("folds") if isinstance(data, Mapping) else None
+    if not isinstance(folds, list) or not folds:
+        raise ValidationError(f"{source}: a cross-fitted policy needs a non-empty `folds` list.",
+                              parameter="folds")
+    policies, heldout = [], []
+    for i, fold in enumerate(folds):
+        if not isinstance(fold, Mapping) or set(fold) != {"heldout_ids", "policy"}:
+            raise ValidationError(f"{source}: folds[{i}] must be an object with exactly "
+                                  f"`heldout_ids` and `policy`.", parameter=f"folds[{i}]")
+        policies.append(policy_from_dict(fold["policy"], source=f"{source} folds[{i}]"))
+        heldout.append([str(x) for x in fold["heldout_ids"]])
+    return CrossFitPolicy(policies, heldout)
+
+
+def load_policy(path: str | Path) -> ParamPolicy | CrossFitPolicy:
+    """Read a policy JSON file written by `tts tune` (or `ParamPolicy.to_json`); a
+    cross-fitted k-fold policy file (`crossfit_policy.json`) gives a CrossFitPolicy."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValidationError(f"policy file {p} does not exist.", parameter="policy",
+                              value=str(p))
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"policy file {p} is not valid JSON ({exc}).",
+                              parameter="policy", value=str(p)) from None
+    if isinstance(data, Mapping) and data.get("format") == "tts-crossfit-policy/1":
+        return crossfit_from_dict(data, source=f"policy file {p}")
+    return policy_from_dict(data, source=f"policy file {p}")

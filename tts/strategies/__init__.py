@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from tts.errors import UnknownNameError, ValidationError
+from tts.strategies.adaptive import Adaptive
 from tts.strategies.base import Call, Outcome, RunContext, Steps, Strategy
 from tts.strategies.cascade import Cascade
 from tts.strategies.chain import Chain
@@ -17,6 +18,7 @@ REGISTRY: dict[str, type[Strategy]] = {
     "escalate": Escalate,
     "cascade": Cascade,
     "chain": Chain,
+    "adaptive": Adaptive,
 }
 
 
@@ -36,4 +38,4 @@ def make_strategy(name: str, **options: Any) -> Strategy:
 
 
 __all__ = ["Strategy", "RunContext", "Call", "Outcome", "Steps", "Vote", "Escalate", "Cascade",
-           "Chain", "REGISTRY", "make_strategy", "leader_confidence"]
+           "Chain", "Adaptive", "REGISTRY", "make_strategy", "leader_confidence"]
