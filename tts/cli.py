@@ -184,18 +184,25 @@ def _run_demo(args) -> int:
     start = time.perf_counter()
     results = engine.solve_many(problems, args.budget, strategy=strategy, **options)
     elapsed = time.perf_counter() - start
+    models = engine.models
     table = Table(title=f"{len(problems)} questions from {bank.meta.name}, budget "
-                        f"{args.budget:,.0f} units each")
-    for col in ("question", "plan", "answer", "gold", "ok", "tokens per model", "cost"):
-        table.add_column(col, overflow="fold")
+                        f"{args.budget:,.0f} units each",
+                  caption="tokens: " + " / ".join(models.values()))
+    table.add_column("question", no_wrap=True, overflow="ellipsis", max_width=22)
+    table.add_column("plan", no_wrap=True)
+    table.add_column("answer", overflow="fold", min_width=6, max_width=10)
+    table.add_column("gold", overflow="fold", min_width=6, max_width=10)
+    table.add_column("ok", min_width=2)
+    table.add_column("tokens", no_wrap=True, justify="right")
+    table.add_column("cost", no_wrap=True, justify="right")
     right = 0
     for problem, r in zip(problems, results):
         ok = is_correct(r.answer, problem.gold)
         right += ok
-        table.add_row(problem.question[:60] + ("…" if len(problem.question) > 60 else ""),
-                      r.strategy + (" ↑" if r.escalated else ""), str(r.answer), problem.gold,
-                      "[green]✓[/]" if ok else "[red]✗[/]",
-                      ", ".join(f"{m}: {t}" for m, t in r.tokens.items()), f"{r.cost:,.0f}")
+        table.add_row(problem.question, r.strategy + (" ↑" if r.escalated else ""),
+                      str(r.answer), problem.gold, "[green]✓[/]" if ok else "[red]✗[/]",
+                      " / ".join(str(r.tokens.get(m, 0)) for m in models.values()),
+                      f"{r.cost:,.0f}")
     console.print(table)
     console.print(f"accuracy {right}/{len(problems)}; mean cost "
                   f"{sum(r.cost for r in results) / len(results):,.0f} units; "
