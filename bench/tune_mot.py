@@ -18,6 +18,17 @@ is the k-fold estimate. Steps:
 4. `policy.json`: the accuracy-objective procedure run on all 300 questions (the policy to
    use with `tts solve --policy`; its expected performance is the k-fold estimate above).
 
+Every study's winner passes the selection guard of `tts.tune.select` (the one-standard-error
+rule, `--se-margin`, default 1): it is kept only when it beats the best fixed plan (the sweep's
+fixed strategies reproduced exactly) on the fold's training questions by more than that many
+standard errors of the paired per-question difference; otherwise that fixed plan is the fold's
+level. `summary.json` records the choice per budget and fold (training numbers).
+
+5. `feasibility`: an in-sample (optimistic, NOT held-out) check of target 1 - the whole
+   accuracy/cost frontier of the plain rule "escalate to GPT-4 when the 20-sample Llama vote's
+   agreement < t" over every t, and how many questions the small model gets right with high
+   agreement at all.
+
 Writes `summary.json` with the headline numbers and this command. Prices: the bank's $ list
 prices (Llama-2-13B $0.25/M, GPT-4 $30/M prompt, $60/M completion) in Llama-token units;
 prompt tokens are not charged (as in the sweep).
@@ -40,14 +51,116 @@ import tts
 from tts.bank import load_bank
 from tts.difficulty import auroc_report
 from tts.evaluate import BankArrays, evaluate
-from tts.strategies import Escalate
+from tts.strategies import Escalate, Vote
 from tts.sweep import DEFAULT_BUDGETS, run_sweep
-from tts.tune import crossfit, prepare, tune_policy
+from tts.tune import SE_MARGIN, crossfit, prepare, selection_summary, tune_policy
 
 OUT = Path(__file__).resolve().parent / "results" / "mot_gsm8k"
 TRAIN_SEEDS = (1000, 1001, 1002, 1003, 1004)
 EVAL_SEEDS = (0, 1, 2, 3, 4)
 COST_BUDGET = 262144.0
+TARGET_ACCURACY = 0.965
+TARGET_COST_SHARE = 0.65
+
+
+def _rule_points(agree, c_small, cost_small, c_large, cost_large, ref) -> list[dict]:
+    """Accuracy and cost share of "escalate when agreement < t" for every t (seed-averaged);
+    agree, c_small, cost_small are (seeds, P), c_large and cost_large (P,)."""
+    points = []
+    for t in sorted(set(np.unique(agree).tolist()) | {0.0}) + [math.inf]:
+        esc = agree < t
+        points.append({"escalate_if_agreement_below": None if math.isinf(t) else float(t),
+                       "escalation_rate": float(esc.mean()),
+                       "accuracy": float(np.where(esc, c_large, c_small).mean()),
+                       "cost_share": float((cost_small + esc * cost_large).mean() / ref)})
+    return points
+
+
+def _rule_summary(points: list[dict]) -> dict:
+    ok = [f for f in points if f["accuracy"] >= TARGET_ACCURACY - 1e-12]
+    best = min(ok, key=lambda f: f["cost_share"]) if ok else None
+    cheap = [f for f in points if f["cost_share"] <= TARGET_COST_SHARE]
+    best_cheap = max(cheap, key=lambda f: f["accuracy"]) if cheap else None
+    return {"least_cost_share_at_target_accuracy": None if best is None else best["cost_share"],
+            "at_that_point": best,
+            "best_accuracy_within_target_cost_share": None if best_cheap is None else
+            best_cheap["accuracy"],
+            "at_that_cost_point": best_cheap,
+            "reachable_in_sample": bool(best is not None
+                                        and best["cost_share"] <= TARGET_COST_SHARE)}
+
+
+def feasibility(arrays: BankArrays, seeds=EVAL_SEEDS, probe_sizes=(1, 4, 8)) -> dict:
+    """In-sample frontier of "escalate when the small-model vote's agreement < t".
+
+    Per question and seeded sample order: the vote over the first k small samples (leader
+    correctness, agreement = leader votes / answering samples, token cost; k = all stored
+    samples for the headline, `probe_sizes` for comparison) and GPT-4 greedy's correctness and
+    cost. For every threshold t (each agreement value, plus "escalate all"): accuracy and cost
+    share of GPT-4-only, averaged over the seeds. t is chosen looking at the answers, so this
+    is an optimistic bound for the rule, not a held-out number.
+    """
+    small = arrays.models["small"]
+    m = arrays.mode(small, "sample")
+    n = int(m.size.min())
+    price = arrays.cost.of(small).output
+    large = evaluate(arrays, Escalate(), 1e12, seeds)
+    c_large, cost_large = large.correct.mean(0), large.cost.mean(0)
+    ref = float(cost_large.mean())
+
+    def stats(k: int):
+        pre = [arrays.prefix(small, "sample", s, Vote().max_tokens) for s in seeds]
+        return (np.stack([p.agreement[:, k] for p in pre]),
+                np.stack([p.leader_correct[:, k] for p in pre]).astype(float),
+                np.stack([p.cum_tokens[:, k] for p in pre]) * price)
+
+    agree, c_small, cost_small = stats(n)
+    # The prefix statistics at k = n are the sweep's vote@n (checked against `evaluate`).
+    vote = evaluate(arrays, Vote(max_samples=n, wave=n, confidence=1.0), 1e12, seeds)
+    assert np.array_equal(vote.correct, c_small.astype(bool)) and np.allclose(vote.cost,
+                                                                               cost_small)
+    frontier = _rule_points(agree, c_small, cost_small, c_large, cost_large, ref)
+    by_probe = {}
+    for k in probe_sizes:
+        if k < n:
+            by_probe[f"{k}_samples"] = _rule_summary(_rule_points(
+                *stats(k), c_large, cost_large, ref))
+    # Oracle reference: escalate exactly where the n-sample vote is wrong and GPT-4 is right.
+    oracle_esc = c_large > c_small
+    oracle = {"escalation_rate": float(oracle_esc.mean()),
+              "accuracy": float(np.maximum(c_small, c_large).mean()),
+              "cost_share": float((cost_small + oracle_esc * cost_large).mean() / ref)}
+    return {
+        "note": "IN-SAMPLE, OPTIMISTIC, NOT HELD-OUT: the threshold t is picked on the same "
+                f"{len(arrays)} questions it is scored on. Rule: draw {n} Llama samples, vote, "
+                "escalate to GPT-4 greedy when the vote's agreement < t (no answer counts as "
+                "agreement 0). Cost share = mean cost (Llama samples + GPT-4 calls) / mean cost "
+                f"of GPT-4 alone; averaged over sample orders {list(seeds)}.",
+        "target_accuracy": TARGET_ACCURACY,
+        "target_cost_share": TARGET_COST_SHARE,
+        "small_samples": n,
+        "small_vote_accuracy": float(c_small.mean()),
+        "small_vote_cost_share": float(cost_small.mean() / ref),
+        "gpt4_accuracy": float(c_large.mean()),
+        **_rule_summary(frontier),
+        "share_vote_right_with_agreement_ge_0.9": float(((agree >= 0.9) & (c_small > 0)).mean()),
+        "share_agreement_ge_0.9": float((agree >= 0.9).mean()),
+        "oracle_escalation": oracle,
+        "oracle_note": f"escalate exactly the questions where the {n}-sample vote is wrong and "
+                       "GPT-4 right (needs the answers; a lower bound on the cost share of any "
+                       f"rule that first draws {n} samples)",
+        "fewer_samples": by_probe,
+        "frontier": frontier,
+    }
+
+
+def selection_rows(results, index: int) -> dict:
+    """The guard's choice at budget `index` over the folds (training-question numbers)."""
+    sel = [selection_summary(rs[index]) for rs in results]
+    return {"chosen": [s["chosen"] for s in sel],
+            "baseline": [s.get("baseline") for s in sel],
+            "mean_diff": [s.get("mean_diff") for s in sel],
+            "se": [s.get("se") for s in sel]}
 
 
 def main() -> int:
@@ -55,6 +168,8 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=150, help="trials per study")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--se-margin", type=float, default=SE_MARGIN,
+                    help="selection guard margin in standard errors (tts.tune.select)")
     ap.add_argument("--storage", default=None,
                     help="Optuna RDB URL to persist / resume the studies")
     args = ap.parse_args()
@@ -80,16 +195,20 @@ def main() -> int:
             done[what] = n
             bar.update(task, completed=sum(done.values()), description=what)
 
-        acc_cf, _ = crossfit(arrays, budgets, folds=args.folds, objective="accuracy",
-                             trials=args.trials, seeds=TRAIN_SEEDS, storage=storage,
-                             study_prefix="mot-acc" if storage else None,
-                             progress=lambda w, n: progress(f"accuracy {w}", n))
-        cost_cf, _ = crossfit(arrays, [COST_BUDGET], folds=args.folds, objective="cost",
-                              trials=args.trials, seeds=TRAIN_SEEDS, storage=storage,
-                              study_prefix="mot-cost" if storage else None,
-                              progress=lambda w, n: progress(f"cost {w}", n))
+        acc_cf, acc_results = crossfit(arrays, budgets, folds=args.folds, objective="accuracy",
+                                       trials=args.trials, seeds=TRAIN_SEEDS, storage=storage,
+                                       study_prefix="mot-acc" if storage else None,
+                                       progress=lambda w, n: progress(f"accuracy {w}", n),
+                                       se_margin=args.se_margin)
+        cost_cf, cost_results = crossfit(arrays, [COST_BUDGET], folds=args.folds,
+                                         objective="cost", trials=args.trials,
+                                         seeds=TRAIN_SEEDS, storage=storage,
+                                         study_prefix="mot-cost" if storage else None,
+                                         progress=lambda w, n: progress(f"cost {w}", n),
+                                         se_margin=args.se_margin)
         data_all = prepare(arrays, seeds=TRAIN_SEEDS)
         final, _ = tune_policy(data_all, budgets, objective="accuracy", trials=args.trials,
+                               se_margin=args.se_margin,
                                storage=storage, study_prefix="mot-all" if storage else None,
                                progress=lambda w, n: progress(f"all questions {w}", n),
                                notes={"train_ids": list(arrays.problem_ids),
@@ -118,7 +237,8 @@ def main() -> int:
         per_budget.append({"budget": b, "policy": pol[i], "policy_spend": result.row(
             b, "policy").spend_mean, "best_fixed": best[i],
             "best_fixed_name": max(fixed, key=fixed.get), "oracle": result.row(
-            b, "oracle").accuracy, "gap_closed": result.row(b, "policy").gap_closed})
+            b, "oracle").accuracy, "gap_closed": result.row(b, "policy").gap_closed,
+            "selection": selection_rows(acc_results, i)})
     dominates = bool(np.all(pol >= best))
     gaps = result.gap_closed("policy")
     ttm = result.tokens_to_match("best-vote", "policy", measure="spend")
@@ -129,6 +249,9 @@ def main() -> int:
 
     # 3. difficulty estimators.
     auc = auroc_report(arrays, folds=args.folds, probe_sizes=(1, 4, 8, 20))
+
+    # 5. can the plain agreement rule reach target 1 at all (in-sample)?
+    feas = feasibility(arrays)
 
     summary = {
         "bank": "mot_gsm8k (300 GSM8K test questions; Llama-2-13B 20 samples, GPT-4 greedy)",
@@ -141,6 +264,7 @@ def main() -> int:
         "gpt4_only_mean_cost": gpt4.mean_cost,
         "cost_policy_escalation_rate": ev.escalation_rate,
         "cost_policy_budget": COST_BUDGET,
+        "cost_policy_selection": selection_rows(cost_results, 0),
         "tokens_to_match_ratio": ttm.ratio,
         "tokens_to_match": {"reference": "best vote@N (fixed-N self-consistency) peak",
                             "target_accuracy": ttm.target,
@@ -149,7 +273,23 @@ def main() -> int:
         "oracle_gap_closed_min": float(np.nanmin(gaps)) if np.isfinite(gaps).any() else None,
         "oracle_gap_closed_per_budget": [None if not math.isfinite(g) else g for g in gaps],
         "dominates_all_fixed": dominates,
+        "selection_guard": {
+            "rule": "one-standard-error rule (Breiman et al. 1984; ESL 7.10), on each fold's "
+                    "training questions with the training seeds plus as many more: keep the "
+                    "re-ranked Optuna winner only if mean(d) > se_margin x SE, d = per-question "
+                    "correctness (seed-averaged) of the winner minus the best fixed plan; else "
+                    "that fixed plan. Cost objective: a cheaper tuned plan is kept only if its "
+                    "training accuracy - se_margin x SE still reaches the target.",
+            "se_margin": args.se_margin,
+            "baselines": "the sweep's fixed strategies reproduced exactly as policy levels "
+                         "(vote@1,2,4,8,16,20 with wave = N and max_tokens 512; vote; escalate "
+                         "with max_tokens 512; cascade) plus the study's enqueued baselines "
+                         "(tuner-vote: probe/wave 8, 20 samples; tuner-escalate at the largest "
+                         "affordable GPT-4 max_tokens)",
+            "note": "per_budget[i].selection and cost_policy_selection list one entry per fold "
+                    "(training numbers, not held-out)"},
         "per_budget": per_budget,
+        "feasibility": feas,
         "difficulty_auroc": auc,
         "tuning_seconds": round(tuned_s, 1),
         "command": command,
@@ -159,10 +299,15 @@ def main() -> int:
     out.print_json(json.dumps({k: summary[k] for k in (
         "gpt4_cost_share_at_gpt4_acc", "heldout_accuracy_at_that_cost", "tokens_to_match_ratio",
         "oracle_gap_closed_min", "dominates_all_fixed")}, default=float))
+    out.print(f"feasibility (in-sample): least cost share at accuracy >= {TARGET_ACCURACY}: "
+              f"{feas['least_cost_share_at_target_accuracy']}; best accuracy at <= "
+              f"{TARGET_COST_SHARE:.0%} cost: {feas['best_accuracy_within_target_cost_share']}",
+              highlight=False)
     for row in per_budget:
         out.print(f"budget {row['budget']:>9,.0f}: policy {row['policy']:.3f} (spend "
                   f"{row['policy_spend']:,.0f}), best fixed {row['best_fixed']:.3f} "
-                  f"({row['best_fixed_name']}), oracle {row['oracle']:.3f}", highlight=False)
+                  f"({row['best_fixed_name']}), oracle {row['oracle']:.3f}; chosen "
+                  f"{', '.join(row['selection']['chosen'])}", highlight=False)
     out.print(f"wrote {args.out}/summary.json ({time.perf_counter() - t0:.0f} s)")
     return 0
 

@@ -12,8 +12,9 @@ from tts.cli import main as cli_main
 from tts.errors import ValidationError
 from tts.evaluate import BankArrays, evaluate
 from tts.policy import CrossFitPolicy, ParamPolicy, load_policy
-from tts.sweep import run_sweep
-from tts.tune import open_storage, prepare, run_tune, split, tune_level
+from tts.sweep import _entries, run_sweep
+from tts.tune import (Scored, _policy, baseline_levels, baseline_params, open_storage, prepare,
+                      run_tune, select, split, tune_level)
 
 from .conftest import make_bank
 
@@ -155,3 +156,83 @@ def test_cli_tune_writes_policy_and_heldout_report(tmp_path, capsys):
     assert cli_main(["tune", "--storage", "nosuchdb://x", "--trials", "1",
                      "--out", str(out)]) == 2
     assert "cannot open Optuna storage" in capsys.readouterr().err
+
+
+# ---- the selection guard (one-standard-error rule) --------------------------------------------
+def _scored(arrays, data, level, budget, seeds):
+    ev = evaluate(arrays, _policy(data, [level]), budget, seeds)
+    return Scored(level, ev, ev.accuracy - 1e-4 * ev.mean_cost / data.ref_cost)
+
+
+@pytest.mark.parametrize("budget", [64.0, 700.0, 5000.0, 1e6])
+def test_baselines_reproduce_the_sweeps_fixed_plans_exactly(budget):
+    bank = make_bank(n_problems=12, seed=3)
+    arrays = BankArrays.from_bank(bank)
+    data = prepare(arrays, seeds=[0])
+    sweep_plans = {e.name: e.plan for e in _entries(bank, None, None) if e.kind == "fixed"}
+    levels = dict(baseline_levels(data, budget))
+    assert {n for n in sweep_plans if n != "chain"} <= set(levels)
+    for name, plan in sweep_plans.items():
+        if name == "chain":
+            continue
+        a = evaluate(arrays, plan, budget, (0, 1, 2))
+        b = evaluate(arrays, _policy(data, [levels[name]]), budget, (0, 1, 2))
+        assert np.array_equal(a.correct, b.correct) and np.allclose(a.cost, b.cost), name
+
+
+def test_guard_keeps_the_baseline_when_the_tuned_plan_is_no_better():
+    arrays = BankArrays.from_bank(make_bank(n_problems=30, seed=1))
+    data = prepare(arrays, seeds=[0, 1])
+    # Only the enqueued fixed plans run, so the winner is one of them and no better than the
+    # best baseline on the same questions and seeds (mean d <= 0).
+    r = tune_level(data, 5000.0, trials=len(baseline_params(data, 5000.0)))
+    assert r.chosen.startswith("baseline:") and r.selection["mean_diff"] <= 0.0
+    assert "keep the fixed plan" in r.selection["reason"]
+    assert r.level == dict(baseline_levels(data, 5000.0))[r.chosen.split(":", 1)[1]]
+    # Equal outcomes under another name are no reason to leave the fixed plan either.
+    levels = dict(baseline_levels(data, 5000.0))
+    base = {k: _scored(arrays, data, lv, 5000.0, (0, 1)) for k, lv in levels.items()}
+    best = max(base, key=lambda k: base[k].value)
+    chosen, rec = select("accuracy", base[best], base, 1.0)
+    assert chosen == f"baseline:{best}" and rec["se"] == 0.0
+    # The guard can be switched off (the re-ranked winner is returned as before).
+    off = tune_level(data, 5000.0, trials=len(baseline_params(data, 5000.0)), se_margin=None)
+    assert off.chosen == "tuned" and off.level == off.tuned_level
+
+
+def test_guard_keeps_a_clearly_better_tuned_plan(small_arrays):
+    data = prepare(small_arrays, seeds=[0])
+    levels = dict(baseline_levels(data, 262144.0))
+    votes = {k: _scored(small_arrays, data, lv, 262144.0, (0, 1)) for k, lv in levels.items()
+             if k.startswith("vote")}
+    # Escalating every question (GPT-4, ~0.97) against small-model votes only (~0.45).
+    tuned = _scored(small_arrays, data, levels["escalate"], 262144.0, (0, 1))
+    chosen, rec = select("accuracy", tuned, votes, 1.0)
+    assert chosen == "tuned" and rec["mean_diff"] > 5 * rec["se"] > 0
+    # A small gain within one standard error is not enough; with margin 0 it is.
+    d = tuned.ev.correct.mean(0) - votes[rec["baseline"]].ev.correct.mean(0)
+    assert select("accuracy", tuned, votes, float(d.mean() / rec["se"]) + 0.01)[0] \
+        == f"baseline:{rec['baseline']}"
+    # Cost objective: the cheaper plan must reach the target with the margin to be kept.
+    cost = {k: Scored(s.level, s.ev, s.ev.mean_cost / data.ref_cost) for k, s in
+            {"escalate": tuned, **votes}.items()}
+    cheap = cost["vote@20"]
+    chosen, rec = select("cost", cheap, {"escalate": cost["escalate"]}, 1.0, target=0.9)
+    assert chosen == "baseline:escalate" and "no worse" not in rec["reason"]
+    chosen, _ = select("cost", cheap, {"escalate": cost["escalate"]}, 1.0, target=0.3)
+    assert chosen == "tuned"
+
+
+def test_run_tune_reports_the_guards_choice(small_arrays):
+    out = run_tune(small_arrays, budgets=[4096, 262144], trials=6, folds=2, seeds=[0],
+                   se_margin=0.5)
+    report = out["report"]
+    assert report["se_margin"] == 0.5
+    for sel, held in zip(report["selection"], report["heldout"]):
+        assert len(sel["folds"]) == 2 and len(held["chosen"]) == 2
+        for s in sel["folds"]:
+            assert s["chosen"] == "tuned" or s["chosen"] == f"baseline:{s['baseline']}"
+            assert {"mean_diff", "se", "reason"} <= set(s)
+    assert [s["budget"] for s in out["policy"].notes["selection"]] == [4096, 262144]
+    with pytest.raises(ValidationError, match="se_margin"):
+        run_tune(small_arrays, trials=2, se_margin=-1.0)

@@ -12,7 +12,16 @@ Protocol (never report on tuned-on questions):
   fitted (`tts.difficulty`), then an Optuna study searches the `Level` parameters
   (`suggest_level`: wave sizes, sample caps, token caps, stop rule, escalation thresholds),
   scoring each trial with the vectorised evaluator over `seeds` sample orders.
-* The best trial becomes the policy; it is evaluated on the held-out questions with other
+* The best trials are re-scored on the train questions with twice the seeds, and the best of
+  those must then pass a model-selection guard (`select`, the one-standard-error rule of
+  Breiman et al. 1984 / Hastie, Tibshirani & Friedman, ESL 7.10): the tuned winner is paired,
+  question by question, with the best fixed plan (`baseline_levels`: the sweep's fixed
+  strategies reproduced exactly, plus the study's enqueued baselines) on the same questions and
+  seeds, and kept only when its mean per-question gain exceeds `se_margin` standard errors;
+  otherwise the baseline is the level. Among many near-equal trials the best on ~hundreds of
+  questions is partly luck (the winner's curse); the guard keeps that luck from costing
+  held-out accuracy against the plans the sweep compares with.
+* The chosen level becomes the policy; it is evaluated on the held-out questions with other
   seeds (`heldout_seeds`).
 
 Objectives: "accuracy" (max accuracy at the budget; ties -> cheaper), "cost" (min mean cost
@@ -49,7 +58,8 @@ if TYPE_CHECKING:
     import optuna
 
 __all__ = ["TuneData", "prepare", "suggest_level", "tune_level", "tune_policy", "split",
-           "run_tune", "crossfit", "AGREEMENT_WEIGHTS", "OBJECTIVES", "add_cli"]
+           "run_tune", "crossfit", "baseline_params", "baseline_levels", "level_of_strategy",
+           "select", "Scored", "AGREEMENT_WEIGHTS", "OBJECTIVES", "SE_MARGIN", "add_cli"]
 
 OBJECTIVES = ("accuracy", "cost", "pareto")
 AGREEMENT_WEIGHTS = (6.0, -12.0, 0.0, 0.0, 0.0, 0.0, 0.0)
@@ -58,6 +68,8 @@ MAX_TOKENS_CHOICES = (128, 192, 256, 384, 512)
 LARGE_MAX_TOKENS_CHOICES = (256, 320, 384, 512)
 TIE_BREAK = 1e-4
 """Weight of the cost share in the "accuracy" objective: only breaks accuracy ties."""
+SE_MARGIN = 1.0
+"""Default `se_margin` of the model-selection guard (the one-standard-error rule)."""
 FORMAT = "tts-tune/1"
 
 
@@ -189,11 +201,19 @@ def _policy(data: TuneData, levels: Sequence[Level], notes: Mapping | None = Non
 @dataclass
 class LevelResult:
     level: Level
+    """The chosen level (the tuned winner, or the baseline the guard fell back on)."""
     value: Any
     trials: int
     study_name: str
     front: list[Level] = field(default_factory=list)
     """Pareto objective: every level on the front (best accuracy first)."""
+    chosen: str = "tuned"
+    """"tuned" or "baseline:<name>" (see `selection` for why)."""
+    tuned_level: Level | None = None
+    """The re-ranked study winner, whether or not the guard kept it."""
+    selection: dict[str, Any] = field(default_factory=dict)
+    """The guard's record on the training questions: chosen, baseline, mean_diff, se,
+    se_margin, accuracies and costs of both, questions, seeds, reason (`select`)."""
 
 
 def open_storage(url: str | None):
@@ -216,11 +236,16 @@ def open_storage(url: str | None):
 def tune_level(data: TuneData, budget: float, *, objective: str = "accuracy",
                target: float | None = None, trials: int = 200, sampler_seed: int = 0,
                storage: Any = None, study_name: str | None = None, from_budget: float = 0.0,
-               progress: Callable[[int], None] | None = None, rerank: int = 10) -> LevelResult:
+               progress: Callable[[int], None] | None = None, rerank: int = 10,
+               se_margin: float | None = SE_MARGIN) -> LevelResult:
     """Run (or resume) one study; the best level for `budget` under `objective`.
 
     The study starts from `baseline_params` (fixed plans); the `rerank` best trials are then
-    re-scored on the training questions with twice the seeds and the best of those wins.
+    re-scored on the training questions with twice the seeds and the best of those is the
+    tuned winner. Unless `se_margin` is None, the winner must then beat the best of
+    `baseline_levels` by more than `se_margin` standard errors of the paired per-question
+    difference (accuracy objective; `select` has the cost objective's rule), else that
+    baseline is returned. The Pareto objective has no guard.
     """
     import optuna
 
@@ -230,6 +255,7 @@ def tune_level(data: TuneData, budget: float, *, objective: str = "accuracy",
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ValidationError(f"`trials` must be an integer >= 1, got {trials!r}.",
                               parameter="trials", value=trials)
+    _check_margin(se_margin)
     if objective == "cost":
         target = data.large_accuracy if target is None else target
         if target is None or not 0.0 < target <= 1.0:
@@ -293,16 +319,113 @@ def tune_level(data: TuneData, budget: float, *, objective: str = "accuracy",
                 if t.state == optuna.trial.TrialState.COMPLETE]
     sign = -1.0 if objective == "accuracy" else 1.0
     top = sorted(complete, key=lambda t: (sign * t.value, t.number))[:rerank]
-    seeds = tuple(data.seeds) + tuple(s + 7919 for s in data.seeds)
-    best, best_value = None, None
-    for t in top:
-        level = level_of(t)
+    seeds = extended_seeds(data)
+
+    def score(level: Level) -> Scored:
         ev = evaluate(data.arrays, _policy(data, [replace(level, from_budget=0.0)]), budget,
                       seeds, count_prompt=data.count_prompt)
-        value = _objective_values(objective, ev.accuracy, ev.mean_cost, data, target)
-        if best is None or sign * value < sign * best_value:  # type: ignore[operator]
-            best, best_value = level, value
-    return LevelResult(best, best_value, done(), name)  # type: ignore[arg-type]
+        return Scored(level, ev, _objective_values(objective, ev.accuracy, ev.mean_cost, data,
+                                                    target))  # type: ignore[arg-type]
+
+    best: Scored | None = None
+    for t in top:
+        got = score(level_of(t))
+        if best is None or sign * got.value < sign * best.value:
+            best = got
+    assert best is not None
+    if se_margin is None:
+        return LevelResult(best.level, best.value, done(), name, tuned_level=best.level,
+                           selection={"chosen": "tuned", "reason": "guard off (se_margin None)"})
+    baselines = {nm: score(replace(lv, from_budget=from_budget))
+                 for nm, lv in baseline_levels(data, budget)}
+    chosen, record = select(objective, best, baselines, se_margin, target)
+    record["seeds"] = list(seeds)
+    pick = best if chosen == "tuned" else baselines[chosen.split(":", 1)[1]]
+    return LevelResult(pick.level, pick.value, done(), name, chosen=chosen,
+                       tuned_level=best.level, selection=record)
+
+
+def extended_seeds(data: TuneData) -> tuple[int, ...]:
+    """The re-ranking (and guard) seeds: the training seeds and as many again (seed + 7919)."""
+    return tuple(data.seeds) + tuple(s + 7919 for s in data.seeds)
+
+
+def _check_margin(se_margin: Any) -> None:
+    if se_margin is None:
+        return
+    if isinstance(se_margin, bool) or not isinstance(se_margin, (int, float)) \
+            or not math.isfinite(se_margin) or se_margin < 0:
+        raise ValidationError(f"`se_margin` must be a finite number >= 0 (or None: no guard), "
+                              f"got {se_margin!r}.", parameter="se_margin", value=se_margin)
+
+
+@dataclass
+class Scored:
+    """A candidate level for `select`: its Evaluation on the training questions (seeds x
+    questions) and its objective value there."""
+
+    level: Level
+    ev: Any
+    value: float
+
+
+def select(objective: str, tuned: Scored, baselines: Mapping[str, Scored],
+           se_margin: float, target: float | None = None) -> tuple[str, dict[str, Any]]:
+    """The model-selection guard: keep the tuned winner or fall back on the best baseline.
+
+    All candidates are scored on the same training questions and seeds. The best baseline is
+    the one with the best objective value (first listed on ties). With d_q the paired
+    difference of per-question correctness (averaged over seeds), tuned minus that baseline,
+    mean(d) and SE = std(d, ddof=1) / sqrt(n):
+
+    * accuracy objective (one-standard-error rule): keep the tuned level only if
+      mean(d) > se_margin * SE; otherwise the fixed plan, whose training score is within
+      the noise of the winner's, is chosen (a plain plan that is as good, not a lucky one);
+    * cost objective (the same rule applied to its constraint): the baseline is chosen when
+      its objective is no worse (cheaper, or feasible where the tuned is not); a cheaper tuned
+      level is kept only if its training accuracy minus se_margin * SE still reaches `target`
+      (with the default target, the large model's accuracy = escalate-all's, that is
+      mean(d) >= se_margin * SE against escalate-all), or when no baseline reaches the target.
+
+    Returns ("tuned" | "baseline:<name>", record) with the numbers behind the choice.
+    """
+    if not baselines:
+        return "tuned", {"chosen": "tuned", "reason": "no baseline plan"}
+    sign = -1.0 if objective == "accuracy" else 1.0
+    name = min(baselines, key=lambda k: sign * baselines[k].value)  # first wins ties
+    base = baselines[name]
+    d = tuned.ev.correct.mean(0) - base.ev.correct.mean(0)
+    n = int(d.size)
+    mean = float(d.mean())
+    se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+    t_acc, b_acc = tuned.ev.accuracy, base.ev.accuracy
+    record: dict[str, Any] = {
+        "baseline": name, "mean_diff": mean, "se": se, "se_margin": float(se_margin),
+        "tuned_accuracy": t_acc, "baseline_accuracy": b_acc,
+        "tuned_cost": tuned.ev.mean_cost, "baseline_cost": base.ev.mean_cost,
+        "questions": n, "tuned_is_baseline": _same_plan(tuned.level, base.level)}
+    if objective == "accuracy":
+        keep = mean > se_margin * se
+        why = (f"tuned beats {name} by {mean:+.4f} > {se_margin:g} x SE {se:.4f}" if keep else
+               f"tuned vs {name}: {mean:+.4f} <= {se_margin:g} x SE {se:.4f}: keep the fixed plan")
+    else:
+        if sign * base.value <= sign * tuned.value:
+            keep = False
+            why = (f"{name} is no worse on the training objective ({base.value:.4f} vs "
+                   f"{tuned.value:.4f})")
+        elif b_acc < float(target):  # type: ignore[arg-type]
+            keep = True
+            why = f"no baseline reaches the target {target:.4f} on train (best: {name})"
+        else:
+            low = t_acc - se_margin * se
+            keep = low >= float(target)  # type: ignore[arg-type]
+            why = (f"tuned accuracy {t_acc:.4f} - {se_margin:g} x SE {se:.4f} = {low:.4f} "
+                   f"{'>=' if keep else '<'} target {target:.4f} (vs {name})")
+        record["target"] = target
+    chosen = "tuned" if keep else f"baseline:{name}"
+    record["chosen"] = chosen
+    record["reason"] = why
+    return chosen, record
 
 
 def baseline_params(data: TuneData, budget: float) -> list[dict[str, Any]]:
@@ -320,12 +443,106 @@ def baseline_params(data: TuneData, budget: float) -> list[dict[str, Any]]:
     return out
 
 
+CASCADE_EPS = 1e-9
+"""A cascade keeps the small answer when agreement >= escalate_below; as a `Level` that is
+difficulty logit (escalate_below - CASCADE_EPS) - agreement < 0 (agreements of votes over
+<= 1e6 samples that differ from escalate_below differ by far more than this)."""
+
+
+def level_of_strategy(strategy: Any, **extra: Any) -> Level | None:
+    """The `Level` that runs exactly `strategy` (a Vote, Escalate or Cascade), or None.
+
+    Vote(max_samples, wave, ...) is an adaptive vote that never escalates with probe = wave;
+    Escalate is a level that sends every prompt to the large model (direct_above 0);
+    Cascade(escalate_below=e) escalates when the agreement difficulty model says
+    agreement < e (its probe weights are (e - CASCADE_EPS, -1, 0, ...), threshold 0.5).
+    `extra` sets other Level fields (e.g. from_budget).
+    """
+    from tts.strategies import Cascade
+
+    zeros = (0.0,) * (len(AGREEMENT_WEIGHTS) - 2)
+    if isinstance(strategy, Vote):
+        if strategy.role != "small":
+            return None
+        return Level(probe=strategy.wave, wave=strategy.wave, max_samples=strategy.max_samples,
+                     max_tokens=strategy.max_tokens, temperature=strategy.temperature,
+                     confidence=strategy.confidence, use_large=False,
+                     probe_weights=AGREEMENT_WEIGHTS, **extra)
+    if isinstance(strategy, Escalate):
+        return Level(use_large=True, direct_above=0.0, large_samples=strategy.samples,
+                     large_max_tokens=strategy.max_tokens, temperature=strategy.temperature,
+                     probe_weights=AGREEMENT_WEIGHTS, **extra)
+    if isinstance(strategy, Cascade):
+        return Level(probe=strategy.wave, wave=strategy.wave, max_samples=strategy.max_samples,
+                     max_tokens=strategy.max_tokens, temperature=strategy.temperature,
+                     confidence=strategy.confidence, use_large=True, escalate_above=0.5,
+                     escalate_early_above=1.0, direct_above=1.0,
+                     large_samples=strategy.large_samples,
+                     large_max_tokens=strategy.large_max_tokens,
+                     keep_for_large=strategy.keep_for_large,
+                     probe_weights=(strategy.escalate_below - CASCADE_EPS, -1.0, *zeros),
+                     **extra)
+    return None
+
+
+def sweep_fixed_plans(data: TuneData) -> dict[str, Any]:
+    """The fixed strategies `tts sweep` compares against by default (its vote@N sizes, `vote`,
+    `escalate`, `cascade`, with the sweep's settings), for a bank holding `data.max_samples`
+    small samples per question; `chain` is left out (no Level runs it)."""
+    from tts.strategies import Cascade
+    from tts.sweep import VOTE_SIZES
+
+    fits = data.max_samples
+    sizes = [n for n in VOTE_SIZES if n <= fits]
+    if fits not in sizes:
+        sizes.append(fits)
+    cap = min(16, fits)
+    plans: dict[str, Any] = {f"vote@{n}": Vote(max_samples=n, wave=n, confidence=1.0)
+                             for n in sizes}
+    plans["vote"] = Vote(max_samples=cap)
+    if data.has_large:
+        plans["escalate"] = Escalate()
+        plans["cascade"] = Cascade(max_samples=cap)
+    return plans
+
+
+def baseline_levels(data: TuneData, budget: float) -> list[tuple[str, Level]]:
+    """Named fixed plans as levels, for the selection guard: the sweep's fixed strategies
+    reproduced exactly (`sweep_fixed_plans`), then the study's enqueued `baseline_params`
+    ("tuner-vote", "tuner-escalate") where they differ from all of those."""
+    out: list[tuple[str, Level]] = []
+    for name, strategy in sweep_fixed_plans(data).items():
+        lv = level_of_strategy(strategy)
+        if lv is not None:
+            out.append((name, lv))
+    import optuna
+
+    for params in baseline_params(data, budget):
+        lv = replace(suggest_level(optuna.trial.FixedTrial(params), data, budget), from_budget=0.0)
+        if not any(_same_plan(lv, other) for _, other in out):
+            out.append(("tuner-escalate" if lv.direct_above == 0.0 else "tuner-vote", lv))
+    return out
+
+
+def _same_plan(a: Level, b: Level) -> bool:
+    """Whether two levels run the same plan (escalate-all levels differ only in what they
+    would do with the small model, which they never use)."""
+    if a.use_large and b.use_large and a.direct_above == 0.0 and b.direct_above == 0.0:
+        return (a.large_samples, a.large_max_tokens, a.temperature) == \
+            (b.large_samples, b.large_max_tokens, b.temperature)
+    return replace(a, from_budget=0.0) == replace(b, from_budget=0.0)
+
+
 def tune_policy(data: TuneData, budgets: Sequence[float], *, objective: str = "accuracy",
                 target: float | None = None, trials: int = 200, sampler_seed: int = 0,
                 storage: Any = None, study_prefix: str | None = None,
                 progress: Callable[[str, int], None] | None = None,
-                notes: Mapping | None = None) -> tuple[ParamPolicy, list[LevelResult]]:
-    """One study per budget; level i serves budgets from budgets[i] (the first from 0)."""
+                notes: Mapping | None = None, se_margin: float | None = SE_MARGIN
+                ) -> tuple[ParamPolicy, list[LevelResult]]:
+    """One study per budget; level i serves budgets from budgets[i] (the first from 0).
+
+    The policy's notes record the selection guard's choice per level ("selection")."""
+    _check_margin(se_margin)
     results = []
     for i, b in enumerate(budgets):
         start = 0.0 if i == 0 else float(b)
@@ -333,9 +550,22 @@ def tune_policy(data: TuneData, budgets: Sequence[float], *, objective: str = "a
         cb = None if progress is None else (lambda n, b=b: progress(f"budget {b:g}", n))
         results.append(tune_level(data, float(b), objective=objective, target=target,
                                   trials=trials, sampler_seed=sampler_seed + i, storage=storage,
-                                  study_name=name, from_budget=start, progress=cb))
+                                  study_name=name, from_budget=start, progress=cb,
+                                  se_margin=se_margin))
+    notes = dict(notes or {})
+    notes["selection"] = [{"budget": float(b), **selection_summary(r)}
+                          for b, r in zip(budgets, results)]
     policy = _policy(data, [r.level for r in results], notes)
     return policy, results
+
+
+def selection_summary(r: LevelResult) -> dict[str, Any]:
+    """JSON-ready guard record of one tuned level (chosen, baseline, mean_diff, se, ...)."""
+    keys = ("chosen", "baseline", "mean_diff", "se", "se_margin", "tuned_accuracy",
+            "baseline_accuracy", "tuned_cost", "baseline_cost", "target", "questions",
+            "tuned_is_baseline", "reason")
+    sel = r.selection or {"chosen": r.chosen}
+    return {k: sel[k] for k in keys if k in sel}
 
 
 # ---- splits and held-out reports -----------------------------------------------------------
@@ -375,7 +605,8 @@ def crossfit(arrays: BankArrays, budgets: Sequence[float], *, folds: int = 5,
              objective: str = "accuracy", target: float | None = None, trials: int = 200,
              seeds: Sequence[int] = (0, 1, 2), split_seed: int = 0, sampler_seed: int = 0,
              count_prompt: bool = False, storage: Any = None, study_prefix: str | None = None,
-             progress: Callable[[str, int], None] | None = None
+             progress: Callable[[str, int], None] | None = None,
+             se_margin: float | None = SE_MARGIN
              ) -> tuple[CrossFitPolicy, list[list[LevelResult]]]:
     """K-fold tuning: fold f's policy is tuned on the other folds' questions only."""
     from tts.difficulty import kfold
@@ -391,7 +622,8 @@ def crossfit(arrays: BankArrays, budgets: Sequence[float], *, folds: int = 5,
         notes = {"train_ids": [arrays.problem_ids[i] for i in train], "fold": f}
         pol, res = tune_policy(data, budgets, objective=objective, target=target, trials=trials,
                                sampler_seed=sampler_seed + 1000 * f, storage=storage,
-                               study_prefix=prefix, progress=cb, notes=notes)
+                               study_prefix=prefix, progress=cb, notes=notes,
+                               se_margin=se_margin)
         policies.append(pol)
         results.append(res)
     heldout_ids = [[arrays.problem_ids[i] for i in held] for held in parts]
@@ -404,8 +636,14 @@ def run_tune(arrays: BankArrays, *, objective: str = "accuracy",
              seeds: Sequence[int] = (0, 1, 2), heldout_seeds: Sequence[int] = (100, 101, 102),
              split_seed: int = 0, sampler_seed: int = 0, count_prompt: bool = False,
              storage: str | None = None, study_name: str | None = None,
-             progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
-    """Tune and report held-out; returns {"policy": ParamPolicy, "report": dict, ...}."""
+             progress: Callable[[str, int], None] | None = None,
+             se_margin: float | None = SE_MARGIN) -> dict[str, Any]:
+    """Tune and report held-out; returns {"policy": ParamPolicy, "report": dict, ...}.
+
+    `report["selection"]` holds, per budget (and per fold with `folds`), the guard's choice
+    on the training questions ("tuned" or "baseline:<name>", mean diff, SE); each held-out
+    entry repeats the choice(s) under "chosen"."""
+    _check_margin(se_margin)
     budgets = [float(b) for b in budgets]
     if not budgets or any(not b > 0 for b in budgets) or sorted(set(budgets)) != budgets:
         raise ValidationError(f"budgets must be positive and strictly increasing, got "
@@ -419,14 +657,16 @@ def run_tune(arrays: BankArrays, *, objective: str = "accuracy",
     report: dict[str, Any] = {"format": FORMAT, "objective": objective, "budgets": budgets,
                               "bank": arrays.bank.meta.name, "train_seeds": list(seeds),
                               "heldout_seeds": list(heldout_seeds),
-                              "count_prompt": count_prompt, "trials_per_study": trials}
+                              "count_prompt": count_prompt, "trials_per_study": trials,
+                              "se_margin": se_margin}
     t0 = time.perf_counter()
     out: dict[str, Any] = {}
     if folds is not None:
         cf, results = crossfit(arrays, budgets, folds=folds, objective=objective, target=target,
                                trials=trials, seeds=seeds, split_seed=split_seed,
                                sampler_seed=sampler_seed, count_prompt=count_prompt,
-                               storage=store, study_prefix=prefix, progress=progress)
+                               storage=store, study_prefix=prefix, progress=progress,
+                               se_margin=se_margin)
         report["split"] = {"kind": "k-fold", "folds": folds, "split_seed": split_seed,
                            "note": "every question is scored by the fold policy not tuned on "
                                    "it (out-of-fold estimate)"}
@@ -441,7 +681,8 @@ def run_tune(arrays: BankArrays, *, objective: str = "accuracy",
                                study_prefix=None if prefix is None else f"{prefix}-all",
                                progress=None if progress is None else
                                (lambda what, n: progress(f"all questions {what}", n)),
-                               notes={"train_ids": list(arrays.problem_ids)})
+                               notes={"train_ids": list(arrays.problem_ids)},
+                               se_margin=se_margin)
         out["policy"] = final
     else:
         train, held = split(len(arrays), heldout_fraction, split_seed)
@@ -449,7 +690,8 @@ def run_tune(arrays: BankArrays, *, objective: str = "accuracy",
         notes = {"train_ids": [arrays.problem_ids[i] for i in train]}
         policy, results_ = tune_policy(data, budgets, objective=objective, target=target,
                                        trials=trials, sampler_seed=sampler_seed, storage=store,
-                                       study_prefix=prefix, progress=progress, notes=notes)
+                                       study_prefix=prefix, progress=progress, notes=notes,
+                                       se_margin=se_margin)
         results = [results_]
         held_arrays = arrays.subset(held)
         report["split"] = {"kind": "train/held-out", "heldout_fraction": heldout_fraction,
@@ -467,6 +709,12 @@ def run_tune(arrays: BankArrays, *, objective: str = "accuracy",
         out["policy"] = policy
     report["studies"] = [[{"name": r.study_name, "trials": r.trials} for r in rs]
                          for rs in results]
+    # The guard's choices (made on training questions only), per budget and fold.
+    report["selection"] = [{"budget": b, "folds" if folds is not None else "split":
+                            [selection_summary(rs[i]) for rs in results]}
+                           for i, b in enumerate(budgets)]
+    for i, entry in enumerate(report["heldout"]):
+        entry["chosen"] = [rs[i].chosen for rs in results]
     report["elapsed_s"] = round(time.perf_counter() - t0, 2)
     out["report"] = report
     return out
@@ -507,6 +755,11 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
                    help="Optuna RDB URL (e.g. sqlite:///tune.db): resumable, shareable by "
                         "several workers")
     p.add_argument("--study-name", default=None, help="study name prefix in --storage")
+    p.add_argument("--se-margin", type=float, default=SE_MARGIN,
+                   help="selection guard: keep the tuned level only if it beats the best fixed "
+                        "plan on the train questions by more than this many standard errors "
+                        f"of the paired per-question difference (default {SE_MARGIN:g}; 0: any "
+                        "gain)")
     p.add_argument("--count-prompt", action="store_true",
                    help="also charge prompt tokens, once per prompt per model")
     p.add_argument("--out", type=Path, default=Path("tune-results"),
@@ -560,7 +813,8 @@ def _run_cli(args: argparse.Namespace) -> int:
                        heldout_fraction=args.heldout_fraction, seeds=seeds,
                        heldout_seeds=heldout_seeds, split_seed=args.seed,
                        sampler_seed=args.seed, count_prompt=args.count_prompt,
-                       storage=args.storage, study_name=args.study_name, progress=progress)
+                       storage=args.storage, study_name=args.study_name, progress=progress,
+                       se_margin=args.se_margin)
     args.out.mkdir(parents=True, exist_ok=True)
     command = "tts " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == \
         ["tune"] else "tts tune (API)"
@@ -574,13 +828,14 @@ def _run_cli(args: argparse.Namespace) -> int:
     console = Console()
     table = Table(title=f"held-out results ({out['report']['split']['kind']})")
     for col in ("budget", "questions", "accuracy", "mean cost", "escalated", "large-only acc",
-                "cost share"):
+                "cost share", "chosen (train)"):
         table.add_column(col, justify="right")
     for r in out["report"]["heldout"]:
         table.add_row(f"{r['budget']:,.0f}", str(r["questions"]), f"{r['accuracy']:.3f}",
                       f"{r['mean_cost']:,.0f}", f"{r['escalation_rate']:.2f}",
                       f"{r.get('large_only_accuracy', math.nan):.3f}",
-                      f"{r.get('cost_share_of_large_only', math.nan):.2f}")
+                      f"{r.get('cost_share_of_large_only', math.nan):.2f}",
+                      ", ".join(r.get("chosen", [])))
     console.print(table)
     console.print(f"wrote {args.out / 'policy.json'} and {args.out / 'report.json'} "
                   f"({out['report']['elapsed_s']} s)", highlight=False)
