@@ -1,0 +1,228 @@
+"""The vLLM backend: settings and errors without an engine, then the real engine on CPU.
+
+Live tests (`-m live`) run vLLM with the tiny model (SmolLM2-135M, `tts models pull tiny`)
+and a few tokens per sample; they skip with the reason when vLLM or the model is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from tts import models
+from tts.backends import Backend
+from tts.errors import BackendError, ValidationError
+from tts.types import GenRequest
+
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+requires_tiny = pytest.mark.skipif(
+    not models.is_pulled("tiny") or importlib.util.find_spec("transformers") is None,
+    reason="needs the tiny model's tokenizer: `bash scripts/install_cpu.sh` and "
+           "`tts models pull tiny`")
+
+QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
+
+
+# ---- without an engine ---------------------------------------------------------------------
+def test_derive_seed_is_stable_and_spread() -> None:
+    from tts.backends.vllm import derive_seed
+
+    assert derive_seed(0, 0) == derive_seed(0, 0)
+    seeds = {derive_seed(s, i) for s in range(20) for i in range(20)}
+    assert len(seeds) == 400  # nearby streams never share a sample seed
+    assert all(0 <= x < 2**63 for x in seeds)
+
+
+@pytest.mark.parametrize("flags, dtype", [({"avx512f", "avx512_bf16"}, "bfloat16"),
+                                          ({"amx_bf16"}, "bfloat16"),
+                                          ({"avx2", "avx512f"}, "float32"), (set(), "float32")])
+def test_cpu_dtype_follows_cpu_flags(monkeypatch, flags, dtype) -> None:
+    from tts.backends import vllm as backend_mod
+
+    monkeypatch.setattr(backend_mod, "cpu_flags", lambda: flags)
+    assert backend_mod.cpu_dtype() == dtype
+
+
+def test_cpu_flags_reads_proc_cpuinfo() -> None:
+    from tts.backends.vllm import cpu_flags
+
+    flags = cpu_flags()
+    assert isinstance(flags, set)
+
+
+def test_not_pulled_model_names_the_command(tmp_path, monkeypatch) -> None:
+    from tts.backends.vllm import VLLMBackend
+
+    monkeypatch.setenv(models.MODELS_DIR_ENV, str(tmp_path))
+    with pytest.raises(models.ModelNotPulledError, match=r"run `tts models pull small`"):
+        VLLMBackend("small")
+    with pytest.raises(models.ModelNotPulledError, match=r"tts models pull large"):
+        VLLMBackend("qwen2.5-coder-1.5b")
+
+
+def test_bad_model_folder_and_settings(tmp_path) -> None:
+    from tts.backends.vllm import VLLMBackend
+
+    with pytest.raises(BackendError, match="neither a pulled model"):
+        VLLMBackend(tmp_path / "nowhere")
+    with pytest.raises(ValidationError, match="max_model_len"):
+        VLLMBackend(tmp_path, max_model_len=0)
+    with pytest.raises(ValidationError, match="device"):
+        VLLMBackend(tmp_path, device="tpu")
+
+
+@requires_tiny
+def test_lazy_until_first_generate_and_prompt_tokens_without_engine() -> None:
+    from tts.backends.vllm import VLLMBackend
+
+    backend = VLLMBackend("tiny")
+    assert isinstance(backend, Backend)
+    assert backend.model == "smollm2-135m"
+    req = GenRequest(prompt=QUESTION, max_tokens=8)
+    n = backend.prompt_tokens(req)
+    longer = backend.prompt_tokens(GenRequest(prompt=QUESTION, assistant_prefix="Let me think",
+                                              max_tokens=8))
+    assert 10 < n < longer
+    assert not backend.loaded  # counting tokens needs the tokenizer only
+
+
+@requires_tiny
+def test_context_too_long_is_a_clear_error_before_generating() -> None:
+    from tts.backends.vllm import VLLMBackend
+
+    backend = VLLMBackend("tiny", max_model_len=64)
+    with pytest.raises(BackendError, match=r"max_model_len=64"):
+        backend.generate([GenRequest(prompt="word " * 200, max_tokens=8)])
+    assert not backend.loaded
+
+
+# ---- the real engine -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny():
+    if not HAS_VLLM:
+        pytest.skip("vLLM is not installed; run `bash scripts/install_cpu.sh`")
+    if not models.is_pulled("tiny"):
+        pytest.skip("the tiny model is not pulled; run `tts models pull tiny`")
+    from tts.backends.vllm import VLLMBackend
+
+    backend = VLLMBackend("tiny", max_model_len=1024)
+    yield backend.load()
+    backend.close()
+
+
+def _texts(completions):
+    return [c.text for c in completions]
+
+
+@pytest.mark.live
+def test_seeds_reproduce_and_streams_split_into_waves(tiny) -> None:
+    req = GenRequest(prompt=QUESTION, n=6, max_tokens=24, temperature=0.8, seed=11)
+    a, b = tiny.generate([req, req])
+    assert _texts(a) == _texts(b)
+    assert len(set(_texts(a))) > 1  # the n samples of one stream differ
+    first = GenRequest(prompt=QUESTION, n=2, max_tokens=24, temperature=0.8, seed=11)
+    rest = GenRequest(prompt=QUESTION, n=4, offset=2, max_tokens=24, temperature=0.8, seed=11)
+    w1, w2 = tiny.generate([rest, first])  # order in the call does not matter either
+    assert _texts(w2) + _texts(w1) == _texts(a)
+    (other,) = tiny.generate([GenRequest(prompt=QUESTION, n=6, max_tokens=24, temperature=0.8,
+                                         seed=12)])
+    assert _texts(other) != _texts(a)
+
+
+@pytest.mark.live
+def test_token_counts_are_the_engines(tiny) -> None:
+    from vllm import SamplingParams
+
+    from tts.backends.vllm import derive_seed
+
+    req = GenRequest(prompt=QUESTION, n=3, max_tokens=20, temperature=0.7, seed=5)
+    (completions,) = tiny.generate([req])
+    ids = tiny.prompt_ids(req)
+    raw = tiny._llm.generate([{"prompt_token_ids": ids}] * 3,
+                             [SamplingParams(max_tokens=20, temperature=0.7,
+                                             seed=derive_seed(5, i)) for i in range(3)],
+                             use_tqdm=False)
+    for c, r in zip(completions, raw):
+        assert c.text == r.outputs[0].text
+        assert c.tokens == len(r.outputs[0].token_ids)
+        assert c.prompt_tokens == len(r.prompt_token_ids) == tiny.prompt_tokens(req)
+        assert 1 <= c.tokens <= 20
+        assert (c.finish_reason == "length") == (c.tokens == 20)
+
+
+@pytest.mark.live
+def test_stop_logprobs_greedy_and_assistant_prefix(tiny) -> None:
+    greedy = GenRequest(prompt=QUESTION, max_tokens=16, temperature=0, logprobs=True)
+    stop = GenRequest(prompt=QUESTION, n=4, max_tokens=40, temperature=1.0, seed=3,
+                      stop=(" ",))
+    prefix = GenRequest(prompt=QUESTION, max_tokens=8, temperature=0,
+                        assistant_prefix="The final answer is \\boxed{")
+    g, s, p = tiny.generate([greedy, stop, prefix])
+    assert g[0].mean_logprob is not None and g[0].mean_logprob <= 0
+    (g2,) = tiny.generate([greedy])
+    assert g2[0].text == g[0].text
+    assert all(" " not in c.text for c in s)
+    assert any(c.finish_reason == "stop" for c in s)
+    assert p[0].prompt_tokens == tiny.prompt_tokens(prefix) > g[0].prompt_tokens
+    if "}" in p[0].text:  # the answer is read from prefix + continuation
+        assert p[0].answer is not None
+
+
+@pytest.mark.live
+def test_budget_is_never_exceeded_with_live_generation(tiny) -> None:
+    from tts.budgets import Budget
+    from tts.engine import Engine
+
+    engine = Engine(tiny, count_prompt=True, seed=1)
+    questions = [QUESTION, "What is 12 * 3?", "A train goes 60 km in 1 hour. How far in 3 hours?"]
+    for limit in (150.0, 600.0):
+        results = engine.solve_many(questions, Budget(tokens=limit), strategy="vote",
+                                    max_samples=8, wave=4, max_tokens=32)
+        for r in results:
+            assert r.cost <= limit
+            assert r.status in ("answered", "abstained", "insufficient_budget")
+            if r.status != "insufficient_budget":
+                assert r.tokens[tiny.model] > 0
+    again = engine.solve_many(questions, Budget(tokens=600.0), strategy="vote", max_samples=8,
+                              wave=4, max_tokens=32)
+    assert [r.votes for r in again] == [r.votes for r in results]
+
+
+@pytest.mark.live
+def test_chain_budget_forcing_live(tiny) -> None:
+    from tts.engine import Engine
+    from tts.strategies import Chain
+
+    engine = Engine(tiny, seed=0)
+    per_token = engine.cost.of(tiny.model).output
+    # Cut at 24 tokens: the answer is forced with up to 10 greedy tokens.
+    cut = Chain(max_tokens=24, min_tokens=8, answer_tokens=10)
+    r = engine.solve(QUESTION, 1000.0, strategy=cut)
+    assert any("forcing the final answer" in t for t in r.trace)
+    assert r.tokens[tiny.model] <= 24 + 10
+    assert r.cost <= 1000.0
+    # A budget too small for chain + held-back answer is refused before generating.
+    tight = engine.solve(QUESTION, (8 + 10) * per_token - 1e-9, strategy=cut)
+    assert tight.status == "insufficient_budget" and tight.cost == 0
+    # A chain that stops early is told "Wait" and continues within its share.
+    wait = Chain(max_tokens=200, min_tokens=8, max_waits=1, min_continue=8, temperature=0.7)
+    r = engine.solve(QUESTION, 1000.0, strategy=wait)
+    if any("'Wait'" in t for t in r.trace):
+        assert r.tokens[tiny.model] <= 200
+    assert r.cost <= 1000.0
+    # Forcing off: one call, same as a replayed chain.
+    one = engine.solve(QUESTION, 1000.0, strategy=Chain(max_tokens=24, min_tokens=8))
+    assert len(one.trace) == 1 and one.tokens[tiny.model] <= 24
+
+
+@pytest.mark.live
+def test_a_wave_larger_than_one_engine_step(tiny) -> None:
+    # More prompt tokens than one scheduler step takes (4096): with chunked prefill, vLLM's
+    # CPU sampler crashed on seeded requests ("CPU Generator does not use offset").
+    long_q = QUESTION + " Explain every step of the reasoning carefully." * 6
+    reqs = [GenRequest(prompt=f"{i}. {long_q}", n=2, max_tokens=2, seed=i) for i in range(30)]
+    assert sum(tiny.prompt_tokens(r) * r.n for r in reqs) > 4096
+    out = tiny.generate(reqs)
+    assert [len(c) for c in out] == [2] * 30
+    assert all(1 <= s.tokens <= 2 for c in out for s in c)

