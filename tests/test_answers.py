@@ -363,3 +363,14 @@ def test_mot_gpt4_greedy_cot_logs() -> None:
     assert agree >= 295, f"extracted answers agree with stored predictions on {agree}/300 rows"
     accuracy = sum(is_correct(a, str(row["answer"])) for a, row in zip(answers, rows)) / 300
     assert accuracy == pytest.approx(0.970, abs=0.01)
+
+
+@pytest.mark.parametrize("text, expected", [
+    (r"so the total is \boxed{160 + 80 + 20 = 260}", "260"),
+    (r"\boxed{3 \times 4 = 12}", "12"),
+    (r"\boxed{x = 5}", "5"),
+    (r"\boxed{y = 2x + 3}", "y = 2x + 3"),
+    (r"The answer is: \boxed{ANSWER}", None),
+])
+def test_boxed_arithmetic_and_template_echo(text, expected):
+    assert extract_answer(text) == expected

@@ -164,11 +164,21 @@ def _unwrap(answer: str) -> str:
     return s
 
 
+_PLACEHOLDERS = {"answer", "your answer", "final answer", "...", "…", "x"}
+"""Boxed text that echoes a prompt's template instead of answering."""
+
+
 def _clean_math(content: str) -> str | None:
     """Boxed or math-delimited content as an answer: plain numbers cleaned, LaTeX kept."""
     s = _unwrap(content)
-    if not s:
+    if not s or s.strip(" .").lower() in _PLACEHOLDERS:
         return None
+    lhs, eq, rhs = s.rpartition("=")
+    arithmetic = re.sub(r"\\(?:times|cdot|div|[dt]?frac|left|right)", " ", lhs)
+    if eq and re.fullmatch(r"[\d\s+\-*/×÷().,^{}\\a-z]*", arithmetic) \
+            and not re.search(r"[a-z]{2}", arithmetic) \
+            and (m := _LEADING_NUMBER.fullmatch(rhs.strip())) is not None:
+        return _clean_number(m)  # arithmetic shown in the box: "160 + 80 + 20 = 260"
     if (m := _CHOICE_PAREN.fullmatch(s)) or (m := re.fullmatch(r"(?P<l>[A-Z])", s)):
         return m["l"].upper()
     if (m := _DATE.fullmatch(s)) is not None:

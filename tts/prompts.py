@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-ANSWER_INSTRUCTION = (
-    "Solve the problem step by step. End with the final answer on its own line as "
-    "\"The answer is: \\boxed{ANSWER}\"."
-)
+ANSWER_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+"""The instruction Qwen2.5 (Math/Coder) models are trained with; no placeholder to echo."""
 
 FINAL_ANSWER_CUE = "\n\nTime is up. The final answer is \\boxed{"
 """Appended by budget forcing when a chain reaches its token share (s1-style)."""
