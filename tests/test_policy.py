@@ -131,7 +131,7 @@ def test_decide_direct_escalation_adaptive_and_no_large(bundled):
 def test_default_policy_is_the_documented_cascade():
     s, d = DefaultPolicy().decide(tts.Problem("q?"), Budget(tokens=10), {"small": "a",
                                                                           "large": "b"})
-    assert s == Cascade() and d is None
+    assert s == Cascade(keep_for_large=True) and d is None
 
 
 @pytest.mark.parametrize("budget, count_prompt", [(3_000, False), (90_000, True),

@@ -91,6 +91,15 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the sample streams")
     p.add_argument("--count-prompt", action="store_true",
                    help="also charge prompt tokens, once per prompt per model")
+    p.add_argument("--live", action="store_true",
+                   help="generate with vLLM instead of replaying a bank (models from "
+                        "`tts models pull`)")
+    p.add_argument("--small", default="small",
+                   help="live small model: tiny, small, large or a HF model folder "
+                        "(default small = Qwen2.5-Coder-0.5B-Instruct)")
+    p.add_argument("--large", default="large",
+                   help="live large model, or 'none' (default large = Qwen2.5-Coder-1.5B-"
+                        "Instruct; loaded only when a plan escalates)")
 
 
 def _engine_from_args(args):
@@ -101,8 +110,25 @@ def _engine_from_args(args):
         from tts.policy import load_policy
 
         policy = load_policy(args.policy)
+    if args.live:
+        return _live_engine(args, policy)
     return tts.replay_engine(args.bank, seed=args.seed, count_prompt=args.count_prompt,
                              policy=policy)
+
+
+def _live_engine(args, policy):
+    """An Engine over in-process vLLM engines; prices by active parameters."""
+    from tts.backends.vllm import VLLMBackend
+    from tts.budgets import QWEN_PARAMS
+    from tts.engine import Engine
+
+    if args.bank is not None:
+        raise ValidationError("--bank replays logged samples; it cannot be combined with --live.",
+                              parameter="bank")
+    small = VLLMBackend(args.small)
+    large = None if args.large == "none" else VLLMBackend(args.large)
+    return Engine(small, large, cost=QWEN_PARAMS, seed=args.seed,
+                  count_prompt=args.count_prompt, policy=policy)
 
 
 def _strategy_from_args(args):
@@ -165,9 +191,16 @@ def _add_demo(sub) -> None:
                        description="Solve the first N questions of a bank under a budget and "
                                    "print a table with the gold answers.")
     p.add_argument("--n", type=int, default=10, help="number of questions (default 10)")
-    p.add_argument("--budget", type=float, default=200_000, help="budget per question")
+    p.add_argument("--budget", type=float, default=None,
+                   help="budget per question (default 200000 on replay, 4000 with --live)")
     _add_engine_args(p)
     p.set_defaults(run=_run_demo)
+
+
+def _bundled_bank():
+    from tts import BUNDLED_BANK
+
+    return BUNDLED_BANK
 
 
 def _run_demo(args) -> int:
@@ -175,10 +208,14 @@ def _run_demo(args) -> int:
 
     from tts.answers import is_correct
 
-    engine = _engine_from_args(args)
-    bank = engine.backends["small"].bank
+    from tts.bank import load_bank
+
     if args.n < 1:
         raise ValidationError(f"--n must be >= 1, got {args.n}.", parameter="n", value=args.n)
+    if args.budget is None:
+        args.budget = 4000.0 if args.live else 200_000.0
+    engine = _engine_from_args(args)
+    bank = engine.backends["small"].bank if not args.live else load_bank(_bundled_bank())
     problems = [bank.problems[pid] for pid in bank.problem_ids[:args.n]]
     strategy, options = _strategy_from_args(args)
     start = time.perf_counter()
@@ -189,6 +226,8 @@ def _run_demo(args) -> int:
                         f"{args.budget:,.0f} units each",
                   caption="tokens: " + " / ".join(models.values()))
     table.add_column("question", no_wrap=True, overflow="ellipsis", max_width=22)
+    if args.live:
+        table.add_column("time", no_wrap=True, justify="right")
     table.add_column("plan", no_wrap=True)
     table.add_column("answer", overflow="fold", min_width=6, max_width=10)
     table.add_column("gold", overflow="fold", min_width=6, max_width=10)
@@ -199,7 +238,8 @@ def _run_demo(args) -> int:
     for problem, r in zip(problems, results):
         ok = is_correct(r.answer, problem.gold)
         right += ok
-        table.add_row(problem.question, r.strategy + (" ↑" if r.escalated else ""),
+        timing = [f"{r.seconds:.0f} s"] if args.live else []
+        table.add_row(problem.question, *timing, r.strategy + (" ↑" if r.escalated else ""),
                       str(r.answer), problem.gold, "[green]✓[/]" if ok else "[red]✗[/]",
                       " / ".join(str(r.tokens.get(m, 0)) for m in models.values()),
                       f"{r.cost:,.0f}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -20,6 +21,7 @@ class _Job:
     strategy: Strategy
     ctx: RunContext
     difficulty: float | None = None
+    seconds: float | None = None
 
 
 class Engine:
@@ -69,6 +71,7 @@ class Engine:
                    strategy: Strategy | str | None = None, **options) -> list[Result]:
         """Answer many prompts, each under its own `budget`; step k of every prompt goes to
         each backend in one batched call."""
+        start = time.perf_counter()
         budget = self._budget(budget)
         problems = [self._problem(p) for p in _as_list(prompts)]
         forced = self._strategy(strategy, options)
@@ -82,16 +85,18 @@ class Engine:
                 plan_strategy, difficulty = self.policy.decide(problem, budget, self.models)
             self._check_roles(plan_strategy)
             jobs.append(_Job(problem, plan_strategy, ctx, difficulty))
-        outcomes = self._run(jobs)
+        outcomes = self._run(jobs, start)
         return [self._result(job, out) for job, out in zip(jobs, outcomes)]
 
     # ---- driving -------------------------------------------------------------------------
-    def _run(self, jobs: Sequence[_Job]) -> list[Outcome]:
+    def _run(self, jobs: Sequence[_Job], start: float) -> list[Outcome]:
         gens = [job.strategy.steps(job.problem, job.ctx) for job in jobs]
         outcomes: list[Outcome | None] = [None] * len(jobs)
         pending: dict[int, list[Call]] = {}
         for i, gen in enumerate(gens):
             self._advance(i, gen, None, pending, outcomes)
+            if outcomes[i] is not None:
+                jobs[i].seconds = time.perf_counter() - start
         while pending:
             replies: dict[int, list[list[Completion]]] = {i: [None] * len(c)  # type: ignore
                                                           for i, c in pending.items()}
@@ -115,6 +120,8 @@ class Engine:
             sent, pending = pending, {}
             for i in sent:
                 self._advance(i, gens[i], replies[i], pending, outcomes)
+                if outcomes[i] is not None:
+                    jobs[i].seconds = time.perf_counter() - start
         return outcomes  # type: ignore[return-value]
 
     @staticmethod
@@ -136,7 +143,8 @@ class Engine:
                       plan=Plan(job.strategy.name, job.strategy.options()),
                       tokens=dict(ledger.tokens), cost=ledger.spent, budget=ledger.limit,
                       votes=out.votes.as_dict(), difficulty=difficulty, escalated=out.escalated,
-                      trace=tuple(job.ctx.trace), problem_id=job.problem.id)
+                      trace=tuple(job.ctx.trace), problem_id=job.problem.id,
+                      seconds=job.seconds)
 
     def _prompt_tokens(self, role: Role, request: GenRequest) -> int:
         return self.backends[role].prompt_tokens(request)

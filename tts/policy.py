@@ -15,8 +15,9 @@ strategy (probe wave, adaptive stop, escalation on probe difficulty). JSON round
 range, is a ValidationError naming it.
 
 `DefaultPolicy` (untuned, used when no policy is given): a cascade (small-model vote with
-Adaptive-Consistency stopping; escalate when the leader has < 60% of the votes) when a large
-model is present, else that vote alone. `tts tune` writes tuned `ParamPolicy` files.
+Adaptive-Consistency stopping; escalate when the leader has < 60% of the votes) that holds back
+the price of the large call before voting, so escalation stays affordable, when a large model
+is present; else that vote alone. `tts tune` writes tuned `ParamPolicy` files.
 """
 
 from __future__ import annotations
@@ -50,13 +51,14 @@ class Policy(Protocol):
 
 
 class DefaultPolicy:
-    """Untuned default: cascade (small vote, escalate when agreement < 0.6) when a large model
-    is present, else a small-model vote with Adaptive-Consistency early stopping."""
+    """Untuned default: cascade (small vote, escalate when agreement < 0.6, the large call's
+    price held back while voting) when a large model is present, else a small-model vote with
+    Adaptive-Consistency early stopping."""
 
     def decide(self, problem: Problem, budget: Budget,
                models: Mapping[Role, str]) -> tuple[Strategy, float | None]:
         if "large" in models:
-            return Cascade(), None
+            return Cascade(keep_for_large=True), None
         return Vote(), None
 
 

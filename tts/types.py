@@ -159,6 +159,8 @@ class Result:
     trace: tuple[str, ...] = ()
     """Short human-readable log of the decisions taken."""
     problem_id: str | None = None
+    seconds: float | None = field(default=None, compare=False)
+    """Wall time from the start of the (batched) call until this prompt was decided."""
 
     @property
     def samples(self) -> int:
