@@ -118,6 +118,9 @@ def _engine_from_args(args):
 
 def _live_engine(args, policy):
     """An Engine over in-process vLLM engines; prices by active parameters."""
+    import os
+
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # keep the table readable
     from tts.backends.vllm import VLLMBackend
     from tts.budgets import QWEN_PARAMS
     from tts.engine import Engine
@@ -192,7 +195,7 @@ def _add_demo(sub) -> None:
                                    "print a table with the gold answers.")
     p.add_argument("--n", type=int, default=10, help="number of questions (default 10)")
     p.add_argument("--budget", type=float, default=None,
-                   help="budget per question (default 200000 on replay, 4000 with --live)")
+                   help="budget per question (default 200000 on replay, 3000 with --live)")
     _add_engine_args(p)
     p.set_defaults(run=_run_demo)
 
@@ -213,7 +216,7 @@ def _run_demo(args) -> int:
     if args.n < 1:
         raise ValidationError(f"--n must be >= 1, got {args.n}.", parameter="n", value=args.n)
     if args.budget is None:
-        args.budget = 4000.0 if args.live else 200_000.0
+        args.budget = 3000.0 if args.live else 200_000.0
     engine = _engine_from_args(args)
     bank = engine.backends["small"].bank if not args.live else load_bank(_bundled_bank())
     problems = [bank.problems[pid] for pid in bank.problem_ids[:args.n]]
@@ -225,24 +228,25 @@ def _run_demo(args) -> int:
     table = Table(title=f"{len(problems)} questions from {bank.meta.name}, budget "
                         f"{args.budget:,.0f} units each",
                   caption="tokens: " + " / ".join(models.values()))
-    table.add_column("question", no_wrap=True, overflow="ellipsis", max_width=22)
-    if args.live:
-        table.add_column("time", no_wrap=True, justify="right")
+    table.add_column("question", no_wrap=True, overflow="ellipsis",
+                     max_width=16 if args.live else 22)
     table.add_column("plan", no_wrap=True)
     table.add_column("answer", overflow="fold", min_width=6, max_width=10)
     table.add_column("gold", overflow="fold", min_width=6, max_width=10)
     table.add_column("ok", min_width=2)
     table.add_column("tokens", no_wrap=True, justify="right")
     table.add_column("cost", no_wrap=True, justify="right")
+    if args.live:
+        table.add_column("time", no_wrap=True, justify="right")
     right = 0
     for problem, r in zip(problems, results):
         ok = is_correct(r.answer, problem.gold)
         right += ok
-        timing = [f"{r.seconds:.0f} s"] if args.live else []
-        table.add_row(problem.question, *timing, r.strategy + (" ↑" if r.escalated else ""),
+        timing = [f"{r.seconds:.0f}s"] if args.live else []
+        table.add_row(problem.question, r.strategy + (" ↑" if r.escalated else ""),
                       str(r.answer), problem.gold, "[green]✓[/]" if ok else "[red]✗[/]",
                       " / ".join(str(r.tokens.get(m, 0)) for m in models.values()),
-                      f"{r.cost:,.0f}")
+                      f"{r.cost:,.0f}", *timing)
     console.print(table)
     console.print(f"accuracy {right}/{len(problems)}; mean cost "
                   f"{sum(r.cost for r in results) / len(results):,.0f} units; "
