@@ -229,7 +229,7 @@ def _run_demo(args) -> int:
                         f"{args.budget:,.0f} units each",
                   caption="tokens: " + " / ".join(models.values()))
     table.add_column("question", no_wrap=True, overflow="ellipsis",
-                     max_width=16 if args.live else 22)
+                     max_width=14 if args.live else 22)
     table.add_column("plan", no_wrap=True)
     table.add_column("answer", overflow="fold", min_width=6, max_width=10)
     table.add_column("gold", overflow="fold", min_width=6, max_width=10)
@@ -243,7 +243,7 @@ def _run_demo(args) -> int:
         ok = is_correct(r.answer, problem.gold)
         right += ok
         timing = [f"{r.seconds:.0f}s"] if args.live else []
-        table.add_row(problem.question, r.strategy + (" ↑" if r.escalated else ""),
+        table.add_row(problem.question, r.strategy + ("↑" if r.escalated else ""),
                       str(r.answer), problem.gold, "[green]✓[/]" if ok else "[red]✗[/]",
                       " / ".join(str(r.tokens.get(m, 0)) for m in models.values()),
                       f"{r.cost:,.0f}", *timing)

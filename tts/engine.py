@@ -12,7 +12,7 @@ from tts.errors import BackendError, ValidationError
 from tts.policy import DefaultPolicy, Policy
 from tts.strategies import RunContext, Strategy, make_strategy
 from tts.strategies.base import Call, Outcome
-from tts.types import Completion, GenRequest, Plan, Problem, Result, Role
+from tts.types import GenRequest, Plan, Problem, Result, Role
 
 
 @dataclass
@@ -98,11 +98,11 @@ class Engine:
             if outcomes[i] is not None:
                 jobs[i].seconds = time.perf_counter() - start
         while pending:
-            replies: dict[int, list[list[Completion]]] = {i: [None] * len(c)  # type: ignore
-                                                          for i, c in pending.items()}
+            ready = self._ready(pending)
+            replies: dict[int, list] = {i: [None] * len(pending[i]) for i in ready}
             for role, backend in self.backends.items():
-                batch = [(i, j, call) for i, calls in pending.items()
-                         for j, call in enumerate(calls) if call.role == role]
+                batch = [(i, j, call) for i in ready for j, call in enumerate(pending[i])
+                         if call.role == role]
                 if not batch:
                     continue
                 results = backend.generate([call.request for _, _, call in batch])
@@ -117,12 +117,24 @@ class Engine:
                         call.reservation, [c.tokens for c in completions],
                         completions[0].prompt_tokens if completions else None)
                     replies[i][j] = completions
-            sent, pending = pending, {}
-            for i in sent:
+            for i in ready:
+                del pending[i]
+            for i in ready:
                 self._advance(i, gens[i], replies[i], pending, outcomes)
                 if outcomes[i] is not None:
                     jobs[i].seconds = time.perf_counter() - start
         return outcomes  # type: ignore[return-value]
+
+    @staticmethod
+    def _ready(pending: dict[int, list[Call]]) -> list[int]:
+        """Prompts whose pending step goes out this round.
+
+        Large-model steps wait until no small-model step is pending, so the escalations of
+        all prompts reach the large engine in one batch instead of one per round; outcomes do
+        not change (each prompt's steps stay in order), only how generation is batched.
+        """
+        small_only = [i for i, calls in pending.items() if all(c.role == "small" for c in calls)]
+        return small_only or list(pending)
 
     @staticmethod
     def _advance(i, gen, reply, pending, outcomes) -> None:
