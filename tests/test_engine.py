@@ -106,3 +106,27 @@ def test_solve_many_rejects_empty_and_bare_string():
         tts.solve_many([], 1000)
     with pytest.raises(ValidationError, match="list of prompts"):
         tts.solve_many(JANET, 1000)
+
+
+class CountingReplay(ReplayBackend):
+    """Replay that records the size of every generate call."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls: list[int] = []
+
+    def generate(self, requests):
+        self.calls.append(len(requests))
+        return super().generate(requests)
+
+
+def test_escalations_reach_the_large_engine_in_one_batch():
+    bank = tts.replay_engine().backends["small"].bank
+    small, large = CountingReplay(bank, "llama-2-13b"), CountingReplay(bank, "gpt-4")
+    engine = Engine(small, large, cost=bank.meta.cost)
+    problems = [bank.problems[p] for p in bank.problem_ids[:60]]
+    results = engine.solve_many(problems, 1_000_000, strategy="cascade")
+    escalated = sum(r.escalated for r in results)
+    assert escalated > 1 and large.calls == [escalated]
+    assert len(small.calls) > 1  # votes stop after different numbers of waves
+    assert results == tts.solve_many(problems, 1_000_000, strategy="cascade")
