@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import strategies as st
 
 from tts.bank import BankMeta, Record, Sample, SampleBank
 from tts.budgets import CostModel, ModelCost
@@ -43,6 +44,15 @@ def make_bank(*, n_problems: int = 5, n_small: int = 8, n_large: int = 3, seed: 
         bank.add_record(Record(pid, "l", "sample", prompt_tokens, draw(n_large)))
         bank.add_record(Record(pid, "s", "chain", prompt_tokens, draw(1)))
     return bank
+
+
+bank_strategy = st.builds(
+    make_bank,
+    n_problems=st.integers(1, 4), n_small=st.integers(1, 12), n_large=st.integers(1, 4),
+    seed=st.integers(0, 10_000), small_cost=st.floats(0.05, 5.0),
+    large_cost=st.floats(0.5, 200.0), prompt_tokens=st.integers(0, 400),
+    max_sample_tokens=st.integers(1, 600), abstain=st.floats(0.0, 0.6))
+"""Hypothesis strategy: random synthetic banks (sizes, prices, prompt lengths, abstentions)."""
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from tts.errors import BankError, ValidationError
 from tts.evaluate import BankArrays, evaluate, tile_bank
 from tts.strategies import Adaptive, Cascade, Chain, Escalate, Vote
 
+from .conftest import bank_strategy as banks
 from .conftest import make_bank
 
 PROPERTY = settings(max_examples=300, deadline=None,
@@ -68,12 +69,6 @@ def assert_same(bank, plan, budget, seed, count_prompt, *, policy=False, arrays=
     return ev
 
 
-banks = st.builds(
-    make_bank,
-    n_problems=st.integers(1, 4), n_small=st.integers(1, 12), n_large=st.integers(1, 4),
-    seed=st.integers(0, 10_000), small_cost=st.floats(0.05, 5.0),
-    large_cost=st.floats(0.5, 200.0), prompt_tokens=st.integers(0, 400),
-    max_sample_tokens=st.integers(1, 600), abstain=st.floats(0.0, 0.6))
 budgets = st.floats(0.0, 6.5).map(lambda x: 10 ** x)  # 1 .. 3e6 units, log-uniform
 seeds = st.one_of(st.none(), st.integers(0, 2**31))
 

@@ -10,17 +10,12 @@ from tts.engine import Engine
 from tts.strategies import Cascade, Chain, Escalate, Vote, leader_confidence, make_strategy
 from tts.errors import UnknownNameError, ValidationError
 
+from .conftest import bank_strategy as banks
 from .conftest import make_bank
 
 PROPERTY = settings(max_examples=1000, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
-banks = st.builds(
-    make_bank,
-    n_problems=st.integers(1, 4), n_small=st.integers(1, 12), n_large=st.integers(1, 4),
-    seed=st.integers(0, 10_000), small_cost=st.floats(0.05, 5.0),
-    large_cost=st.floats(0.5, 200.0), prompt_tokens=st.integers(0, 400),
-    max_sample_tokens=st.integers(1, 600), abstain=st.floats(0.0, 0.6))
 budgets = st.floats(1.0, 100_000.0)
 seeds = st.one_of(st.none(), st.integers(0, 2**31))
 
