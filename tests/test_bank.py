@@ -44,7 +44,7 @@ def test_malformed_line_names_file_and_line(tmp_path, bad, match):
     path = _write_bank(tmp_path, [GOOD, bad])
     with pytest.raises(BankError, match=match) as info:
         load_bank(path)
-    assert f"samples.jsonl:2" in str(info.value)
+    assert "samples.jsonl:2" in str(info.value)
 
 
 def test_missing_bank_and_meta(tmp_path):

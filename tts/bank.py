@@ -19,7 +19,7 @@ import json
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterable, Iterator, Mapping
+from typing import IO, Iterable, Mapping
 
 import numpy as np
 
@@ -303,8 +303,3 @@ def _is_count(v: object) -> bool:
 def _norm(question: str) -> str:
     return " ".join(question.split())
 
-
-def iter_records(bank: SampleBank, model: str, mode: str) -> Iterator[Record]:
-    for (pid, m, md), rec in bank.records.items():
-        if m == model and md == mode:
-            yield rec
