@@ -226,3 +226,27 @@ def test_a_wave_larger_than_one_engine_step(tiny) -> None:
     out = tiny.generate(reqs)
     assert [len(c) for c in out] == [2] * 30
     assert all(1 <= s.tokens <= 2 for c in out for s in c)
+
+
+@pytest.mark.live
+def test_build_bank_with_live_engine_then_replay(tiny, tmp_path) -> None:
+    import tts
+    from tts.bank import load_bank
+    from tts.budgets import QWEN_PARAMS
+    from tts.build import build_bank
+    from tts.prompts import format_question
+
+    bundled = load_bank(tts.BUNDLED_BANK)
+    problems = [bundled.problems[p] for p in bundled.problem_ids[:2]]
+    dest = build_bank(tiny, problems, tmp_path / "live", samples=3, greedy=True,
+                      max_tokens=12, cost=QWEN_PARAMS, seed=5)
+    built = load_bank(dest)
+    rec = built.record(problems[0].id, "smollm2-135m", "sample")
+    assert len(rec.samples) == 3 and all(0 < s.tokens <= 12 and s.text for s in rec.samples)
+    assert rec.prompt_tokens == tiny.prompt_tokens(
+        GenRequest(prompt=format_question(problems[0].question)))
+    assert built.record(problems[1].id, "smollm2-135m", "greedy").samples[0].text
+    engine = tts.replay_engine(dest)
+    result = engine.solve(problems[0], 1_000, strategy="vote", max_samples=3, max_tokens=12)
+    assert result.tokens["smollm2-135m"] == sum(s.tokens for s in rec.samples)
+    assert "vote: " in result.trace[-1] and result.cost <= 1_000

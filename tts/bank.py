@@ -101,7 +101,7 @@ class SampleBank:
             where = f" {self.path}" if self.path else ""
             raise BankError(f"question not found in bank{where} ({len(self.problems)} problems): "
                             f"{question[:80]!r}. Replay can only answer questions it has samples "
-                            f"for; use a live backend for new questions.")
+                            f"for; use a live backend (--live) or `tts bank build` for new questions.")
         return self.problems[pid]
 
     def record(self, problem_id: str, model: str, mode: str) -> Record:
@@ -124,7 +124,7 @@ class SampleBank:
         if mode is not None and mode not in self.modes(model):
             raise BankError(f"bank {self.meta.name!r} has no {mode!r} samples of {model}; it has "
                             f"modes {self.modes(model)}. A {mode!r} strategy needs them: build "
-                            f"them with a live backend.")
+                            f"them with `tts bank build` (e.g. --chain-tokens 2048).")
 
     # ---- building --------------------------------------------------------------------------
     def add_problem(self, problem: Problem) -> None:

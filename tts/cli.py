@@ -267,6 +267,31 @@ def _add_bank(sub) -> None:
     imp.add_argument("--keep-text", action="store_true",
                      help="also store sample texts (the logs have no license: keep private)")
     imp.set_defaults(run=_run_import_mot)
+    build = bsub.add_parser(
+        "build", help="generate samples with a live model into a bank (resumable)",
+        description="Generate samples per question with vLLM (--model) or an OpenAI-compatible "
+                    "server (--server) and append them to the bank folder DEST; re-running "
+                    "resumes. Questions: the bundled GSM8K ones, or --questions JSONL.")
+    build.add_argument("dest", type=Path)
+    build.add_argument("--model", default="small",
+                       help="vLLM model: tiny, small, large or a HF folder (default small)")
+    build.add_argument("--server", default=None,
+                       help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1) "
+                            "instead of in-process vLLM")
+    build.add_argument("--served-model", default=None, help="model name on the server")
+    build.add_argument("--questions", type=Path, default=None,
+                       help="JSONL of GSM8K rows (question, answer) or MATH rows (problem, "
+                            "answer); default: the bundled GSM8K questions")
+    build.add_argument("--n", type=int, default=None, help="only the first N questions")
+    build.add_argument("--samples", type=int, default=8, help="samples per question")
+    build.add_argument("--greedy", action="store_true", help="also one greedy answer")
+    build.add_argument("--chain-tokens", type=int, default=0,
+                       help="also one long chain of up to this many tokens")
+    build.add_argument("--max-tokens", type=int, default=512, help="tokens per sample")
+    build.add_argument("--temperature", type=float, default=0.7)
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--batch", type=int, default=16, help="questions per generate call")
+    build.set_defaults(run=_run_bank_build)
     info = bsub.add_parser("info", help="summarise a bank")
     info.add_argument("path", type=Path)
     info.set_defaults(run=_run_bank_info)
@@ -285,6 +310,46 @@ def _run_import_mot(args) -> int:
     console.print(f"wrote bank {path}")
     _run_bank_info(argparse.Namespace(path=path))
     return 0
+
+
+def _run_bank_build(args) -> int:
+    import os
+
+    from rich.progress import Progress
+
+    from tts.bank import load_bank
+    from tts.budgets import QWEN_PARAMS, CostModel, ModelCost
+    from tts.build import build_bank, read_questions
+
+    if args.n is not None and args.n < 1:
+        raise ValidationError(f"--n must be >= 1, got {args.n}.", parameter="n", value=args.n)
+    if args.questions is not None:
+        problems = read_questions(args.questions, args.n)
+    else:
+        bundled = load_bank(_bundled_bank())
+        problems = [bundled.problems[p] for p in bundled.problem_ids[:args.n]]
+    if args.server is not None:
+        from tts.backends.openai import OpenAIBackend
+
+        name = args.served_model or args.model
+        backend = OpenAIBackend(args.server, model=name, served_model=args.served_model)
+    else:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        from tts.backends.vllm import VLLMBackend
+
+        backend = VLLMBackend(args.model)
+    cost = QWEN_PARAMS if backend.model in QWEN_PARAMS.models else CostModel(
+        {backend.model: ModelCost(1.0, 1.0)},
+        source="unit price: edit meta.json to set this model's price")
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task(f"sampling {backend.model}", total=len(problems))
+        path = build_bank(backend, problems, args.dest, samples=args.samples,
+                          greedy=args.greedy, chain_tokens=args.chain_tokens,
+                          max_tokens=args.max_tokens, temperature=args.temperature,
+                          seed=args.seed, batch=args.batch, cost=cost,
+                          progress=lambda i, n: progress.update(task, completed=i))
+    console.print(f"wrote bank {path}")
+    return _run_bank_info(argparse.Namespace(path=path))
 
 
 def _run_bank_info(args) -> int:

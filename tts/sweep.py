@@ -516,7 +516,7 @@ def _entries(bank: SampleBank, strategies: Sequence[str] | Mapping[str, Strategy
                                   "" if has_sample else no_sample))
         elif name == "chain":
             why = "" if _has(bank, "small", "chain") else \
-                f"bank has no 'chain' samples of {small!r} (build them with a live backend)"
+                f"bank has no 'chain' samples of {small!r} (build them with `tts bank build --chain-tokens N`)"
             entries.append(_Entry(name, "fixed", Chain(), why))
         elif name == "escalate":
             entries.append(_Entry(name, "fixed", Escalate(), "" if has_greedy else no_large))

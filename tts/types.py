@@ -164,6 +164,7 @@ class Result:
 
     @property
     def samples(self) -> int:
+        """Answers counted in the vote (samples that abstained are not)."""
         return sum(self.votes.values())
 
 
