@@ -163,8 +163,9 @@ class Engine:
 
     def _budget(self, budget: Budget | float) -> Budget:
         if isinstance(budget, Budget):
-            return budget if budget.count_prompt == self.count_prompt or not self.count_prompt \
-                else Budget(tokens=budget.tokens, count_prompt=True)
+            if self.count_prompt and not budget.count_prompt:
+                return Budget(tokens=budget.tokens, count_prompt=True)
+            return budget
         return Budget(tokens=budget, count_prompt=self.count_prompt)
 
     def _problem(self, prompt: str | Problem) -> Problem:

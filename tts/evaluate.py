@@ -590,9 +590,9 @@ def _large_request(samples: int, temperature: float) -> tuple[str, bool]:
     return ("greedy" if greedy else "sample"), greedy
 
 
-def _large_phase(run: _Run, rows: np.ndarray, *, samples: int, max_tokens: int,
-                 temperature: float, keys: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One large-model call per row (escalate_steps); returns (insufficient, answered, rows)."""
+def _large_price(run: _Run, rows: np.ndarray, samples: int, max_tokens: int,
+                 temperature: float):
+    """The large call's (model, mode, greedy, mode arrays, prompt due, fits, units) per row."""
     model = run.a.models["large"]
     mode, greedy = _large_request(samples, temperature)
     m = run.a.mode(model, mode)
@@ -600,6 +600,14 @@ def _large_phase(run: _Run, rows: np.ndarray, *, samples: int, max_tokens: int,
         run.require_records(rows, m)
     due = run.due(model, m)
     fits, units = run.fits(model, samples, max_tokens, due)
+    return model, mode, greedy, m, due, fits, units
+
+
+def _large_phase(run: _Run, rows: np.ndarray, *, samples: int, max_tokens: int,
+                 temperature: float, keys: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One large-model call per row (escalate_steps); returns (insufficient, answered, rows)."""
+    model, mode, greedy, m, due, fits, units = _large_price(run, rows, samples, max_tokens,
+                                                          temperature)
     go = rows & fits
     run.require_samples(go, m, np.zeros(len(rows), np.int64), np.full(len(rows), samples))
     if not go.any():
@@ -617,13 +625,7 @@ def _large_phase(run: _Run, rows: np.ndarray, *, samples: int, max_tokens: int,
 def _hold_large(run: _Run, rows: np.ndarray, samples: int, max_tokens: int,
                 temperature: float) -> None:
     """Cascade's keep_for_large: reserve the large call's price before voting."""
-    model = run.a.models["large"]
-    mode, _ = _large_request(samples, temperature)
-    m = run.a.mode(model, mode)
-    if run.count_prompt:
-        run.require_records(rows, m)
-    due = run.due(model, m)
-    fits, units = run.fits(model, samples, max_tokens, due)
+    *_, fits, units = _large_price(run, rows, samples, max_tokens, temperature)
     run.held = np.where(rows & fits, units, 0.0)
 
 

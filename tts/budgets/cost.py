@@ -8,7 +8,7 @@ The presets below say where their numbers come from.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping
 
 from tts.errors import UnknownNameError, ValidationError
@@ -39,7 +39,6 @@ class CostModel:
     models: Mapping[str, ModelCost]
     source: str = ""
     """Human-readable provenance of the prices (shown in reports)."""
-    _frozen: tuple = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
         if not self.models:

@@ -56,9 +56,6 @@ class RunContext:
     def model(self, role: Role) -> str:
         return self.models[role]
 
-    def has(self, role: Role) -> bool:
-        return role in self.models
-
     def affordable(self, role: Role, request: GenRequest, want: int) -> int:
         """How many samples (<= want) of this request the remaining budget can pay for."""
         return self.ledger.max_samples(self.models[role], request.max_tokens,
@@ -77,6 +74,11 @@ class RunContext:
             return self.call(role, request)
         except BudgetExceeded:
             return None
+
+    def prompt_units(self, role: Role, request: GenRequest) -> float:
+        """Units the request's prompt would still cost (0 unless counted and not yet paid)."""
+        return self.ledger.price(self.models[role], 0, 1, prompt_key=request.prompt,
+                                 prompt_tokens=self._prompt_tokens(role, request))
 
     def _prompt_tokens(self, role: Role, request: GenRequest) -> int:
         if not self.ledger.budget.count_prompt:

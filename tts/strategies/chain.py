@@ -71,9 +71,7 @@ class Chain(Strategy):
         model = ctx.model(self.role)
         prompt = format_question(problem.question)
         probe = GenRequest(prompt=prompt, max_tokens=1, mode="chain", problem_id=problem.id)
-        prompt_units = 0.0
-        if ctx.ledger.budget.count_prompt:
-            prompt_units = ctx.prompt_tokens(self.role, probe) * ctx.ledger.cost.of(model).prompt
+        prompt_units = ctx.prompt_units(self.role, probe)
         per_token = ctx.ledger.cost.of(model).output
         held = self.answer_tokens * per_token  # kept back for a forced final answer
         length = min(self.max_tokens,
