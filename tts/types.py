@@ -114,6 +114,10 @@ class Completion:
     """Prompt tokens the engine processed for this request (same for all samples of it)."""
     mean_logprob: float | None = None
     """Mean log-probability of the generated tokens, when requested and available."""
+    min_conf: float | None = None
+    """Lowest sliding-window confidence (DeepConf, Fu et al. 2025): token confidence is minus
+    the mean of the top-k logprobs at a position, averaged over a sliding window of tokens
+    (the whole sample when shorter); the minimum over windows. When requested and available."""
 
 
 @dataclass(frozen=True, slots=True)
