@@ -4,8 +4,10 @@ A bank is a folder with two files:
 
 - `meta.json`: `{"format": "tts-bank/1", "name", "source", "license", "tokenizer", "roles":
   {"small": model, "large": model}, "cost": CostModel dict, "notes"}`
-- `samples.jsonl`: one record per line, `{"problem_id", "question", "gold", "model", "mode",
-  "prompt_tokens", "samples": [{"answer": str|null, "tokens": int, "text"?: str}]}`
+- `samples.jsonl` (or `samples.jsonl.gz`, read when the plain file is absent): one record per
+  line, `{"problem_id", "question", "gold", "model", "mode", "prompt_tokens", "samples":
+  [{"answer": str|null, "tokens": int, "text"?: str, "finish"?: "stop"|"length"|"error",
+  "logprob"?: float, "min_conf"?: float}]}` (optional sample fields may be absent or null)
 
 Replay draws a record's samples without replacement in a seeded order (`sample_order`), so
 strategies, sweeps and tuning run over real generations in milliseconds and identically
@@ -15,7 +17,11 @@ loses nothing and can resume.
 
 from __future__ import annotations
 
+import gzip
 import json
+import math
+import os
+import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,17 +36,27 @@ from tts.types import Problem
 FORMAT = "tts-bank/1"
 META_FILE = "meta.json"
 SAMPLES_FILE = "samples.jsonl"
+SAMPLES_GZ = SAMPLES_FILE + ".gz"
+"""Compressed copy of the samples (committed form); read when `samples.jsonl` is absent."""
+FINISH_REASONS = ("stop", "length", "error")
 
 _RECORD_KEYS = {"problem_id", "question", "gold", "model", "mode", "prompt_tokens", "samples"}
 
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One logged generation: its extracted answer and generated token count."""
+    """One logged generation: its extracted answer and generated token count, plus optional
+    text, finish reason, mean token logprob and lowest sliding-window confidence (DeepConf)."""
 
     answer: str | None
     tokens: int
     text: str | None = None
+    finish: str | None = None
+    """"stop" (ended by itself), "length" (cut at its token cap) or "error"."""
+    logprob: float | None = None
+    """Mean log-probability of the generated tokens."""
+    min_conf: float | None = None
+    """Lowest sliding-window confidence (see `tts.types.Completion.min_conf`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +187,11 @@ def load_bank(path: str | Path) -> SampleBank:
         raise BankError(f"bank {root} must be a folder holding {META_FILE} and {SAMPLES_FILE}.")
     meta = _load_meta(root / META_FILE)
     bank = SampleBank(meta, path=root)
-    samples_path = root / SAMPLES_FILE
-    if not samples_path.exists():
-        raise BankError(f"bank {root} has no {SAMPLES_FILE}.")
-    with samples_path.open(encoding="utf-8") as fh:
+    samples_path = samples_file(root)
+    if samples_path is None:
+        raise BankError(f"bank {root} has no {SAMPLES_FILE} (nor {SAMPLES_GZ}).")
+    opener = gzip.open if samples_path.name == SAMPLES_GZ else open
+    with opener(samples_path, "rt", encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -185,6 +202,14 @@ def load_bank(path: str | Path) -> SampleBank:
     if not bank.records:
         raise BankError(f"bank {root} has no records in {SAMPLES_FILE}.")
     return bank
+
+
+def samples_file(root: Path) -> Path | None:
+    """The samples file of a bank folder: `samples.jsonl`, else `samples.jsonl.gz`."""
+    for name in (SAMPLES_FILE, SAMPLES_GZ):
+        if (root / name).is_file():
+            return root / name
+    return None
 
 
 def save_bank(bank: SampleBank, path: str | Path) -> Path:
@@ -198,33 +223,72 @@ def save_bank(bank: SampleBank, path: str | Path) -> Path:
 class BankWriter:
     """Appends records to a bank folder, flushing each, so builds survive interruption.
 
-    With `resume=True` an existing bank is kept and `done` lists the (problem, model, mode)
-    keys already written, so a restarted build skips them.
+    With `resume=True` an existing bank is kept: its `meta.json` is left as it is (prices or
+    notes a user edited survive; pass the meta of a new bank only), a torn last line left by a
+    killed writer is dropped with a note on stderr, a bank holding only `samples.jsonl.gz` is
+    unpacked to `samples.jsonl` first, and `done` lists the (problem, model, mode) keys
+    already written, so a restarted build skips them; `existing` is the bank as loaded (None
+    when new). Each record goes to the file in one `write` of its whole line.
     """
 
     def __init__(self, path: str | Path, meta: BankMeta, *, resume: bool = True):
         self.root = Path(path)
+        if self.root.exists() and not self.root.is_dir():
+            raise BankError(f"bank {self.root} must be a folder, but a file is in the way.")
         self.root.mkdir(parents=True, exist_ok=True)
         self.done: set[tuple[str, str, str]] = set()
+        self.existing: SampleBank | None = None
+        self.dropped: int = 0
+        """Bytes of a torn last line dropped on resume."""
         samples_path = self.root / SAMPLES_FILE
-        if resume and samples_path.exists():
-            existing = load_bank(self.root) if (self.root / META_FILE).exists() else None
-            if existing is not None:
-                self.done = set(existing.records)
-        (self.root / META_FILE).write_text(json.dumps(meta.to_dict(), indent=2) + "\n")
-        self._fh: IO[str] = samples_path.open("a" if resume else "w", encoding="utf-8")
+        meta_path = self.root / META_FILE
+        gz_path = self.root / SAMPLES_GZ
+        if resume and meta_path.exists():
+            if not samples_path.exists() and gz_path.is_file():
+                with gzip.open(gz_path, "rb") as src, open(samples_path, "wb") as dst:
+                    dst.write(src.read())
+            if samples_path.exists():
+                self.dropped = drop_torn_line(samples_path)
+                if self.dropped:
+                    print(f"note: dropped a torn last line ({self.dropped} bytes) of "
+                          f"{samples_path}, left by an interrupted writer; it is rebuilt.",
+                          file=sys.stderr)
+                if samples_path.stat().st_size:
+                    self.existing = load_bank(self.root)
+                    self.done = set(self.existing.records)
+        if not (resume and meta_path.exists()):
+            _write_atomic(meta_path, json.dumps(meta.to_dict(), indent=2) + "\n")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if resume else os.O_TRUNC)
+        self._fd: int | None = os.open(samples_path, flags, 0o644)
 
     def write(self, problem: Problem, record: Record) -> None:
         line = {"problem_id": record.problem_id, "question": problem.question,
                 "gold": problem.gold, "model": record.model, "mode": record.mode,
                 "prompt_tokens": record.prompt_tokens,
                 "samples": [_sample_dict(s) for s in record.samples]}
-        self._fh.write(json.dumps(line, ensure_ascii=False) + "\n")
-        self._fh.flush()
+        data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
+        assert self._fd is not None, "BankWriter is closed"
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
         self.done.add((record.problem_id, record.model, record.mode))
 
+    def compress(self) -> Path:
+        """Write `samples.jsonl.gz` (atomically, reproducible bytes) from `samples.jsonl`."""
+        out = self.root / SAMPLES_GZ
+        tmp = out.with_name(out.name + ".tmp")
+        with open(self.root / SAMPLES_FILE, "rb") as src, open(tmp, "wb") as raw:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
+                               compresslevel=9) as gz:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    gz.write(chunk)
+        os.replace(tmp, out)
+        return out
+
     def close(self) -> None:
-        self._fh.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> BankWriter:
         return self
@@ -233,10 +297,47 @@ class BankWriter:
         self.close()
 
 
+def drop_torn_line(path: Path) -> int:
+    """Cut an incomplete last line (no trailing newline: a killed writer) off `path`; return
+    the number of bytes dropped (0 when the file ends cleanly)."""
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with open(path, "rb+") as fh:
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return 0
+        pos = size
+        keep = 0
+        while pos > 0:
+            step = min(1 << 16, pos)
+            pos -= step
+            fh.seek(pos)
+            block = fh.read(step)
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                keep = pos + nl + 1
+                break
+        fh.truncate(keep)
+    return size - keep
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def _sample_dict(s: Sample) -> dict:
     d: dict = {"answer": s.answer, "tokens": s.tokens}
     if s.text is not None:
         d["text"] = s.text
+    if s.finish is not None:
+        d["finish"] = s.finish
+    if s.logprob is not None:
+        d["logprob"] = s.logprob
+    if s.min_conf is not None:
+        d["min_conf"] = s.min_conf
     return d
 
 
@@ -290,10 +391,33 @@ def _parse_line(line: str, path: Path, lineno: int) -> tuple[Problem, Record]:
         if s["answer"] is not None and not isinstance(s["answer"], str):
             raise BankError(f"{where}: samples[{i}].answer must be a string or null, got "
                             f"{s['answer']!r}.")
-        samples.append(Sample(s["answer"], s["tokens"], s.get("text")))
+        text, finish = s.get("text"), s.get("finish")
+        if text is not None and not isinstance(text, str):
+            raise BankError(f"{where}: samples[{i}].text must be a string or null, got "
+                            f"{type(text).__name__}.")
+        if finish is not None and finish not in FINISH_REASONS:
+            raise BankError(f"{where}: samples[{i}].finish must be one of {list(FINISH_REASONS)} "
+                            f"or null, got {finish!r}.")
+        numbers = {}
+        for key in ("logprob", "min_conf"):
+            v = s.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                  or not _finite(v)):
+                raise BankError(f"{where}: samples[{i}].{key} must be a finite number or null, "
+                                f"got {str(v)[:40]}.")
+            numbers[key] = None if v is None else float(v)
+        samples.append(Sample(s["answer"], s["tokens"], text, finish, numbers["logprob"],
+                              numbers["min_conf"]))
     problem = Problem(d["question"], id=d["problem_id"], gold=d["gold"])
     record = Record(d["problem_id"], d["model"], d["mode"], d["prompt_tokens"], tuple(samples))
     return problem, record
+
+
+def _finite(v: int | float) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
 
 
 def _is_count(v: object) -> bool:
