@@ -50,9 +50,11 @@ from tts.answers import Votes, _keys_equivalent, canonical, class_ids, is_correc
 from tts.bank import Record, SampleBank, sample_order
 from tts.budgets import Budget, CostModel
 from tts.errors import BankError, ValidationError
-from tts.strategies import Adaptive, Cascade, Chain, Escalate, Strategy, Vote, leader_confidence
+from tts.signals import CLIMB_FEATURES, climb_logit, climbs
+from tts.strategies import (Adaptive, Cascade, Chain, Escalate, Ladder, Strategy, Vote,
+                            leader_confidence)
 from tts.strategies.adaptive import logit
-from tts.types import Problem, Role
+from tts.types import Problem, Role, ladder_roles
 
 __all__ = ["BankArrays", "ModeArrays", "Prefix", "Evaluation", "evaluate", "tile_bank",
            "STATUS_NAMES", "ANSWERED", "ABSTAINED", "INSUFFICIENT"]
@@ -145,7 +147,10 @@ class BankArrays:
                 f"modes={sorted(self.modes)})")
 
     @classmethod
-    def from_bank(cls, bank: SampleBank, problem_ids: Iterable[str] | None = None) -> BankArrays:
+    def from_bank(cls, bank: SampleBank, problem_ids: Iterable[str] | None = None, *,
+                  ladder: Sequence[str] | None = None) -> BankArrays:
+        """Arrays of `bank`; `ladder` (model names, cheapest first) sets the roles, by
+        default the bank's small and large models."""
         pids = list(bank.problem_ids if problem_ids is None else problem_ids)
         if not pids:
             raise BankError(f"bank {bank.meta.name!r} has no problems to evaluate.")
@@ -153,12 +158,31 @@ class BankArrays:
             if pid not in bank.problems:
                 raise BankError(f"problem {pid!r} is not in bank {bank.meta.name!r}.")
         keys = sorted({(m, md) for (_, m, md) in bank.records})
-        modes = {key: _mode_arrays(bank, pids, *key) for key in keys}
+        classes = _problem_classes(bank, pids, keys)
+        modes = {key: _mode_arrays(bank, pids, *key, classes) for key in keys}
         models: dict[Role, str] = {"small": bank.meta.roles["small"]}
         large = bank.meta.roles.get("large")
         if large is not None and large in bank.models:
             models["large"] = large
-        return cls(bank, pids, modes, models)
+        arrays = cls(bank, pids, modes, models)
+        return arrays if ladder is None else arrays.with_ladder(ladder)
+
+    def with_ladder(self, ladder: Sequence[str]) -> BankArrays:
+        """The same arrays with roles from `ladder` (model names, cheapest first); a model
+        the bank lacks, a duplicate or prices out of order are clear errors."""
+        from tts.engine import check_ladder
+
+        ladder = list(ladder)
+        missing = [m for m in ladder if m not in self.bank.models]
+        if missing:
+            raise BankError(f"bank {self.bank.meta.name!r} has no samples of model "
+                            f"{missing[0]!r} that the ladder {ladder} needs; it has "
+                            f"{self.bank.models}.")
+        check_ladder(ladder, self.cost)
+        out = BankArrays(self.bank, self.problem_ids, self.modes, dict(zip(
+            ladder_roles(len(ladder)), ladder)), _root=self._root, _rows=self._rows)
+        out._prefix, out.cache = self._prefix, self.cache
+        return out
 
     @property
     def root(self) -> BankArrays:
@@ -213,7 +237,26 @@ class BankArrays:
                          f"{self.problem_ids[row]!r}.")
 
 
-def _mode_arrays(bank: SampleBank, pids: list[str], model: str, mode: str) -> ModeArrays:
+def _problem_classes(bank: SampleBank, pids: list[str],
+                     keys: Sequence[tuple[str, str]]) -> list[dict[str, int]]:
+    """Per problem, answer -> class id over every record of every model and mode, so votes of
+    different tiers and representations can be compared by class id."""
+    out = []
+    for pid in pids:
+        answers: list[str] = []
+        for model, mode in keys:
+            rec = bank.records.get((pid, model, mode))
+            if rec is not None:
+                answers.extend(s.answer for s in rec.samples if s.answer is not None)
+        distinct = list(dict.fromkeys(answers))
+        ids = class_ids(distinct)
+        _check_partition(bank, pid, "all models", "all modes", distinct, ids)
+        out.append(dict(zip(distinct, ids)))
+    return out
+
+
+def _mode_arrays(bank: SampleBank, pids: list[str], model: str, mode: str,
+                 classes: list[dict[str, int]]) -> ModeArrays:
     recs: list[Record | None] = [bank.records.get((pid, model, mode)) for pid in pids]
     width = max((len(r.samples) for r in recs if r is not None), default=1)
     p = len(pids)
@@ -229,8 +272,7 @@ def _mode_arrays(bank: SampleBank, pids: list[str], model: str, mode: str) -> Mo
             answers.append(())
             continue
         ans = tuple(s.answer for s in rec.samples)
-        ids = class_ids(ans)
-        _check_partition(bank, pid, model, mode, ans, ids)
+        ids = [-1 if a is None else classes[i][a] for a in ans]
         n = len(ans)
         size[i] = n
         cls[i, :n] = ids
@@ -429,16 +471,17 @@ class _Run:
         self.answer_mode = np.full(p, -1, np.int64)
         self.answer_index = np.full(p, -1, np.int64)
 
-    def paid_of(self, model: str) -> np.ndarray:
-        got = self.paid.get(model)
+    def paid_of(self, model: str, mode: str) -> np.ndarray:
+        """Rows whose prompt of (model, mode) is paid (the ledger's `prompt_key` rule)."""
+        got = self.paid.get((model, mode))
         if got is None:
-            got = self.paid[model] = np.zeros(len(self.spent), bool)
+            got = self.paid[(model, mode)] = np.zeros(len(self.spent), bool)
         return got
 
     def due(self, model: str, m: ModeArrays) -> np.ndarray:
         if not self.count_prompt:
             return np.zeros(len(self.spent), np.int64)
-        return np.where(self.paid_of(model), 0, m.prompt_tokens)
+        return np.where(self.paid_of(model, m.mode), 0, m.prompt_tokens)
 
     def require_records(self, rows: np.ndarray, m: ModeArrays) -> None:
         missing = rows & (m.size == 0)
@@ -458,7 +501,7 @@ class _Run:
                 f"the sample count or build a larger bank.")
 
     def commit(self, rows: np.ndarray, model: str, units: np.ndarray, generated: np.ndarray,
-               due: np.ndarray) -> None:
+               due: np.ndarray, mode: str) -> None:
         c = self.a.cost.of(model)
         used = np.minimum(units, generated * c.output + due * c.prompt)
         self.spent = np.where(rows, self.spent + used, self.spent)
@@ -466,7 +509,7 @@ class _Run:
         if tok is None:
             tok = self.tokens[model] = np.zeros(len(self.spent), np.int64)
         tok += np.where(rows, generated + due, 0)
-        paid = self.paid_of(model)
+        paid = self.paid_of(model, mode)
         paid |= rows & (due > 0)
 
     def affordable(self, model: str, max_tokens: int, due: np.ndarray,
@@ -520,10 +563,10 @@ class _SmallOut:
 def _vote_phase(run: _Run, rows: np.ndarray, *, model: str, max_samples: int, probe: int,
                 wave: int, max_tokens: int, temperature: float, confidence: float,
                 weights: tuple[float, ...] | None = None, prior: np.ndarray | float = 0.0,
-                early: float = math.inf) -> _SmallOut:
+                early: float = math.inf, mode: str | None = None) -> _SmallOut:
     """Draw waves of samples until max_samples, the budget, the stop test or early escalation."""
     greedy = temperature == 0
-    mode = "greedy" if greedy else "sample"
+    mode = mode if mode is not None else "greedy" if greedy else "sample"
     m = run.a.mode(model, mode)
     pre = run.a.prefix(model, mode, None if greedy else run.seed, max_tokens)
     p = len(rows)
@@ -551,7 +594,7 @@ def _vote_phase(run: _Run, rows: np.ndarray, *, model: str, max_samples: int, pr
         run.require_samples(active, m, k, n)
         units = (n * max_tokens) * run.a.cost.of(model).output + due * run.a.cost.of(model).prompt
         generated = pre.cum_tokens[idx, np.minimum(k + n, m.width)] - pre.cum_tokens[idx, k]
-        run.commit(active, model, units, generated, due)
+        run.commit(active, model, units, generated, due, mode)
         k = np.where(active, k + n, k)
         kk = np.minimum(k, m.width)
         if weights is not None:
@@ -614,7 +657,7 @@ def _large_phase(run: _Run, rows: np.ndarray, *, samples: int, max_tokens: int,
         return rows & ~fits, np.zeros(len(rows), bool), go
     pre = run.a.prefix(model, mode, None if greedy else run.seed, max_tokens)
     k = np.full(len(rows), min(samples, m.width))
-    run.commit(go, model, units, pre.cum_tokens[:, k[0]], due)
+    run.commit(go, model, units, pre.cum_tokens[:, k[0]], due, mode)
     answered = go & (pre.total[:, k[0]] > 0)
     run.status = np.where(go, np.where(answered, ANSWERED, ABSTAINED), run.status)
     run.set_answer(go, (model, mode), pre, k, keys)
@@ -669,8 +712,11 @@ def _run_strategy(run: _Run, rows: np.ndarray, strategy: Strategy, keys: list,
         out = _vote_phase(run, rows, model=run.a.models[strategy.role],
                           max_samples=strategy.max_samples, probe=strategy.wave,
                           wave=strategy.wave, max_tokens=strategy.max_tokens,
-                          temperature=strategy.temperature, confidence=strategy.confidence)
+                          temperature=strategy.temperature, confidence=strategy.confidence,
+                          mode=strategy.mode)
         _apply_small(run, rows, out, keys)
+    elif isinstance(strategy, Ladder):
+        _ladder(run, rows, strategy, keys, prior)
     elif isinstance(strategy, Escalate):
         _large_phase(run, rows, samples=strategy.samples, max_tokens=strategy.max_tokens,
                      temperature=strategy.temperature, keys=keys)
@@ -706,6 +752,90 @@ def _run_strategy(run: _Run, rows: np.ndarray, strategy: Strategy, keys: list,
         raise ValidationError(f"evaluate cannot vectorise strategy {type(strategy).__name__}; "
                               f"it supports Vote, Escalate, Cascade, Chain and Adaptive.",
                               parameter="plan")
+
+
+def _ladder(run: _Run, rows: np.ndarray, strategy: Ladder, keys: list,
+            prior: np.ndarray | None) -> None:
+    """`Ladder.steps` for all rows: vote, check, score and climb, rung by rung."""
+    p = len(rows)
+    idx = np.arange(p)
+    prior_arr = np.broadcast_to(strategy.prior if prior is None else prior, (p,))
+    active = rows.copy()
+    have = np.zeros(p, bool)
+    lower_cls = np.full(p, -1, np.int64)
+    last = len(strategy.rungs) - 1
+    for i, rung in enumerate(strategy.rungs):
+        if not active.any():
+            break
+        model = run.a.models[rung.role]
+        out = _vote_phase(run, active, model=model, max_samples=rung.max_samples,
+                          probe=rung.wave, wave=rung.wave, max_tokens=rung.max_tokens,
+                          temperature=rung.temperature, confidence=rung.confidence,
+                          mode=rung.mode)
+        k = out.k
+        answered = out.answered()
+        if i == 0:
+            run.small_samples = np.where(active, k, run.small_samples)
+        first_none = active & out.insufficient & ~have
+        run.status = np.where(first_none, INSUFFICIENT, run.status)
+        run.correct = np.where(first_none, False, run.correct)
+        run.answer_mode = np.where(first_none, -1, run.answer_mode)
+        run.escalated = run.escalated | (active & ~out.insufficient & have & ~answered)
+        ok = active & ~out.insufficient & ~(have & ~answered)
+        run.status = np.where(ok, np.where(answered, ANSWERED, ABSTAINED), run.status)
+        run.set_answer(ok, out.key, out.pre, k, keys)
+        run.escalated = np.where(ok, i > 0, run.escalated)
+        m = run.a.mode(model, out.key[1])
+        lead = out.pre.leader[idx, k]
+        lead_cls = np.where(lead >= 0, m.cls[idx, np.maximum(lead, 0)], -1)
+        same = have & (lead_cls >= 0) & (lead_cls == lower_cls)
+        have = have | ok
+        lower_cls = np.where(ok, lead_cls, lower_cls)
+        if i == last:
+            break
+        agree = np.zeros(p, np.int64)
+        drawn = np.zeros(p, np.int64)
+        if rung.check_samples:
+            agree, drawn = _check(run, ok & answered, model, rung, lead_cls)
+        ks = np.maximum(k, 1)
+        kk = np.minimum(k, m.width)
+        pre = out.pre
+        with np.errstate(invalid="ignore", divide="ignore"):
+            check_share = np.where(drawn > 0, agree / np.maximum(drawn, 1), 0.0)
+        feats = (pre.agreement[idx, kk], pre.entropy[idx, kk], (k - pre.total[idx, kk]) / ks,
+                 pre.distinct[idx, kk] / ks, 1 / ks, check_share, np.where(same, 1.0, 0.0),
+                 prior_arr)
+        assert len(feats) == len(CLIMB_FEATURES)
+        z = climb_logit(rung.weights, feats)
+        active = ok & climbs(answered, pre.agreement[idx, kk], z, rung.climb_below,
+                             rung.climb_above)
+
+
+def _check(run: _Run, rows: np.ndarray, model: str, rung: Any,
+           lead_cls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A rung's check call (all or nothing): (answers equal to the leader, samples drawn)."""
+    p = len(rows)
+    n = rung.check_samples
+    cm = run.a.mode(model, rung.check_mode)
+    if run.count_prompt:
+        run.require_records(rows, cm)
+    due = run.due(model, cm)
+    fits, units = run.fits(model, n, rung.max_tokens, due)
+    go = rows & fits
+    run.require_samples(go, cm, np.zeros(p, np.int64), np.full(p, n))
+    if not go.any():
+        return np.zeros(p, np.int64), np.zeros(p, np.int64)
+    pre = run.a.prefix(model, rung.check_mode, run.seed, rung.max_tokens)
+    kc = min(n, cm.width)
+    run.commit(go, model, units, pre.cum_tokens[:, kc], due, rung.check_mode)
+    order = pre.order[:, :kc]
+    valid = order >= 0
+    oc = np.where(valid, order, 0)
+    cls = np.take_along_axis(cm.cls, oc, 1)
+    tok = np.take_along_axis(cm.tokens, oc, 1)
+    cls = np.where(valid & (tok <= rung.max_tokens), cls, -1)
+    agree = ((cls == lead_cls[:, None]) & (lead_cls[:, None] >= 0)).sum(1)
+    return np.where(go, agree, 0), np.where(go, n, 0)
 
 
 def _chain(run: _Run, rows: np.ndarray, strategy: Chain, keys: list) -> None:
@@ -744,7 +874,7 @@ def _chain(run: _Run, rows: np.ndarray, strategy: Chain, keys: list) -> None:
     cls = m.cls[idx, order0]
     truncated = tok > length
     generated = np.minimum(tok, length)
-    run.commit(go, model, units, generated, due)
+    run.commit(go, model, units, generated, due, "chain")
     answered = go & ~truncated & (cls >= 0)
     run.status = np.where(go, np.where(answered, ANSWERED, ABSTAINED), run.status)
     key = (model, "chain")

@@ -8,10 +8,28 @@ from typing import Any, Literal, Mapping
 
 from tts.errors import ValidationError
 
-Role = Literal["small", "large"]
-"""Which backend of the engine a request goes to."""
+Role = str
+"""Which backend of the engine a request goes to: "small" (the cheapest tier), "large" (the
+most expensive), and "tier1" .. "tier<n-2>" between them on ladders of n >= 3 models."""
 
 ROLES: tuple[Role, ...] = ("small", "large")
+"""The roles of the two-tier case."""
+
+
+def ladder_roles(n: int) -> tuple[Role, ...]:
+    """Role names of a ladder of `n` models, cheapest first."""
+    if n < 1:
+        raise ValidationError(f"a ladder needs at least one model, got {n}.", parameter="ladder")
+    if n == 1:
+        return ("small",)
+    return ("small", *(f"tier{i}" for i in range(1, n - 1)), "large")
+
+
+def is_role(name: object) -> bool:
+    """Whether `name` is a role some ladder has ("small", "large" or "tier<k>", k >= 1)."""
+    return isinstance(name, str) and (name in ROLES or (
+        name.startswith("tier") and name[4:].isdigit() and int(name[4:]) >= 1
+        and name[4:] == str(int(name[4:]))))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from tts.strategies.base import Call, Outcome, RunContext, Steps, Strategy
 from tts.strategies.cascade import Cascade
 from tts.strategies.chain import Chain
 from tts.strategies.escalate import Escalate
+from tts.strategies.ladder import Ladder, Rung
 from tts.strategies.vote import Vote, leader_confidence
 
 REGISTRY: dict[str, type[Strategy]] = {
@@ -19,6 +20,7 @@ REGISTRY: dict[str, type[Strategy]] = {
     "cascade": Cascade,
     "chain": Chain,
     "adaptive": Adaptive,
+    "ladder": Ladder,
 }
 
 
@@ -38,4 +40,4 @@ def make_strategy(name: str, **options: Any) -> Strategy:
 
 
 __all__ = ["Strategy", "RunContext", "Call", "Outcome", "Steps", "Vote", "Escalate", "Cascade",
-           "Chain", "Adaptive", "REGISTRY", "make_strategy", "leader_confidence"]
+           "Chain", "Adaptive", "Ladder", "Rung", "REGISTRY", "make_strategy", "leader_confidence"]

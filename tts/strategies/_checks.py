@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from tts.errors import ValidationError
-from tts.types import ROLES
+from tts.types import is_role
 
 
 def check_positive_int(name: str, value: object) -> None:
@@ -22,6 +22,14 @@ def check_fraction(name: str, value: object, *, low: float = 0.0, high: float = 
 
 
 def check_role(name: str, value: object) -> None:
-    if value not in ROLES:
-        raise ValidationError(f"`{name}` must be one of {list(ROLES)}, got {value!r}.",
+    if not is_role(value):
+        raise ValidationError(f"`{name}` must be a role (\"small\", \"large\" or \"tier<k>\" on "
+                              f"a ladder), got {value!r}.",
                               parameter=name, value=value)
+
+
+def check_mode(name: str, value: object) -> None:
+    """A bank mode name or None (the default mode)."""
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ValidationError(f"`{name}` must be a mode name such as \"sample\" or \"pot\" (or "
+                              f"null), got {value!r}.", parameter=name, value=value)

@@ -9,7 +9,7 @@ from scipy.special import betainc
 
 from tts.answers import Votes, count_votes
 from tts.prompts import format_question
-from tts.strategies._checks import check_fraction, check_positive_int, check_role
+from tts.strategies._checks import check_fraction, check_mode, check_positive_int, check_role
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy, insufficient
 from tts.types import GenRequest, Problem, Role
 
@@ -39,6 +39,9 @@ class Vote(Strategy):
     temperature: float = 0.7
     confidence: float = 0.95
     role: Role = "small"
+    mode: str | None = None
+    """Bank mode / representation to sample (e.g. "pot"); None: "sample" ("greedy" at
+    temperature 0)."""
 
     def __post_init__(self) -> None:
         check_positive_int("max_samples", self.max_samples)
@@ -46,6 +49,7 @@ class Vote(Strategy):
         check_positive_int("max_tokens", self.max_tokens)
         check_fraction("confidence", self.confidence, low=0.5)
         check_role("role", self.role)
+        check_mode("mode", self.mode)
 
     @property
     def roles(self) -> tuple[Role, ...]:  # type: ignore[override]
@@ -80,7 +84,7 @@ class Vote(Strategy):
     def _request(self, problem: Problem, ctx: RunContext, n: int, offset: int) -> GenRequest:
         return GenRequest(prompt=format_question(problem.question), n=n,
                           max_tokens=self.max_tokens, temperature=self.temperature,
-                          seed=ctx.seed, offset=offset, problem_id=problem.id)
+                          seed=ctx.seed, offset=offset, problem_id=problem.id, mode=self.mode)
 
     @staticmethod
     def _outcome(votes: Votes, ctx: RunContext) -> Outcome:

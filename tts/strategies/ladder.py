@@ -1,0 +1,161 @@
+"""Climb a ladder of models, cheapest first, until a rung's own signals say its answer holds.
+
+Each rung is a vote of one model (`role`) in one representation (`mode`), drawn in waves with
+Adaptive-Consistency stopping, optionally followed by a few check samples in another
+representation (CoT beside PoT: the mixture-of-thought signal). The rung then scores its vote
+with `tts.signals` (agreement, entropy, check agreement, agreement with the rung below, prompt
+prior) and climbs when `tts.signals.climbs` says so and the next rung is affordable. The last
+rung's answer is final; a rung that cannot pay for its first sample, or that abstains, leaves
+the answer of the rung below in place.
+
+    Ladder(rungs=(Rung(role="small", mode="pot", max_samples=8, climb_below=0.6),
+                  Rung(role="large", mode="greedy", temperature=0.0, max_samples=1)))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tts.answers import Votes, count_votes, equivalent
+from tts.errors import ValidationError
+from tts.prompts import format_question
+from tts.signals import CLIMB_FEATURES, climb_logit, climbs
+from tts.strategies._checks import check_fraction, check_mode, check_positive_int, check_role
+from tts.strategies.base import Outcome, RunContext, Steps, Strategy
+from tts.strategies.vote import Vote
+from tts.types import GenRequest, Problem, Role
+
+__all__ = ["Rung", "Ladder", "rung_features"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rung:
+    """One step of a ladder: a vote of one model, a check, and when to climb past it."""
+
+    role: Role = "small"
+    mode: str | None = None
+    """Bank mode / representation of the vote (None: "sample", or "greedy" at T=0)."""
+    wave: int = 4
+    max_samples: int = 16
+    max_tokens: int = 512
+    temperature: float = 0.7
+    confidence: float = 1.0
+    """Adaptive-Consistency stop (1.0: draw all max_samples)."""
+    check_mode: str | None = None
+    """Another representation of the same model to check the leader against (None: none)."""
+    check_samples: int = 0
+    climb_below: float = 0.0
+    """Climb when the vote's agreement is below this (a floor no score can override)."""
+    climb_above: float = 1.0
+    """Climb when the sigmoid of the score is >= this (1.0: never by score)."""
+    weights: tuple[float, ...] = (0.0,) * (len(CLIMB_FEATURES) + 1)
+    """Bias then one weight per `tts.signals.CLIMB_FEATURES` entry."""
+
+    def __post_init__(self) -> None:
+        check_role("role", self.role)
+        check_mode("mode", self.mode)
+        check_mode("check_mode", self.check_mode)
+        for name in ("wave", "max_samples", "max_tokens"):
+            check_positive_int(name, getattr(self, name))
+        if isinstance(self.check_samples, bool) or not isinstance(self.check_samples, int) \
+                or self.check_samples < 0:
+            raise ValidationError(f"`check_samples` must be an integer >= 0, got "
+                                  f"{self.check_samples!r}.", parameter="check_samples",
+                                  value=self.check_samples)
+        if (self.check_samples > 0) != (self.check_mode is not None):
+            raise ValidationError("a rung needs both `check_mode` and `check_samples` > 0, or "
+                                  "neither.", parameter="check_mode", value=self.check_mode)
+        check_fraction("confidence", self.confidence, low=0.5)
+        check_fraction("climb_below", self.climb_below)
+        check_fraction("climb_above", self.climb_above)
+        w = self.weights
+        if not isinstance(w, (list, tuple)) or len(w) != len(CLIMB_FEATURES) + 1 or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                for v in w):
+            raise ValidationError(f"`weights` must be {len(CLIMB_FEATURES) + 1} finite numbers "
+                                  f"(bias, then {', '.join(CLIMB_FEATURES)}), got {w!r}.",
+                                  parameter="weights", value=w)
+        object.__setattr__(self, "weights", tuple(float(v) for v in w))
+        self.vote()  # validates temperature against max_samples / wave
+
+    def vote(self) -> Vote:
+        return Vote(max_samples=self.max_samples, wave=self.wave, max_tokens=self.max_tokens,
+                    temperature=self.temperature, confidence=self.confidence, role=self.role,
+                    mode=self.mode)
+
+    def check_request(self, problem: Problem, ctx: RunContext) -> GenRequest:
+        return GenRequest(prompt=format_question(problem.question), n=self.check_samples,
+                          max_tokens=self.max_tokens, temperature=self.temperature or 0.7,
+                          seed=ctx.seed, problem_id=problem.id, mode=self.check_mode)
+
+
+def rung_features(votes: Votes, check_agree: int, check_drawn: int, lower_same: bool,
+                  prior: float) -> tuple[float, ...]:
+    """The `CLIMB_FEATURES` of a rung's vote (at least one sample drawn)."""
+    samples = votes.total + votes.abstained
+    return (votes.agreement, votes.entropy, votes.abstained / samples, votes.distinct / samples,
+            1 / samples, check_agree / check_drawn if check_drawn else 0.0,
+            1.0 if lower_same else 0.0, prior)
+
+
+@dataclass(frozen=True, slots=True)
+class Ladder(Strategy):
+    """Climb `rungs` (cheapest model first) until one's answer holds; see the module doc."""
+
+    name = "ladder"
+    rungs: tuple[Rung, ...] = ()
+    prior: float = 0.0
+    """Prompt-feature logit of this prompt (set per prompt by a policy)."""
+
+    def __post_init__(self) -> None:
+        rungs = tuple(self.rungs)
+        if not rungs or not all(isinstance(r, Rung) for r in rungs):
+            raise ValidationError("a ladder needs at least one Rung.", parameter="rungs")
+        object.__setattr__(self, "rungs", rungs)
+        if isinstance(self.prior, bool) or not isinstance(self.prior, (int, float)) \
+                or not math.isfinite(self.prior):
+            raise ValidationError(f"`prior` must be a finite number, got {self.prior!r}.",
+                                  parameter="prior", value=self.prior)
+
+    @property
+    def roles(self) -> tuple[Role, ...]:  # type: ignore[override]
+        return tuple(dict.fromkeys(r.role for r in self.rungs))
+
+    def steps(self, problem: Problem, ctx: RunContext) -> Steps:
+        best: Outcome | None = None
+        for i, rung in enumerate(self.rungs):
+            out = yield from rung.vote().steps(problem, ctx)
+            if out.status == "insufficient_budget":
+                if best is None:
+                    return out
+                ctx.note(f"ladder: cannot afford {ctx.model(rung.role)}; keeping the answer below")
+                return best
+            if out.status != "answered" and best is not None:
+                ctx.note(f"ladder: {ctx.model(rung.role)} abstained; keeping the answer below")
+                return Outcome(answer=best.answer, status=best.status, votes=best.votes,
+                               escalated=True)
+            lower = None if best is None else best.answer
+            best = Outcome(answer=out.answer, status=out.status, votes=out.votes,
+                           escalated=i > 0)
+            if i == len(self.rungs) - 1:
+                return best
+            agree, drawn = 0, 0
+            if rung.check_samples and out.answer is not None:
+                call = ctx.try_call(rung.role, rung.check_request(problem, ctx))
+                if call is not None:
+                    (checks,) = yield [call]
+                    drawn = len(checks)
+                    agree = sum(c.answer is not None and equivalent(c.answer, out.answer)
+                                for c in checks)
+            same = lower is not None and out.answer is not None and equivalent(lower, out.answer)
+            z = climb_logit(rung.weights, rung_features(out.votes, agree, drawn, same,
+                                                        self.prior))
+            if not climbs(out.status == "answered", out.votes.agreement, z, rung.climb_below,
+                          rung.climb_above):
+                ctx.note(f"ladder: keep {ctx.model(rung.role)}'s answer (agreement "
+                         f"{out.votes.agreement:.2f}, check {agree}/{drawn}, score {z:.2f})")
+                return best
+            ctx.note(f"ladder: climb past {ctx.model(rung.role)} (agreement "
+                     f"{out.votes.agreement:.2f}, check {agree}/{drawn}, score {z:.2f})")
+        return best  # pragma: no cover  (the last rung always returns)
