@@ -81,11 +81,27 @@ class BankMeta:
     source: str = ""
     license: str = ""
     notes: str = ""
+    ladder: tuple[str, ...] = ()
+    """Every model of the bank, cheapest first (empty: the small and large roles)."""
+    modes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Per model, what each mode holds (e.g. {"pot": "program of thought, prompts 1+2"})."""
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "name": self.name, "roles": dict(self.roles),
-                "cost": self.cost.to_dict(), "tokenizer": self.tokenizer, "source": self.source,
-                "license": self.license, "notes": self.notes}
+        d = {"format": FORMAT, "name": self.name, "roles": dict(self.roles),
+             "cost": self.cost.to_dict(), "tokenizer": self.tokenizer, "source": self.source,
+             "license": self.license, "notes": self.notes}
+        if self.ladder:
+            d["ladder"] = list(self.ladder)
+        if self.modes:
+            d["modes"] = {m: dict(v) for m, v in self.modes.items()}
+        return d
+
+    @property
+    def models_cheapest_first(self) -> tuple[str, ...]:
+        """The bank's ladder, or (small, large) when it names none."""
+        if self.ladder:
+            return tuple(self.ladder)
+        return tuple(dict.fromkeys(self.roles[r] for r in ("small", "large") if r in self.roles))
 
 
 @dataclass
@@ -355,9 +371,29 @@ def _load_meta(path: Path) -> BankMeta:
         return BankMeta(name=str(data["name"]), roles=dict(data["roles"]),
                         cost=CostModel.from_dict(data["cost"]), tokenizer=str(data["tokenizer"]),
                         source=str(data.get("source", "")), license=str(data.get("license", "")),
-                        notes=str(data.get("notes", "")))
+                        notes=str(data.get("notes", "")), ladder=_ladder_of(data, path),
+                        modes=_modes_of(data, path))
     except (KeyError, TypeError, ValueError) as exc:
         raise BankError(f"{path}: bad metadata ({exc}).") from None
+
+
+def _ladder_of(data: dict, path: Path) -> tuple[str, ...]:
+    ladder = data.get("ladder", [])
+    if not isinstance(ladder, list) or not all(isinstance(m, str) and m for m in ladder) \
+            or len(set(ladder)) != len(ladder):
+        raise BankError(f"{path}: `ladder` must be a list of distinct model names, cheapest "
+                        f"first, got {ladder!r}.")
+    return tuple(ladder)
+
+
+def _modes_of(data: dict, path: Path) -> dict[str, dict[str, str]]:
+    modes = data.get("modes", {})
+    if not isinstance(modes, dict) or not all(
+            isinstance(v, dict) and all(isinstance(k, str) and isinstance(d, str)
+                                        for k, d in v.items()) for v in modes.values()):
+        raise BankError(f"{path}: `modes` must map model -> {{mode: description}}, got "
+                        f"{modes!r}.")
+    return {m: dict(v) for m, v in modes.items()}
 
 
 def _parse_line(line: str, path: Path, lineno: int) -> tuple[Problem, Record]:
