@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from tts.backends import Backend
+from tts.backends.contract import check_results
 from tts.budgets import Budget, CostModel, Ledger
 from tts.errors import BackendError, ValidationError
 from tts.policy import DefaultPolicy, Policy
@@ -105,17 +106,12 @@ class Engine:
                          if call.role == role]
                 if not batch:
                     continue
-                results = backend.generate([call.request for _, _, call in batch])
-                if len(results) != len(batch):
-                    raise BackendError(f"{backend.model} returned {len(results)} results for "
-                                       f"{len(batch)} requests.")
+                requests = [call.request for _, _, call in batch]
+                results = check_results(backend.model, requests, backend.generate(requests))
                 for (i, j, call), completions in zip(batch, results):
-                    if len(completions) != call.request.n:
-                        raise BackendError(f"{backend.model} returned {len(completions)} samples "
-                                           f"for a request of n={call.request.n}.")
                     jobs[i].ctx.ledger.commit(
                         call.reservation, [c.tokens for c in completions],
-                        completions[0].prompt_tokens if completions else None)
+                        completions[0].prompt_tokens)
                     replies[i][j] = completions
             for i in ready:
                 del pending[i]

@@ -8,13 +8,26 @@ not fit is refused, so the spent total can never pass the limit.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from tts.budgets.cost import CostModel
-from tts.errors import BudgetExceeded, TTSError, ValidationError
+from tts.errors import BackendError, BudgetExceeded, TTSError, ValidationError
 
 MAX_BUDGET = 1e12
 """Larger budgets are rejected as a likely unit mistake (a trillion small-model tokens)."""
+MAX_COUNT = 10**12
+"""Largest token count the ledger accepts (more would overflow float prices)."""
+
+
+def _count(value: object, what: str, *, low: int = 0, error: type[TTSError] = ValidationError
+           ) -> int:
+    """`value` as an int if it is an integer in [low, MAX_COUNT] (bools refused), else raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+            or not low <= value <= MAX_COUNT:
+        raise error(f"{what} must be an integer in [{low}, {MAX_COUNT:.0e}], got "
+                    f"{type(value).__name__} {value!r:.60}.")
+    return int(value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,18 +150,32 @@ class Ledger:
         `generated` holds the generated token count of each sample; `prompt_tokens` the
         engine's prompt count (charged only if the reservation held the prompt).
         """
-        r = self._open.pop(reservation.id, None)
+        r = self._open.get(reservation.id)
         if r is None:
             raise TTSError(f"reservation {reservation.id} was already committed or never made.")
-        if len(generated) > r.n or any(t < 0 or t > r.max_tokens for t in generated):
-            raise TTSError(f"backend returned {len(generated)} samples with token counts "
-                           f"{generated}, outside the reservation of {r.n} x {r.max_tokens}.")
+        # Counts come from a backend: refuse anything but integers within the reservation
+        # (a negative, NaN or float count would lower `spent`). A refused commit charges
+        # nothing and keeps the reservation's units held.
+        generated = list(generated)
+        if len(generated) > r.n or any(
+                isinstance(t, bool) or not isinstance(t, numbers.Integral)
+                or not 0 <= t <= r.max_tokens for t in generated):
+            raise BackendError(f"backend returned {len(generated)} samples of {r.model} with "
+                               f"token counts {generated!r:.200}, outside the reservation of "
+                               f"{r.n} x {r.max_tokens}.")
+        generated = [int(t) for t in generated]
+        if prompt_tokens is not None:
+            prompt_tokens = _count(prompt_tokens, f"prompt tokens counted for {r.model}",
+                                   error=BackendError)
         used_prompt = 0
         if r.prompt_tokens:
             used_prompt = r.prompt_tokens if prompt_tokens is None else prompt_tokens
             if used_prompt > r.prompt_tokens:
-                raise TTSError(f"backend counted {used_prompt} prompt tokens for {r.model}, more "
-                               f"than the {r.prompt_tokens} it reported before generating.")
+                raise BackendError(f"backend counted {used_prompt} prompt tokens for {r.model}, "
+                                   f"more than the {r.prompt_tokens} it reported before "
+                                   f"generating.")
+        del self._open[r.id]
+        if r.prompt_tokens:
             self._paid_prompts.add((r.model, r.prompt_key))
         c = self.cost.of(r.model)
         units = min(r.units, sum(generated) * c.output + used_prompt * c.prompt)
@@ -160,6 +187,7 @@ class Ledger:
         self._open.pop(reservation.id, None)
 
     def _prompt_due(self, model: str, prompt_key: str | None, prompt_tokens: int) -> int:
+        prompt_tokens = _count(prompt_tokens, f"prompt_tokens of {model}")
         if not self.budget.count_prompt or prompt_key is None:
             return 0
         if (model, prompt_key) in self._paid_prompts:
@@ -169,5 +197,7 @@ class Ledger:
         return prompt_tokens
 
     def _units(self, model: str, n: int, max_tokens: int, prompt_tokens: int) -> float:
+        _count(n, "n")
+        _count(max_tokens, "max_tokens", low=1)
         c = self.cost.of(model)
         return n * max_tokens * c.output + prompt_tokens * c.prompt

@@ -90,14 +90,17 @@ MOT_USD = CostModel.from_usd_per_million(
     {
         # Llama-2-13B-chat on Anyscale Endpoints, 2023 list price: $0.25 / M tokens in and out.
         "llama-2-13b": (0.25, 0.25),
+        # gpt-3.5-turbo (4k context), OpenAI 2023 list price: $1.5 / M prompt, $2 / M completion.
+        "gpt-3.5-turbo": (1.5, 2.0),
         # GPT-4 (8k context), OpenAI 2023 list price: $30 / M prompt, $60 / M completion tokens.
         "gpt-4": (30.0, 60.0),
     },
     unit_model="llama-2-13b",
     source="USD list prices 2023: Llama-2-13B $0.25/M (Anyscale Endpoints); "
+           "gpt-3.5-turbo $1.5/M prompt, $2/M completion; "
            "GPT-4 8k $30/M prompt, $60/M completion (OpenAI)",
 )
-"""Prices for the MoT GSM8K bank (Llama-2-13B small, GPT-4 large)."""
+"""Prices for the MoT banks (Llama-2-13B, gpt-3.5-turbo and GPT-4 tiers)."""
 
 QWEN_PARAMS = CostModel.from_active_params(
     # Parameter counts from the Qwen2.5 technical report (0.49B and 1.54B).

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Generator
 
 from tts.answers import Votes, count_votes
+from tts.backends.contract import check_prompt_tokens
 from tts.budgets import Ledger, Reservation
 from tts.errors import BudgetExceeded
 from tts.types import Completion, GenRequest, Problem, Role, Status
@@ -83,7 +84,8 @@ class RunContext:
     def _prompt_tokens(self, role: Role, request: GenRequest) -> int:
         if not self.ledger.budget.count_prompt:
             return 0
-        return self.prompt_tokens(role, request)
+        return check_prompt_tokens(self.models[role], request,
+                                   self.prompt_tokens(role, request))
 
     def note(self, message: str) -> None:
         self.trace.append(message)
