@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from tts.budgets import Budget, CostModel
 from tts.engine import Engine
@@ -35,11 +35,19 @@ def _load(path: str):
 
 
 def replay_engine(bank: str | Path | None = None, *, seed: int | None = 0,
-                  count_prompt: bool = False, policy=None) -> Engine:
-    """An Engine replaying a bank (default: the bundled one) with its small and large models."""
+                  count_prompt: bool = False, policy=None,
+                  ladder: Sequence[str] | None = None) -> Engine:
+    """An Engine replaying a bank (default: the bundled one) with its small and large models,
+    or with `ladder` (model names of the bank, cheapest first)."""
     from tts.backends.replay import ReplayBackend
 
     b = _load(str(Path(bank) if bank is not None else BUNDLED_BANK))
+    if ladder is not None:
+        if isinstance(ladder, str) or not ladder:
+            raise ValidationError(f"`ladder` must be a non-empty list of model names, got "
+                                  f"{ladder!r}.", parameter="ladder", value=ladder)
+        return Engine([ReplayBackend(b, m) for m in ladder], cost=b.meta.cost, seed=seed,
+                      count_prompt=count_prompt, policy=policy)
     small = ReplayBackend(b, b.meta.roles["small"])
     large_model = b.meta.roles.get("large")
     large = ReplayBackend(b, large_model) if large_model in b.models else None

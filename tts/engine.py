@@ -13,7 +13,7 @@ from tts.errors import BackendError, ValidationError
 from tts.policy import DefaultPolicy, Policy
 from tts.strategies import RunContext, Strategy, make_strategy
 from tts.strategies.base import Call, Outcome
-from tts.types import GenRequest, Plan, Problem, Result, Role
+from tts.types import GenRequest, Plan, Problem, Result, Role, ladder_roles
 
 
 @dataclass
@@ -39,22 +39,26 @@ class Engine:
         seed: seed of every sample stream; the same seed gives the same Results.
     """
 
-    def __init__(self, small: Backend, large: Backend | None = None, *,
+    def __init__(self, small: Backend | Sequence[Backend], large: Backend | None = None, *,
                  policy: Policy | None = None, cost: CostModel | None = None,
                  count_prompt: bool = False, seed: int | None = 0):
-        if not isinstance(small, Backend):
-            raise ValidationError(f"`small` must be a Backend (with .model, .generate and "
-                                  f".prompt_tokens), got {type(small).__name__}.",
-                                  parameter="small")
-        if large is not None and not isinstance(large, Backend):
-            raise ValidationError(f"`large` must be a Backend or None, got "
-                                  f"{type(large).__name__}.", parameter="large")
-        self.backends: dict[Role, Backend] = {"small": small}
-        if large is not None:
-            self.backends["large"] = large
-        self.cost = cost or _backend_cost(small)
-        for backend in self.backends.values():
-            self.cost.of(backend.model)  # unknown model -> clear error now, not mid-run
+        if isinstance(small, (list, tuple)):
+            if large is not None:
+                raise ValidationError("give a ladder (a list of backends) or small and large, "
+                                      "not both.", parameter="large")
+            ladder = list(small)
+        else:
+            ladder = [small] if large is None else [small, large]
+        for i, backend in enumerate(ladder):
+            if not isinstance(backend, Backend):
+                what = ("small" if i == 0 else "large") if len(ladder) <= 2 and not \
+                    isinstance(small, (list, tuple)) else f"ladder[{i}]"
+                raise ValidationError(f"`{what}` must be a Backend (with .model, .generate and "
+                                      f".prompt_tokens), got {type(backend).__name__}.",
+                                      parameter=what)
+        self.cost = cost or _backend_cost(ladder[0])
+        check_ladder([b.model for b in ladder], self.cost)
+        self.backends: dict[Role, Backend] = dict(zip(ladder_roles(len(ladder)), ladder))
         self.policy = policy or DefaultPolicy()
         self.count_prompt = count_prompt
         self.seed = seed
@@ -121,16 +125,17 @@ class Engine:
                     jobs[i].seconds = time.perf_counter() - start
         return outcomes  # type: ignore[return-value]
 
-    @staticmethod
-    def _ready(pending: dict[int, list[Call]]) -> list[int]:
+    def _ready(self, pending: dict[int, list[Call]]) -> list[int]:
         """Prompts whose pending step goes out this round.
 
-        Large-model steps wait until no small-model step is pending, so the escalations of
-        all prompts reach the large engine in one batch instead of one per round; outcomes do
+        Steps wait while a step of a cheaper tier is pending, so the escalations of all
+        prompts reach each larger engine in one batch instead of one per round; outcomes do
         not change (each prompt's steps stay in order), only how generation is batched.
         """
-        small_only = [i for i, calls in pending.items() if all(c.role == "small" for c in calls)]
-        return small_only or list(pending)
+        rank = {role: k for k, role in enumerate(ladder_roles(len(self.backends)))}
+        top = {i: max(rank.get(c.role, len(rank)) for c in calls) for i, calls in pending.items()}
+        lowest = min(top.values())
+        return [i for i in pending if top[i] == lowest]
 
     @staticmethod
     def _advance(i, gen, reply, pending, outcomes) -> None:
@@ -204,6 +209,27 @@ def _as_list(prompts: Iterable[str | Problem]) -> list[str | Problem]:
         raise ValidationError("solve_many needs at least one prompt, got an empty list.",
                               parameter="prompts")
     return items
+
+
+def check_ladder(models: Sequence[str], cost: CostModel) -> None:
+    """Refuse a ladder with duplicate or unpriced models, or prices out of order.
+
+    A ladder climbs from the cheapest model to the dearest; "dearer" is the price of a
+    generated token (prompt tokens break ties).
+    """
+    if not models:
+        raise ValidationError("a ladder needs at least one model.", parameter="ladder")
+    seen = [m for i, m in enumerate(models) if m in models[:i]]
+    if seen:
+        raise ValidationError(f"model {seen[0]!r} appears twice in the ladder {list(models)}.",
+                              parameter="ladder", value=seen[0])
+    prices = [cost.of(m) for m in models]  # unknown model -> clear error now, not mid-run
+    for (a, pa), (b, pb) in zip(zip(models, prices), zip(models[1:], prices[1:])):
+        if (pb.output, pb.prompt) < (pa.output, pa.prompt):
+            raise ValidationError(
+                f"ladder models must be ordered cheapest first: {b!r} ({pb.output:g} units per "
+                f"generated token) comes after {a!r} ({pa.output:g}); order them by price.",
+                parameter="ladder", value=list(models))
 
 
 def _backend_cost(backend: Backend) -> CostModel:

@@ -470,6 +470,8 @@ class _Run:
         self.difficulty = np.full(p, np.nan)
         self.answer_mode = np.full(p, -1, np.int64)
         self.answer_index = np.full(p, -1, np.int64)
+        self.rung_features: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+        """Per ladder rung reached: (rung index, rows, features (P, F), leader correct)."""
 
     def paid_of(self, model: str, mode: str) -> np.ndarray:
         """Rows whose prompt of (model, mode) is paid (the ledger's `prompt_key` rule)."""
@@ -807,6 +809,8 @@ def _ladder(run: _Run, rows: np.ndarray, strategy: Ladder, keys: list,
                  prior_arr)
         assert len(feats) == len(CLIMB_FEATURES)
         z = climb_logit(rung.weights, feats)
+        run.rung_features.append((i, ok.copy(), np.stack(feats, 1),
+                                  out.pre.leader_correct[idx, kk] & answered))
         active = ok & climbs(answered, pre.agreement[idx, kk], z, rung.climb_below,
                              rung.climb_above)
 
@@ -940,6 +944,17 @@ def evaluate(arrays: BankArrays, plan: Any, budget: Budget | float,
     return Evaluation(seeds=seeds, problem_ids=list(arrays.problem_ids), budget=limit,
                       tokens={m: np.stack(v) for m, v in tokens.items()},
                       answer_keys=keys, **{f: np.stack(v) for f, v in fields_.items()})
+
+
+def ladder_features(arrays: BankArrays, ladder: Ladder, budget: float, seed: int | None,
+                    *, count_prompt: bool = False, prior: np.ndarray | None = None
+                    ) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """The climb features each rung of `ladder` saw, per problem: a list of (rung index,
+    rows that reached it, features (P, len(CLIMB_FEATURES)), whether its leader was right).
+    For fitting climb scores on training questions."""
+    run = _Run(arrays, seed, Budget(tokens=budget).tokens, count_prompt)
+    _ladder(run, np.ones(len(arrays), bool), ladder, [], prior)
+    return run.rung_features
 
 
 def _groups(arrays: BankArrays, plan: Any, budget: Budget) -> list[tuple]:

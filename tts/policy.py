@@ -407,4 +407,8 @@ def load_policy(path: str | Path) -> ParamPolicy | CrossFitPolicy:
                               parameter="policy", value=str(p)) from None
     if isinstance(data, Mapping) and data.get("format") == "tts-crossfit-policy/1":
         return crossfit_from_dict(data, source=f"policy file {p}")
+    if isinstance(data, Mapping) and data.get("format") == "tts-ladder-policy/1":
+        from tts.ladder_policy import ladder_policy_from_dict
+
+        return ladder_policy_from_dict(data, source=f"policy file {p}")
     return policy_from_dict(data, source=f"policy file {p}")

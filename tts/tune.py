@@ -762,6 +762,16 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
                         "gain)")
     p.add_argument("--count-prompt", action="store_true",
                    help="also charge prompt tokens, once per prompt per model")
+    p.add_argument("--ladder", default=None,
+                   help="comma-separated models of the bank, cheapest first: tune a ladder "
+                        "policy (votes, mixture-of-thought checks, climbing) with nested "
+                        "cross-validation of its selection margin (tts.tune_ladder)")
+    p.add_argument("--group-by", choices=("question", "scenario"), default="question",
+                   help="ladder tuning: fold by question, or by scenario (a question's first "
+                        "sentence) so whole scenarios are held out")
+    p.add_argument("--max-cost-share", type=float, default=None,
+                   help="ladder tuning, accuracy objective: mean cost at most this share of "
+                        "the top model's")
     p.add_argument("--out", type=Path, default=Path("tune-results"),
                    help="output folder (default ./tune-results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -794,6 +804,8 @@ def _run_cli(args: argparse.Namespace) -> int:
         raise ValidationError(f"--seeds must be >= 1, got {args.seeds}.", parameter="seeds")
     bank_path = args.bank if args.bank is not None else tts.BUNDLED_BANK
     arrays = BankArrays.from_bank(load_bank(bank_path))
+    if args.ladder is not None:
+        return _run_ladder_cli(args, arrays, budgets)
     seeds = list(range(args.seed, args.seed + args.seeds))
     heldout_seeds = list(range(args.seed + 100, args.seed + 100 + args.seeds))
     err = Console(stderr=True)
@@ -839,4 +851,59 @@ def _run_cli(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(f"wrote {args.out / 'policy.json'} and {args.out / 'report.json'} "
                   f"({out['report']['elapsed_s']} s)", highlight=False)
+    return 0
+
+
+def _run_ladder_cli(args: argparse.Namespace, arrays: BankArrays, budgets: list[float]) -> int:
+    import shlex
+    import sys
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+        TimeElapsedColumn
+    from rich.table import Table
+
+    from tts.tune_ladder import run_ladder_tune
+
+    ladder = [m.strip() for m in args.ladder.split(",") if m.strip()]
+    if args.objective == "pareto":
+        raise ValidationError("ladder tuning has objectives 'cost' and 'accuracy'.",
+                              parameter="objective", value=args.objective)
+    if len(budgets) != 1:
+        raise ValidationError("ladder tuning takes one --budget.", parameter="budgets")
+    folds = args.folds if args.folds is not None else 5
+    args.out.mkdir(parents=True, exist_ok=True)
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    heldout_seeds = list(range(args.seed + 100, args.seed + 100 + args.seeds))
+    err = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, disable=args.no_progress,
+                  transient=True) as bar:
+        task = bar.add_task("tuning", total=args.trials)
+
+        def progress(what: str, n: int) -> None:
+            bar.update(task, completed=n, description=f"tuning {what}")
+
+        out = run_ladder_tune(arrays, ladder, objective=args.objective, budget=budgets[0],
+                              target=args.target_accuracy, trials=args.trials, folds=folds,
+                              group_by=args.group_by, seeds=seeds, heldout_seeds=heldout_seeds,
+                              count_prompt=args.count_prompt,
+                              max_cost_share=args.max_cost_share, split_seed=args.seed,
+                              sampler_seed=args.seed, storage=open_storage(args.storage),
+                              study_name=args.study_name, progress=progress)
+    report = out["report"]
+    report["command"] = "tts " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
+        if sys.argv[1:2] == ["tune"] else "tts tune (API)"
+    out["policy"].to_json(args.out / "policy.json")
+    (args.out / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n",
+                                          encoding="utf-8")
+    h = report["heldout"]
+    table = Table(title=f"held-out ({folds}-fold by {args.group_by}), ladder {' > '.join(ladder)}")
+    for col in ("accuracy", "top-model acc", "cost share", "deployed"):
+        table.add_column(col, justify="right")
+    table.add_row(f"{h['accuracy']:.3f}", f"{h['large_greedy_accuracy']:.3f}",
+                  f"{h['cost_share_of_large_only']:.2f}", report["deployed"]["chosen"])
+    Console().print(table)
+    Console().print(f"wrote {args.out / 'policy.json'} and {args.out / 'report.json'} "
+                    f"({report['elapsed_s']} s)", highlight=False)
     return 0

@@ -19,6 +19,12 @@ from tts.errors import BudgetExceeded
 from tts.types import Completion, GenRequest, Problem, Role, Status
 
 
+def prompt_key(request: GenRequest) -> str:
+    """What the ledger pays a prompt once for: its text in one mode (a PoT prompt of the same
+    question is another prompt than its CoT prompt)."""
+    return f"{request.sampling_mode}\x00{request.prompt}"
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     """One reserved generation request for the backend playing `role`."""
@@ -60,13 +66,13 @@ class RunContext:
     def affordable(self, role: Role, request: GenRequest, want: int) -> int:
         """How many samples (<= want) of this request the remaining budget can pay for."""
         return self.ledger.max_samples(self.models[role], request.max_tokens,
-                                       prompt_key=request.prompt,
+                                       prompt_key=prompt_key(request),
                                        prompt_tokens=self._prompt_tokens(role, request), cap=want)
 
     def call(self, role: Role, request: GenRequest) -> Call:
         """Reserve budget for `request` and wrap it as a Call (raises BudgetExceeded)."""
         res = self.ledger.reserve(self.models[role], request.n, request.max_tokens,
-                                  prompt_key=request.prompt,
+                                  prompt_key=prompt_key(request),
                                   prompt_tokens=self._prompt_tokens(role, request))
         return Call(role, request, res)
 
@@ -78,7 +84,7 @@ class RunContext:
 
     def prompt_units(self, role: Role, request: GenRequest) -> float:
         """Units the request's prompt would still cost (0 unless counted and not yet paid)."""
-        return self.ledger.price(self.models[role], 0, 1, prompt_key=request.prompt,
+        return self.ledger.price(self.models[role], 0, 1, prompt_key=prompt_key(request),
                                  prompt_tokens=self._prompt_tokens(role, request))
 
     def _prompt_tokens(self, role: Role, request: GenRequest) -> int:

@@ -1,0 +1,217 @@
+"""A policy over a model ladder: per budget, which rungs to climb and when (plain JSON data).
+
+`LadderPolicy` holds the ladder it was tuned for (model names, cheapest first), an optional
+prompt-feature difficulty model (its logit is the `prior` climb feature) and one `LadderLevel`
+per budget range (the level for budget B is the last whose `from_budget` <= B, as in
+`tts.policy.ParamPolicy`). Each level is a tuple of `Rung`s; `decide` returns the
+`tts.strategies.Ladder` of those rungs with this prompt's prior.
+
+    {"format": "tts-ladder-policy/1", "ladder": ["gpt-3.5-turbo", "gpt-4"], "prompt": null,
+     "levels": [{"from_budget": 0, "rungs": [{"role": "small", "mode": "pot", ...},
+                                             {"role": "large", "mode": "greedy", ...}]}],
+     "notes": {...}}
+
+Loading validates every field and names the one that is wrong; an engine whose models are
+not the policy's ladder is refused with both lists in the message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from tts.budgets import Budget
+from tts.errors import ValidationError
+from tts.signals import CLIMB_FEATURES
+from tts.strategies.ladder import Ladder, Rung
+from tts.types import Problem, Role, ladder_roles
+
+FORMAT = "tts-ladder-policy/1"
+RUNG_FIELDS = tuple(f.name for f in dataclasses.fields(Rung))
+
+
+@dataclass(frozen=True, slots=True)
+class LadderLevel:
+    """The rungs used for budgets from `from_budget` up to the next level's."""
+
+    from_budget: float
+    rungs: tuple[Rung, ...]
+
+    def __post_init__(self) -> None:
+        b = self.from_budget
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b) \
+                or b < 0:
+            raise ValidationError(f"`from_budget` must be a number >= 0, got {b!r}.",
+                                  parameter="from_budget", value=b)
+        Ladder(rungs=tuple(self.rungs))  # validates the rungs
+        object.__setattr__(self, "rungs", tuple(self.rungs))
+
+    def to_dict(self) -> dict:
+        return {"from_budget": self.from_budget, "rungs": [
+            {**dataclasses.asdict(r), "weights": list(r.weights)} for r in self.rungs]}
+
+
+@dataclass(frozen=True)
+class LadderPolicy:
+    """Tuned rungs per budget for one ladder of models; see the module docstring."""
+
+    ladder: tuple[str, ...]
+    levels: tuple[LadderLevel, ...]
+    prompt: Any = None
+    """A tts.difficulty.PromptDifficulty, or None (prior 0)."""
+    notes: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ladder = tuple(self.ladder)
+        if not ladder or not all(isinstance(m, str) and m for m in ladder) \
+                or len(set(ladder)) != len(ladder):
+            raise ValidationError(f"`ladder` must be distinct model names, cheapest first, got "
+                                  f"{self.ladder!r}.", parameter="ladder", value=self.ladder)
+        object.__setattr__(self, "ladder", ladder)
+        levels = tuple(self.levels)
+        if not levels or levels[0].from_budget != 0:
+            raise ValidationError("a ladder policy needs levels, the first from budget 0.",
+                                  parameter="levels")
+        for a, b in zip(levels, levels[1:]):
+            if not b.from_budget > a.from_budget:
+                raise ValidationError(f"levels must have strictly increasing from_budget; "
+                                      f"{b.from_budget} follows {a.from_budget}.",
+                                      parameter="levels")
+        roles = set(ladder_roles(len(ladder)))
+        for lv in levels:
+            for r in lv.rungs:
+                if r.role not in roles:
+                    raise ValidationError(f"a rung uses role {r.role!r}, but a ladder of "
+                                          f"{len(ladder)} models has roles "
+                                          f"{list(ladder_roles(len(ladder)))}.",
+                                          parameter="rungs", value=r.role)
+        object.__setattr__(self, "levels", levels)
+
+    def level(self, budget: float) -> LadderLevel:
+        chosen = self.levels[0]
+        for lv in self.levels:
+            if budget >= lv.from_budget:
+                chosen = lv
+        return chosen
+
+    def check_models(self, models: Mapping[Role, str]) -> None:
+        """Refuse an engine (or bank) whose ladder is not the one this policy was tuned on."""
+        expected = dict(zip(ladder_roles(len(self.ladder)), self.ladder))
+        if dict(models) != expected:
+            raise ValidationError(
+                f"this policy was tuned for the ladder {list(self.ladder)}, but the engine has "
+                f"{dict(models)}; build the engine with that ladder (e.g. "
+                f"replay_engine(bank, ladder={list(self.ladder)})).", parameter="policy")
+
+    def decide(self, problem: Problem, budget: Budget,
+               models: Mapping[Role, str]) -> tuple[Ladder, float | None]:
+        self.check_models(models)
+        prior = 0.0 if self.prompt is None else self.prompt.logit(problem.question)
+        rungs = self.level(Budget.of(budget).tokens).rungs
+        return Ladder(rungs=rungs, prior=prior), None
+
+    def vector_groups(self, arrays, budget: Budget) -> list[tuple]:
+        """`tts.evaluate` hook: every row runs this level's ladder with its own prior."""
+        self.check_models(arrays.models)
+        priors = np.zeros(len(arrays))
+        if self.prompt is not None:
+            key = ("prompt-logits", self.prompt)
+            priors = arrays.cache.get(key)
+            if priors is None:
+                priors = arrays.cache[key] = self.prompt.logits(arrays.questions)
+        rungs = self.level(budget.tokens).rungs
+        return [(np.ones(len(arrays), bool), Ladder(rungs=rungs), priors, None)]
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "ladder": list(self.ladder),
+                "climb_features": list(CLIMB_FEATURES),
+                "prompt": None if self.prompt is None else self.prompt.to_dict(),
+                "levels": [lv.to_dict() for lv in self.levels], "notes": dict(self.notes)}
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+
+def ladder_policy_from_dict(data: Any, *, source: str = "policy") -> LadderPolicy:
+    """Build a LadderPolicy from JSON data; every problem is a ValidationError naming it."""
+    if not isinstance(data, Mapping):
+        raise ValidationError(f"{source}: a policy must be a JSON object.", parameter="policy")
+    allowed = {"format", "ladder", "climb_features", "prompt", "levels", "notes"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValidationError(f"{source}: unknown field(s) {unknown}; a ladder policy has "
+                              f"{sorted(allowed)}.", parameter=unknown[0])
+    missing = sorted({"format", "ladder", "levels"} - set(data))
+    if missing:
+        raise ValidationError(f"{source}: missing field(s) {missing}.", parameter=missing[0])
+    if "climb_features" in data and data["climb_features"] != list(CLIMB_FEATURES):
+        raise ValidationError(f"{source}: `climb_features` must be {list(CLIMB_FEATURES)}, got "
+                              f"{data['climb_features']!r}.", parameter="climb_features")
+    ladder = data["ladder"]
+    if not isinstance(ladder, list):
+        raise ValidationError(f"{source}: `ladder` must be a list of model names, got "
+                              f"{ladder!r}.", parameter="ladder")
+    prompt = None
+    if data.get("prompt") is not None:
+        from tts.difficulty import PromptDifficulty
+
+        try:
+            prompt = PromptDifficulty.from_dict(data["prompt"])
+        except ValidationError as exc:
+            raise ValidationError(f"{source}: {exc}", parameter="prompt") from None
+    levels_data = data["levels"]
+    if not isinstance(levels_data, list) or not levels_data:
+        raise ValidationError(f"{source}: `levels` must be a non-empty list.",
+                              parameter="levels")
+    levels = []
+    for i, lv in enumerate(levels_data):
+        where = f"{source}: levels[{i}]"
+        if not isinstance(lv, Mapping) or set(lv) != {"from_budget", "rungs"} \
+                or not isinstance(lv["rungs"], list):
+            raise ValidationError(f"{where} must be an object with `from_budget` and a list "
+                                  f"`rungs`.", parameter=f"levels[{i}]")
+        rungs = []
+        for j, r in enumerate(lv["rungs"]):
+            at = f"{where}.rungs[{j}]"
+            if not isinstance(r, Mapping):
+                raise ValidationError(f"{at} must be an object.", parameter=at)
+            unknown = sorted(set(r) - set(RUNG_FIELDS))
+            if unknown:
+                raise ValidationError(f"{at} has unknown field(s) {unknown}; a rung has "
+                                      f"{list(RUNG_FIELDS)}.", parameter=f"{at}.{unknown[0]}")
+            fields = dict(r)
+            if isinstance(fields.get("weights"), list):
+                fields["weights"] = tuple(fields["weights"])
+            try:
+                rungs.append(Rung(**fields))
+            except ValidationError as exc:
+                raise ValidationError(f"{at}: {exc}", parameter=f"{at}.{exc.parameter}",
+                                      value=exc.value) from None
+        try:
+            levels.append(LadderLevel(lv["from_budget"], tuple(rungs)))
+        except ValidationError as exc:
+            raise ValidationError(f"{where}: {exc}", parameter=exc.parameter) from None
+    notes = data.get("notes", {})
+    if not isinstance(notes, Mapping):
+        raise ValidationError(f"{source}: `notes` must be an object.", parameter="notes")
+    try:
+        return LadderPolicy(tuple(ladder), tuple(levels), prompt, dict(notes))
+    except ValidationError as exc:
+        raise ValidationError(f"{source}: {exc}", parameter=exc.parameter,
+                              value=exc.value) from None
+
+
+def single_level(ladder: Sequence[str], rungs: Sequence[Rung], prompt: Any = None,
+                 notes: Mapping[str, Any] | None = None) -> LadderPolicy:
+    """A one-level policy (the same rungs at every budget)."""
+    return LadderPolicy(tuple(ladder), (LadderLevel(0.0, tuple(rungs)),), prompt,
+                        dict(notes or {}))

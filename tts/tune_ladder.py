@@ -1,0 +1,556 @@
+"""Tune a ladder policy with Optuna, choose among its trials without the winner's curse, and
+report it on questions (or whole scenarios) it never saw.
+
+    tts tune --ladder gpt-3.5-turbo,gpt-4 --objective cost --folds 5 --group-by scenario
+
+One tuning run on a set of training questions (`tune_ladder`):
+
+1. Fit a climb score per (tier, representation, check) on the training questions: a logistic
+   model of "this rung's leader is wrong" over `tts.signals.CLIMB_FEATURES`.
+2. An Optuna study searches one `LadderLevel` (`suggest_rungs`): per lower rung whether to use
+   it, its representation, waves, sample cap, early stop, the mixture-of-thought check, the
+   score and its threshold, and an agreement floor in [0.5, 1] below which it always climbs
+   (so no tuned policy can stop climbing on questions whose own vote is split); the top
+   rung's greedy answer or vote. Fixed plans (the top model alone; the default cascade) are
+   enqueued first.
+3. Candidates: the best trials re-scored with twice the seeds, plus those fixed plans.
+4. Selection (`select_candidate`), on the training questions, with a margin m in standard
+   errors of the paired per-question difference:
+   * cost: the cheapest candidate whose accuracy minus m * SE (paired against the top model
+     alone) still reaches the target (the top model's own accuracy, unless given);
+   * accuracy: the most accurate candidate (within `max_cost_share` of the top model's cost
+     when given), kept over the best fixed plan only if it wins by more than m * SE.
+5. m is not a constant: it is chosen by an inner cross-validation on the training questions
+   (`choose_margin`): each inner fold runs steps 1-3 on the rest, every margin of
+   `MARGINS` selects a candidate, and the candidate is scored on the inner held-out
+   questions. For the cost objective the smallest margin whose pooled held-out accuracy
+   reaches the top model's pooled held-out accuracy is used (the most savings that still held
+   out of sample); for accuracy, the margin with the best pooled held-out accuracy. This is
+   the correction Tibshirani & Tibshirani (2009) and Varma & Simon (2006) give for the
+   optimism of picking the best of many configurations on the data that scored them; the
+   outer folds of `run_ladder_tune` then measure the whole procedure, margin choice included
+   (nested cross-validation).
+
+`run_ladder_tune` reports the k-fold held-out numbers (folds by question or by scenario, a
+question's first sentence, so whole scenarios are held out) and returns the deployable policy
+tuned by the same procedure on every question.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from tts.errors import BankError, ValidationError
+from tts.evaluate import BankArrays, Evaluation, evaluate, ladder_features
+from tts.ladder_policy import LadderPolicy, single_level
+from tts.signals import AGREEMENT_CLIMB_WEIGHTS, CLIMB_FEATURES, MOT_CLIMB_WEIGHTS
+from tts.strategies.ladder import Ladder, Rung
+from tts.types import ladder_roles
+
+__all__ = ["LadderData", "prepare_ladder", "suggest_rungs", "tune_ladder", "select_candidate",
+           "choose_margin", "run_ladder_tune", "group_folds", "scenario", "MARGINS",
+           "heldout_summary"]
+
+MARGINS = (0.0, 0.5, 1.0, 1.5, 2.0)
+"""Margins (standard errors) the inner cross-validation chooses from."""
+FLOOR_RANGE = (0.5, 1.0)
+"""The agreement floor a tuned rung always climbs below (tuned within this range)."""
+MAX_TOKENS = 512
+CHECK_MAX = 4
+RERANK = 8
+FORMAT = "tts-ladder-tune/1"
+
+
+def scenario(question: str) -> str:
+    """A question's scenario: its first sentence ("Yesterday was April 30, 2021.")."""
+    m = re.match(r"\s*(.+?[.!?])(\s|$)", question)
+    return (m.group(1) if m else question).strip()
+
+
+def group_folds(arrays: BankArrays, folds: int, group_by: str = "question",
+                seed: int = 0) -> list[np.ndarray]:
+    """`folds` held-out index sets; with group_by "scenario" a scenario is never split."""
+    if group_by not in ("question", "scenario"):
+        raise ValidationError(f"`group_by` must be 'question' or 'scenario', got {group_by!r}.",
+                              parameter="group_by", value=group_by)
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ValidationError(f"`folds` must be an integer >= 2, got {folds!r}.",
+                              parameter="folds", value=folds)
+    keys = arrays.questions if group_by == "scenario" else arrays.problem_ids
+    names = list(dict.fromkeys(scenario(k) if group_by == "scenario" else k for k in keys))
+    if len(names) < folds:
+        raise ValidationError(f"{len(names)} {group_by}s cannot fill {folds} folds.",
+                              parameter="folds", value=folds)
+    perm = np.random.default_rng(seed).permutation(len(names))
+    fold_of = {names[g]: f for f, part in enumerate(np.array_split(perm, folds)) for g in part}
+    per = np.array([fold_of[scenario(k) if group_by == "scenario" else k] for k in keys])
+    return [np.flatnonzero(per == f) for f in range(folds)]
+
+
+# ---- data fitted on a training split -------------------------------------------------------
+@dataclass
+class LadderData:
+    arrays: BankArrays
+    """Training questions, roles from the ladder."""
+    ladder: tuple[str, ...]
+    seeds: tuple[int, ...]
+    count_prompt: bool
+    budget: float
+    modes: dict[str, list[str]]
+    """Per role: sampled modes every training question has (>= 2 samples)."""
+    greedy: dict[str, list[str]]
+    """Per role: greedy modes every training question has."""
+    max_samples: dict[tuple[str, str], int]
+    learned: dict[tuple[str, str, str | None], tuple[float, ...]]
+    """Climb weights fitted per (role, mode, check mode)."""
+    ref_cost: float
+    top_accuracy: float
+    fingerprint: str = ""
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return ladder_roles(len(self.ladder))
+
+
+def _modes(arrays: BankArrays, model: str) -> tuple[list[str], list[str], dict[str, int]]:
+    sampled, greedy, sizes = [], [], {}
+    for (m, mode), ma in arrays.modes.items():
+        if m != model or (ma.size == 0).any():
+            continue
+        if mode.startswith("greedy"):
+            greedy.append(mode)
+        elif int(ma.size.min()) >= 2 and not mode.startswith("chain"):
+            sampled.append(mode)
+            sizes[mode] = int(ma.size.min())
+    return sorted(sampled), sorted(greedy), sizes
+
+
+def top_rung(data_or_greedy: Any) -> Rung:
+    greedy = data_or_greedy
+    mode = "greedy" if "greedy" in greedy else greedy[0]
+    return Rung(role="large", mode=mode, temperature=0.0, max_samples=1, wave=1,
+                max_tokens=MAX_TOKENS)
+
+
+def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
+                   seeds: Sequence[int] = (0, 1, 2), count_prompt: bool = True) -> LadderData:
+    """Roles, available modes, fitted climb scores and the top model's reference."""
+    if len(ladder) < 2:
+        raise ValidationError("a ladder to tune needs at least two models.", parameter="ladder")
+    arrays = arrays.with_ladder(ladder)
+    roles = ladder_roles(len(ladder))
+    modes, greedy, sizes = {}, {}, {}
+    for role, model in zip(roles, ladder):
+        s, g, z = _modes(arrays, model)
+        modes[role], greedy[role] = s, g
+        sizes.update({(role, k): v for k, v in z.items()})
+        if role != "large" and not s:
+            raise BankError(f"the ladder needs sampled answers of {model!r} on every question; "
+                            f"the bank has modes {arrays.bank.modes(model)} for it, none with "
+                            f">= 2 samples on all {len(arrays)} questions.")
+    if not greedy["large"]:
+        raise BankError(f"the top model {ladder[-1]!r} needs a greedy answer on every question "
+                        f"(modes: {arrays.bank.modes(ladder[-1])}).")
+    seeds = tuple(int(s) for s in seeds)
+    ref = evaluate(arrays, Ladder(rungs=(top_rung(greedy["large"]),)), budget, seeds[:1],
+                   count_prompt=count_prompt)
+    data = LadderData(arrays, tuple(ladder), seeds, count_prompt, float(budget), modes, greedy,
+                      sizes, {}, max(ref.mean_cost, 1e-9), ref.accuracy)
+    data.learned = _fit_scores(data)
+    data.fingerprint = hashlib.sha1(json.dumps({
+        "ids": arrays.problem_ids, "ladder": list(ladder), "seeds": seeds, "budget": budget,
+        "count_prompt": count_prompt,
+        "learned": {"|".join(map(str, k)): v for k, v in sorted(data.learned.items(),
+                                                                key=str)}},
+        sort_keys=True).encode()).hexdigest()[:16]
+    return data
+
+
+def _fit_scores(data: LadderData) -> dict[tuple[str, str, str | None], tuple[float, ...]]:
+    """Logistic climb scores per (role, mode, check): P(the rung's leader is wrong)."""
+    from tts.difficulty import fit_logistic
+
+    out = {}
+    top = top_rung(data.greedy["large"])
+    for role in data.roles[:-1]:
+        for mode in data.modes[role]:
+            for check in [None, *[m for m in data.modes[role] if m != mode]]:
+                k = min(8, data.max_samples[(role, mode)])
+                rung = Rung(role=role, mode=mode, wave=k, max_samples=k, max_tokens=MAX_TOKENS,
+                            check_mode=check, check_samples=0 if check is None else min(
+                                2, data.max_samples[(role, check)]), climb_below=1.0)
+                xs, ys = [], []
+                for seed in data.seeds:
+                    feats = ladder_features(data.arrays, Ladder(rungs=(rung, top)), 1e12, seed,
+                                            count_prompt=data.count_prompt)
+                    for _, rows, x, right in feats:
+                        xs.append(x[rows])
+                        ys.append(~right[rows])
+                x, y = np.concatenate(xs), np.concatenate(ys)
+                if len(y) >= 4 and y.min() != y.max():
+                    w = fit_logistic(x, y)
+                    out[(role, mode, check)] = tuple(float(v) for v in w)
+    return out
+
+
+# ---- search space ----------------------------------------------------------------------------
+def suggest_rungs(trial: Any, data: LadderData) -> tuple[Rung, ...]:
+    """The rungs of one trial (every choice is recorded in the trial's params)."""
+    rungs = []
+    for role in data.roles[:-1]:
+        if len(data.roles) > 2 and not trial.suggest_categorical(f"{role}_use", [True, False]):
+            continue
+        mode = trial.suggest_categorical(f"{role}_mode", data.modes[role])
+        cap = data.max_samples[(role, mode)]
+        wave = trial.suggest_int(f"{role}_wave", 1, min(8, cap))
+        max_samples = trial.suggest_int(f"{role}_max_samples", 1, cap)
+        confidence = 1.0
+        if trial.suggest_categorical(f"{role}_stop_early", [True, False]):
+            confidence = trial.suggest_float(f"{role}_confidence", 0.5, 1.0)
+        others = [m for m in data.modes[role] if m != mode]
+        check = trial.suggest_categorical(f"{role}_check", ["none", *others])
+        check_samples = 0
+        if check != "none":
+            check_samples = trial.suggest_int(f"{role}_check_samples", 1,
+                                              min(CHECK_MAX, data.max_samples[(role, check)]))
+        score = trial.suggest_categorical(f"{role}_score", ["agreement", "mot", "learned"])
+        key = (role, mode, None if check == "none" else check)
+        weights = {"agreement": AGREEMENT_CLIMB_WEIGHTS, "mot": MOT_CLIMB_WEIGHTS}.get(
+            score, data.learned.get(key, AGREEMENT_CLIMB_WEIGHTS))
+        floor = trial.suggest_float(f"{role}_floor", *FLOOR_RANGE)
+        above = trial.suggest_float(f"{role}_climb_above", 0.05, 1.0)
+        rungs.append(Rung(role=role, mode=mode, wave=wave, max_samples=max_samples,
+                          max_tokens=MAX_TOKENS, confidence=confidence,
+                          check_mode=None if check == "none" else check,
+                          check_samples=check_samples, climb_below=floor, climb_above=above,
+                          weights=weights))
+    if trial.suggest_categorical("large_vote", [False, True]) and data.modes["large"]:
+        mode = data.modes["large"][0]
+        k = trial.suggest_int("large_samples", 2, data.max_samples[("large", mode)])
+        rungs.append(Rung(role="large", mode=mode, wave=k, max_samples=k, max_tokens=MAX_TOKENS))
+    else:
+        rungs.append(top_rung(data.greedy["large"]))
+    return tuple(rungs)
+
+
+def baselines(data: LadderData) -> dict[str, tuple[Rung, ...]]:
+    """Fixed plans every selection compares with: the top model alone and the default
+    cascade (a 16-sample vote of the cheapest model that climbs below 60% agreement)."""
+    small_mode = data.modes["small"][0] if "sample" not in data.modes["small"] else "sample"
+    cap = data.max_samples[("small", small_mode)]
+    cascade = (Rung(role="small", mode=small_mode, wave=min(4, cap), max_samples=min(16, cap),
+                    max_tokens=MAX_TOKENS, confidence=0.95, climb_below=0.6),
+               top_rung(data.greedy["large"]))
+    return {"top-model": (top_rung(data.greedy["large"]),), "cascade": cascade}
+
+
+# ---- one tuning run -------------------------------------------------------------------------
+@dataclass
+class Candidate:
+    name: str
+    rungs: tuple[Rung, ...]
+    ev: Evaluation
+
+
+@dataclass
+class TuneRun:
+    """What `tune_ladder` found on one training set."""
+
+    data: LadderData
+    candidates: list[Candidate]
+    trials: int
+    study_name: str
+    margin: float = 0.0
+    margin_record: dict[str, Any] = field(default_factory=dict)
+    chosen: Candidate | None = None
+    selection: dict[str, Any] = field(default_factory=dict)
+
+
+def _score(data: LadderData, rungs: Sequence[Rung], seeds: Sequence[int]) -> Evaluation:
+    return evaluate(data.arrays, Ladder(rungs=tuple(rungs)), data.budget, seeds,
+                    count_prompt=data.count_prompt)
+
+
+def _value(objective: str, ev: Evaluation, data: LadderData, target: float,
+           max_cost_share: float | None) -> float:
+    share = ev.mean_cost / data.ref_cost
+    if objective == "cost":
+        short = max(0.0, target - ev.accuracy)
+        return share + (5.0 + 100.0 * short if short > 0 else 0.0)
+    over = 0.0 if max_cost_share is None else max(0.0, share - max_cost_share)
+    return -(ev.accuracy - 1e-4 * share) + (5.0 + 10.0 * over if over > 0 else 0.0)
+
+
+def search(data: LadderData, *, objective: str, target: float, trials: int,
+           max_cost_share: float | None = None, sampler_seed: int = 0, storage: Any = None,
+           study_name: str | None = None, progress: Callable[[int], None] | None = None
+           ) -> TuneRun:
+    """Run (or resume) the study; return its candidates (re-scored trials + fixed plans)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    name = study_name or f"tts-ladder-{objective}-{data.fingerprint}"
+    study = optuna.create_study(study_name=name, storage=storage, direction="minimize",
+                                sampler=optuna.samplers.TPESampler(
+                                    seed=sampler_seed, n_startup_trials=min(25, trials)),
+                                load_if_exists=True)
+    settings = {"fingerprint": data.fingerprint, "objective": objective, "target": target,
+                "max_cost_share": max_cost_share}
+    old = study.user_attrs.get("settings")
+    if old is None:
+        study.set_user_attr("settings", settings)
+    elif old != settings:
+        raise ValidationError(f"study {name!r} in this storage was made with other data or "
+                              f"settings ({old} vs {settings}); pick another --study-name.",
+                              parameter="study_name", value=name)
+
+    def run(trial):
+        ev = _score(data, suggest_rungs(trial, data), data.seeds)
+        trial.set_user_attr("accuracy", ev.accuracy)
+        trial.set_user_attr("cost", ev.mean_cost)
+        return _value(objective, ev, data, target, max_cost_share)
+
+    def done() -> int:
+        return sum(t.state == optuna.trial.TrialState.COMPLETE
+                   for t in study.get_trials(deepcopy=False))
+
+    callbacks = []
+    if progress is not None:
+        progress(done())
+        callbacks.append(lambda s, t: progress(done()))
+    remaining = trials - done()
+    if remaining > 0:
+        study.optimize(run, n_trials=remaining, callbacks=callbacks)
+    complete = sorted((t for t in study.get_trials(deepcopy=False)
+                       if t.state == optuna.trial.TrialState.COMPLETE),
+                      key=lambda t: (t.value, t.number))
+    seeds = tuple(data.seeds) + tuple(s + 7919 for s in data.seeds)
+    candidates, seen = [], set()
+    for t in complete[:RERANK]:
+        rungs = suggest_rungs(optuna.trial.FixedTrial(t.params), data)
+        if repr(rungs) not in seen:
+            seen.add(repr(rungs))
+            candidates.append(Candidate(f"trial-{t.number}", rungs, _score(data, rungs, seeds)))
+    for nm, rungs in baselines(data).items():
+        candidates.append(Candidate(nm, rungs, _score(data, rungs, seeds)))
+    return TuneRun(data, candidates, done(), name)
+
+
+def select_candidate(run: TuneRun, objective: str, margin: float, target: float,
+                     max_cost_share: float | None = None) -> tuple[Candidate, dict[str, Any]]:
+    """Step 4 of the module docstring, on the training questions."""
+    data = run.data
+    ref = next(c for c in run.candidates if c.name == "top-model")
+
+    def paired(c: Candidate, base: Candidate) -> tuple[float, float]:
+        d = c.ev.correct.mean(0) - base.ev.correct.mean(0)
+        se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else 0.0
+        return float(d.mean()), se
+
+    if objective == "cost":
+        shift = target - ref.ev.accuracy
+        for c in sorted(run.candidates, key=lambda c: (c.ev.mean_cost, c.name)):
+            mean, se = paired(c, ref)
+            if mean - margin * se >= shift - 1e-12:
+                return c, {"chosen": c.name, "mean_diff_vs_top": mean, "se": se,
+                           "margin": margin, "train_accuracy": c.ev.accuracy,
+                           "train_cost_share": c.ev.mean_cost / data.ref_cost,
+                           "reason": f"cheapest with accuracy - {margin:g} x SE >= target"}
+        return ref, {"chosen": ref.name, "margin": margin, "reason": "no cheaper candidate"}
+    ok = [c for c in run.candidates if max_cost_share is None
+          or c.ev.mean_cost / data.ref_cost <= max_cost_share]
+    if not ok:
+        ok = [min(run.candidates, key=lambda c: c.ev.mean_cost)]
+    fixed = [c for c in ok if not c.name.startswith("trial-")]
+    best = max(ok, key=lambda c: (c.ev.accuracy, -c.ev.mean_cost))
+    if not fixed or not best.name.startswith("trial-"):
+        return best, {"chosen": best.name, "margin": margin, "reason": "best is a fixed plan"}
+    base = max(fixed, key=lambda c: (c.ev.accuracy, -c.ev.mean_cost))
+    mean, se = paired(best, base)
+    pick = best if mean > margin * se else base
+    return pick, {"chosen": pick.name, "baseline": base.name, "mean_diff": mean, "se": se,
+                  "margin": margin, "reason": f"tuned vs {base.name}: {mean:+.4f} "
+                  f"{'>' if pick is best else '<='} {margin:g} x SE {se:.4f}"}
+
+
+def choose_margin(data: LadderData, *, objective: str, target: float | None, trials: int,
+                  folds: int, group_by: str, max_cost_share: float | None,
+                  sampler_seed: int, split_seed: int) -> tuple[float, dict[str, Any]]:
+    """Step 5: the margin whose inner-held-out results are best (see the module doc)."""
+    parts = group_folds(data.arrays, folds, group_by, split_seed + 17)
+    pooled = {m: {"correct": [], "cost": [], "ref": []} for m in MARGINS}
+    for f, held in enumerate(parts):
+        train = np.setdiff1d(np.arange(len(data.arrays)), held)
+        inner = prepare_ladder(data.arrays.subset(train), data.ladder, budget=data.budget,
+                               seeds=data.seeds, count_prompt=data.count_prompt)
+        tgt = inner.top_accuracy if target is None else target
+        run = search(inner, objective=objective, target=tgt, trials=trials,
+                     max_cost_share=max_cost_share, sampler_seed=sampler_seed + 101 * (f + 1))
+        held_arrays = data.arrays.subset(held)
+        top = evaluate(held_arrays, Ladder(rungs=(top_rung(data.greedy["large"]),)),
+                       data.budget, data.seeds, count_prompt=data.count_prompt)
+        cache: dict[str, Evaluation] = {}
+        for m in MARGINS:
+            c, _ = select_candidate(run, objective, m, tgt, max_cost_share)
+            ev = cache.get(c.name)
+            if ev is None:
+                ev = cache[c.name] = evaluate(held_arrays, Ladder(rungs=c.rungs), data.budget,
+                                              data.seeds, count_prompt=data.count_prompt)
+            pooled[m]["correct"].append(ev.correct.mean(0))
+            pooled[m]["cost"].append(ev.cost.mean(0) / data.ref_cost)
+            pooled[m]["ref"].append(top.correct.mean(0))
+    table = {m: {"heldout_accuracy": float(np.concatenate(v["correct"]).mean()),
+                 "heldout_cost_share": float(np.concatenate(v["cost"]).mean()),
+                 "top_model_heldout_accuracy": float(np.concatenate(v["ref"]).mean())}
+             for m, v in pooled.items()}
+    if objective == "cost":
+        ok = [m for m in MARGINS if table[m]["heldout_accuracy"]
+              >= table[m]["top_model_heldout_accuracy"] - 1e-12]
+        margin = min(ok) if ok else max(MARGINS)
+    else:
+        feasible = [m for m in MARGINS if max_cost_share is None
+                    or table[m]["heldout_cost_share"] <= max_cost_share]
+        pool = feasible or list(MARGINS)
+        margin = max(pool, key=lambda m: (table[m]["heldout_accuracy"], m))
+    return margin, {"margin": margin, "inner_folds": folds,
+                    "by_margin": {f"{m:g}": v for m, v in table.items()}}
+
+
+def tune_ladder(arrays: BankArrays, ladder: Sequence[str], *, objective: str = "cost",
+                budget: float = 262144.0, target: float | None = None, trials: int = 300,
+                seeds: Sequence[int] = (0, 1, 2), count_prompt: bool = True,
+                max_cost_share: float | None = None, inner_folds: int = 4,
+                group_by: str = "question", margin: float | None = None,
+                sampler_seed: int = 0, split_seed: int = 0, storage: Any = None,
+                study_name: str | None = None,
+                progress: Callable[[int], None] | None = None) -> TuneRun:
+    """Steps 1-5 on `arrays` (the training questions); `margin` None: chosen by inner CV."""
+    if objective not in ("cost", "accuracy"):
+        raise ValidationError(f"ladder tuning has objectives 'cost' and 'accuracy', got "
+                              f"{objective!r}.", parameter="objective", value=objective)
+    data = prepare_ladder(arrays, ladder, budget=budget, seeds=seeds, count_prompt=count_prompt)
+    tgt = data.top_accuracy if target is None else float(target)
+    margin_record: dict[str, Any] = {"margin": margin, "reason": "given"}
+    if margin is None:
+        margin, margin_record = choose_margin(
+            data, objective=objective, target=target, trials=trials, folds=inner_folds,
+            group_by=group_by, max_cost_share=max_cost_share, sampler_seed=sampler_seed,
+            split_seed=split_seed)
+    run = search(data, objective=objective, target=tgt, trials=trials,
+                 max_cost_share=max_cost_share, sampler_seed=sampler_seed, storage=storage,
+                 study_name=study_name, progress=progress)
+    run.margin, run.margin_record = margin, margin_record
+    run.chosen, run.selection = select_candidate(run, objective, margin, tgt, max_cost_share)
+    run.selection["target"] = tgt
+    return run
+
+
+def policy_of(run: TuneRun, notes: Mapping[str, Any] | None = None) -> LadderPolicy:
+    assert run.chosen is not None
+    return single_level(run.data.ladder, run.chosen.rungs, None, {
+        "chosen": run.chosen.name, "margin": run.margin, **(notes or {})})
+
+
+# ---- reports -------------------------------------------------------------------------------
+def heldout_summary(arrays: BankArrays, policy: Any, budget: float, seeds: Sequence[int],
+                    count_prompt: bool, ladder: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, cost, the top model's own numbers and per-tier usage on `arrays`."""
+    arrays = arrays.with_ladder(ladder)
+    ev = evaluate(arrays, policy, budget, seeds, count_prompt=count_prompt)
+    top = evaluate(arrays, Ladder(rungs=(Rung(role="large", mode="greedy", temperature=0.0,
+                                              max_samples=1, wave=1, max_tokens=MAX_TOKENS),)),
+                   budget, seeds, count_prompt=count_prompt)
+    usage = {m: {"share_of_questions": float((ev.tokens[m] > 0).mean()),
+                 "mean_tokens": float(ev.tokens[m].mean()),
+                 "cost_share": float((ev.tokens[m] > 0).mean())} for m in ladder}
+    # cost per tier: recompute from tokens is not exact with prompts; report token shares.
+    return {"questions": len(arrays), "seeds": list(seeds), "accuracy": ev.accuracy,
+            "mean_cost": ev.mean_cost, "escalation_rate": ev.escalation_rate,
+            "large_greedy_accuracy": top.accuracy, "large_only_cost": top.mean_cost,
+            "cost_share_of_large_only": ev.mean_cost / top.mean_cost,
+            "per_tier": {m: {k: v for k, v in u.items() if k != "cost_share"}
+                         for m, u in usage.items()}}
+
+
+def run_ladder_tune(arrays: BankArrays, ladder: Sequence[str], *, objective: str = "cost",
+                    budget: float = 262144.0, target: float | None = None, trials: int = 300,
+                    folds: int = 5, group_by: str = "question", seeds: Sequence[int] = (0, 1, 2),
+                    heldout_seeds: Sequence[int] = (100, 101, 102), count_prompt: bool = True,
+                    max_cost_share: float | None = None, margin: float | None = None,
+                    split_seed: int = 0, sampler_seed: int = 0, storage: Any = None,
+                    study_name: str | None = None,
+                    progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+    """K-fold held-out report of `tune_ladder` plus the deployable policy (all questions)."""
+    from tts.policy import CrossFitPolicy  # noqa: F401  (k-fold policies are per fold here)
+
+    t0 = time.perf_counter()
+    arrays = arrays.with_ladder(ladder)
+    parts = group_folds(arrays, folds, group_by, split_seed)
+    correct, cost, top_c, top_cost, per_tier = [], [], [], [], {m: [] for m in ladder}
+    fold_reports = []
+    for f, held in enumerate(parts):
+        train = np.setdiff1d(np.arange(len(arrays)), held)
+        cb = None if progress is None else (lambda n, f=f: progress(f"fold {f + 1}/{folds}", n))
+        run = tune_ladder(arrays.subset(train), ladder, objective=objective, budget=budget,
+                          target=target, trials=trials, seeds=seeds, count_prompt=count_prompt,
+                          max_cost_share=max_cost_share, group_by=group_by, margin=margin,
+                          sampler_seed=sampler_seed + 1000 * f, split_seed=split_seed + f,
+                          storage=storage, progress=cb, study_name=None if study_name is None
+                          else f"{study_name}-fold{f}of{folds}")
+        pol = policy_of(run)
+        held_arrays = arrays.subset(held)
+        ev = evaluate(held_arrays, pol, budget, heldout_seeds, count_prompt=count_prompt)
+        top = evaluate(held_arrays, Ladder(rungs=(top_rung(run.data.greedy["large"]),)), budget,
+                       heldout_seeds, count_prompt=count_prompt)
+        correct.append(ev.correct.mean(0))
+        cost.append(ev.cost.mean(0))
+        top_c.append(top.correct.mean(0))
+        top_cost.append(top.cost.mean(0))
+        for m in ladder:
+            per_tier[m].append((ev.tokens[m] > 0).mean(0))
+        fold_reports.append({"fold": f, "heldout": len(held), "chosen": run.chosen.name,
+                             "margin": run.margin, "margin_choice": run.margin_record,
+                             "selection": run.selection, "policy": pol.to_dict()["levels"],
+                             "heldout_accuracy": ev.accuracy,
+                             "heldout_cost_share": ev.mean_cost / top.mean_cost})
+    c, k, tc, tk = (np.concatenate(x) for x in (correct, cost, top_c, top_cost))
+    report = {"format": FORMAT, "objective": objective, "ladder": list(ladder),
+              "budget": budget, "folds": folds, "group_by": group_by, "trials": trials,
+              "train_seeds": list(seeds), "heldout_seeds": list(heldout_seeds),
+              "count_prompt": count_prompt, "max_cost_share": max_cost_share,
+              "questions": len(arrays),
+              "heldout": {"accuracy": float(c.mean()), "mean_cost": float(k.mean()),
+                          "large_greedy_accuracy": float(tc.mean()),
+                          "large_only_cost": float(tk.mean()),
+                          "cost_share_of_large_only": float(k.mean() / tk.mean()),
+                          "accuracy_ci95": _boot(c),
+                          "per_tier_share_of_questions": {
+                              m: float(np.concatenate(v).mean()) for m, v in per_tier.items()}},
+              "folds_detail": fold_reports}
+    final = tune_ladder(arrays, ladder, objective=objective, budget=budget, target=target,
+                        trials=trials, seeds=seeds, count_prompt=count_prompt,
+                        max_cost_share=max_cost_share, group_by=group_by, margin=margin,
+                        sampler_seed=sampler_seed, split_seed=split_seed, storage=storage,
+                        study_name=None if study_name is None else f"{study_name}-all")
+    policy = policy_of(final, {"objective": objective, "trained_on": len(arrays)})
+    report["deployed"] = {"chosen": final.chosen.name, "margin": final.margin,
+                          "margin_choice": final.margin_record, "selection": final.selection}
+    report["elapsed_s"] = round(time.perf_counter() - t0, 2)
+    return {"report": report, "policy": policy}
+
+
+def _boot(x: np.ndarray, n: int = 1000, seed: int = 0) -> list[float]:
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), (n, len(x)))].mean(1)
+    return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
+
+
+_ = (replace, CLIMB_FEATURES)
