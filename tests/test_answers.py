@@ -209,6 +209,20 @@ def test_not_equivalent(a: str, b: str) -> None:
     assert not equivalent(b, a)
 
 
+@pytest.mark.parametrize(("a", "b"), [("05/01/2021", "10/02/2021"), ("05/01/2021", "5/2021"),
+                                      ("12/31/1899", "0.000203842")])
+def test_dates_equal_only_as_dates(a: str, b: str, monkeypatch) -> None:
+    # math-verify alone calls these equal (5/1/2021 == 10/2/2021 == 5/2021 as arithmetic).
+    import tts.answers as answers
+
+    monkeypatch.setattr(answers, "_is_mathy", lambda key: True)  # the date rule stands alone
+    assert not answers._keys_equivalent(canonical(a), canonical(b))
+    assert not equivalent(a, b) and not equivalent(b, a)
+    assert equivalent("5/1/2021", "05/01/2021.") and is_correct("5/1/2021", "05/01/2021")
+    assert count_votes(["05/01/2021", "10/02/2021", "5/1/2021"]).counts == (
+        ("05/01/2021", 2), ("10/02/2021", 1))
+
+
 @pytest.mark.parametrize("odd", [None, 18, 18.0, ["18"], "\x00", "$", "\\", "{" * 50, "1e999"])
 def test_equivalent_never_raises(odd: object) -> None:
     assert isinstance(equivalent(odd, "18"), bool)  # type: ignore[arg-type]

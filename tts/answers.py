@@ -461,6 +461,10 @@ def _keys_equivalent(a: str, b: str) -> bool:
     """Equivalence of two canonical keys (tiers 1-3 of the module docstring)."""
     if a == b:
         return True
+    if _DATE.fullmatch(a) or _DATE.fullmatch(b):
+        # Dates are equal only as dates (zero-padded keys), never as numbers: math-verify
+        # reads "05/01/2021" as 5/1/2021 = 5/2021, the value of "10/02/2021" too.
+        return False
     va, vb = _key_value(a), _key_value(b)
     if va is not None and vb is not None:
         return _numbers_equal(va, vb)
