@@ -146,15 +146,17 @@ class Misbehaving:
         self.calls = 0
         self.violated = False
         """Whether the backend has returned something outside the contract."""
+        self.inconsistent = False
+        """Whether it reported more prompt tokens after generating than before (refused when
+        that prompt is being charged, harmless otherwise)."""
 
     def prompt_tokens(self, request):
         count = self.inner.prompt_tokens(request)
         if self.fault == "prompt_count":
             self.violated |= not _valid_count(self.value)
-            # A valid but bigger count is fine; a smaller one makes the completions' counts
-            # exceed it, which the ledger refuses.
-            if _valid_count(self.value) and self.value < count:
-                self.violated = True
+            # A valid but bigger count is fine; with a smaller one the completions report more
+            # than was reserved, refused when that prompt is charged.
+            self.inconsistent |= _valid_count(self.value) and self.value < count
             return self.value
         return count
 
@@ -173,6 +175,7 @@ class Misbehaving:
         elif self.fault == "completion_prompt":
             out[0] = [dataclasses.replace(c, prompt_tokens=v) for c in first]
             self.violated = not _valid_count(v)
+            self.inconsistent = _valid_count(v) and v > self.inner.prompt_tokens(req)
         elif self.fault == "missing_sample":
             out[0] = first[:-1]
             self.violated = True
@@ -238,7 +241,7 @@ def test_misbehaving_backend_gets_backend_error_or_budget_holds(bank, budget, co
                                     strategy=plan)
     except BackendError as exc:
         event("BackendError")
-        assert bad.violated, f"BackendError without a broken contract: {exc}"
+        assert bad.violated or bad.inconsistent, f"BackendError without a broken contract: {exc}"
         assert bad.model in str(exc)
         return
     assert not bad.violated, f"broken contract ({fault}) went unnoticed"
