@@ -282,15 +282,36 @@ def _add_bank(sub) -> None:
     build.add_argument("--questions", type=Path, default=None,
                        help="JSONL of GSM8K rows (question, answer) or MATH rows (problem, "
                             "answer); default: the bundled GSM8K questions")
-    build.add_argument("--n", type=int, default=None, help="only the first N questions")
-    build.add_argument("--samples", type=int, default=8, help="samples per question")
+    build.add_argument("--start", type=int, default=0,
+                       help="first question: line index in --questions (ids <stem>-<index>, "
+                            "gsm8k-test-<index> for gsm8k/test.jsonl), or position in the "
+                            "bundled bank")
+    build.add_argument("--n", type=int, default=None, help="only N questions (from --start)")
+    build.add_argument("--role", default="small", choices=("small", "large"),
+                       help="role of this model in the bank (build small and large into one "
+                            "folder with two runs)")
+    build.add_argument("--samples", type=int, default=8,
+                       help="samples per question (mode sample; 0: none this run)")
     build.add_argument("--greedy", action="store_true", help="also one greedy answer")
     build.add_argument("--chain-tokens", type=int, default=0,
-                       help="also one long chain of up to this many tokens")
+                       help="also one long chain of up to this many tokens (mode chain)")
+    build.add_argument("--chain-lengths", default="",
+                       help="comma-separated lengths L of budget-forced chains (modes "
+                            "chain-<L>), e.g. 1024,2048")
+    build.add_argument("--chains", type=int, default=2,
+                       help="budget-forced chains per question and length (default 2)")
+    build.add_argument("--answer-tokens", type=int, default=32,
+                       help="forced chains: greedy tokens of the forced final answer")
+    build.add_argument("--max-waits", type=int, default=16,
+                       help="forced chains: 'Wait' continuations at most")
     build.add_argument("--max-tokens", type=int, default=512, help="tokens per sample")
     build.add_argument("--temperature", type=float, default=0.7)
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--batch", type=int, default=16, help="questions per generate call")
+    build.add_argument("--no-logprobs", action="store_true",
+                       help="do not ask for logprobs (no mean logprob or confidence)")
+    build.add_argument("--gzip", action="store_true",
+                       help="refresh samples.jsonl.gz after every batch (committed form)")
     build.set_defaults(run=_run_bank_build)
     info = bsub.add_parser("info", help="summarise a bank")
     info.add_argument("path", type=Path)
@@ -314,6 +335,7 @@ def _run_import_mot(args) -> int:
 
 def _run_bank_build(args) -> int:
     import os
+    import time
 
     from rich.progress import Progress
 
@@ -323,11 +345,23 @@ def _run_bank_build(args) -> int:
 
     if args.n is not None and args.n < 1:
         raise ValidationError(f"--n must be >= 1, got {args.n}.", parameter="n", value=args.n)
+    if args.start < 0:
+        raise ValidationError(f"--start must be >= 0, got {args.start}.", parameter="start",
+                              value=args.start)
+    try:
+        lengths = [int(x) for x in args.chain_lengths.split(",") if x.strip()]
+    except ValueError:
+        raise ValidationError(f"--chain-lengths must be comma-separated integers, got "
+                              f"{args.chain_lengths!r}.", parameter="chain_lengths") from None
     if args.questions is not None:
-        problems = read_questions(args.questions, args.n)
+        problems = read_questions(args.questions, args.n, start=args.start)
     else:
         bundled = load_bank(_bundled_bank())
-        problems = [bundled.problems[p] for p in bundled.problem_ids[:args.n]]
+        end = None if args.n is None else args.start + args.n
+        problems = [bundled.problems[p] for p in bundled.problem_ids[args.start:end]]
+        if not problems:
+            raise ValidationError(f"--start {args.start} is past the {len(bundled.problems)} "
+                                  f"bundled questions.", parameter="start", value=args.start)
     if args.server is not None:
         from tts.backends.openai import OpenAIBackend
 
@@ -337,17 +371,26 @@ def _run_bank_build(args) -> int:
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         from tts.backends.vllm import VLLMBackend
 
-        backend = VLLMBackend(args.model)
+        # Room for the longest chain, its continuation prompts and the forced answer.
+        longest = max([args.max_tokens, args.chain_tokens, *lengths]) + args.answer_tokens
+        backend = VLLMBackend(args.model,
+                              max_model_len=max(2048, -(-(longest + 1024) // 256) * 256))
     cost = QWEN_PARAMS if backend.model in QWEN_PARAMS.models else CostModel(
         {backend.model: ModelCost(1.0, 1.0)},
         source="unit price: edit meta.json to set this model's price")
+    def log(line: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
+
     with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task(f"sampling {backend.model}", total=len(problems))
+        task = progress.add_task(f"sampling {backend.model}", total=None)
         path = build_bank(backend, problems, args.dest, samples=args.samples,
                           greedy=args.greedy, chain_tokens=args.chain_tokens,
+                          chains=args.chains if lengths else 0, chain_lengths=lengths,
+                          answer_tokens=args.answer_tokens, max_waits=args.max_waits,
                           max_tokens=args.max_tokens, temperature=args.temperature,
-                          seed=args.seed, batch=args.batch, cost=cost,
-                          progress=lambda i, n: progress.update(task, completed=i))
+                          seed=args.seed, batch=args.batch, cost=cost, role=args.role,
+                          logprobs=not args.no_logprobs, compress=args.gzip, log=log,
+                          progress=lambda i, n: progress.update(task, completed=i, total=n))
     console.print(f"wrote bank {path}")
     return _run_bank_info(argparse.Namespace(path=path))
 

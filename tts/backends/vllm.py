@@ -83,6 +83,11 @@ class VLLMBackend:
         system_prompt: optional system message put before the user message.
         engine_seed: seed of the engine itself (samples without a request seed).
         llm_kwargs: extra keyword arguments for `vllm.LLM`.
+        top_logprobs: k of the token confidence (DeepConf): requests with `logprobs=True`
+            get the top-k logprobs per position from vLLM (the raw model distribution, before
+            temperature), and a token's confidence is minus their mean.
+        conf_window: tokens per sliding window of `Completion.min_conf` (the whole sample
+            when it is shorter).
 
     The engine is built on the first `generate` (or `load()`), so a large model that is
     only needed for escalation costs nothing until a plan escalates. The tokenizer (for
@@ -94,7 +99,8 @@ class VLLMBackend:
                  memory_utilization: float | None = None, kv_cache_gib: float = 3.0,
                  enforce_eager: bool | None = None,
                  enable_prefix_caching: bool = True, system_prompt: str | None = None,
-                 engine_seed: int = 0, llm_kwargs: dict[str, Any] | None = None):
+                 engine_seed: int = 0, llm_kwargs: dict[str, Any] | None = None,
+                 top_logprobs: int = 5, conf_window: int = 64):
         if device not in ("auto", "cpu", "cuda"):
             raise ValidationError(f"`device` must be 'auto', 'cpu' or 'cuda', got {device!r}.",
                                   parameter="device", value=device)
@@ -123,6 +129,15 @@ class VLLMBackend:
         self.system_prompt = system_prompt
         self.engine_seed = engine_seed
         self.llm_kwargs = dict(llm_kwargs or {})
+        for pname, value in (("top_logprobs", top_logprobs), ("conf_window", conf_window)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValidationError(f"`{pname}` must be an integer >= 1, got {value!r}.",
+                                      parameter=pname, value=value)
+        self.top_logprobs = top_logprobs
+        self.conf_window = conf_window
+        self.last_confidences: list[list[list[float] | None]] = []
+        """Per-token confidences of every sample of the last `generate` (None for samples
+        generated without `logprobs`), in the shape of its result."""
         self._llm: Any = None
         self._tokenizer: Any = None
         self._ids: OrderedDict[tuple[str, str], list[int]] = OrderedDict()
@@ -272,8 +287,13 @@ class VLLMBackend:
         if len(outputs) != len(prompts):
             raise BackendError(f"vLLM returned {len(outputs)} outputs for {len(prompts)} "
                                f"samples.")
-        return [[self._completion(req, outputs[start + i]) for i in range(n)]
-                for req, (start, n) in zip(requests, plan)]
+        result: list[list[Completion]] = []
+        self.last_confidences = []
+        for req, (start, n) in zip(requests, plan):
+            pairs = [self._completion(req, outputs[start + i]) for i in range(n)]
+            result.append([c for c, _ in pairs])
+            self.last_confidences.append([conf for _, conf in pairs])
+        return result
 
     def _params(self, req: GenRequest, i: int, max_tokens: int) -> Any:
         from vllm import SamplingParams
@@ -282,28 +302,70 @@ class VLLMBackend:
         kwargs: dict[str, Any] = dict(n=1, max_tokens=max_tokens, temperature=req.temperature,
                                       seed=seed, stop=list(req.stop) or None)
         if req.logprobs:
-            kwargs["logprobs"] = 0  # the sampled token's logprob only
+            kwargs["logprobs"] = self.top_logprobs  # top-k per position (+ the sampled token)
         return SamplingParams(**kwargs)
 
-    def _completion(self, req: GenRequest, output: Any) -> Completion:
+    def _completion(self, req: GenRequest, output: Any) -> tuple[Completion, list[float] | None]:
         from tts.answers import extract_answer
 
         out = output.outputs[0]
         tokens = len(out.token_ids)
-        mean_logprob = None
+        mean_logprob = min_conf = confs = None
         if req.logprobs and tokens:
             if out.cumulative_logprob is not None:
                 mean_logprob = float(out.cumulative_logprob) / tokens
+            if out.logprobs:
+                confs = token_confidences(out.logprobs, self.top_logprobs)
+                min_conf = lowest_window_mean(confs, self.conf_window)
         reason = {"stop": "stop", "length": "length"}.get(out.finish_reason or "", "error")
         text = out.text
-        return Completion(text=text, answer=extract_answer(req.assistant_prefix + text),
-                          tokens=tokens, finish_reason=reason,
-                          prompt_tokens=len(output.prompt_token_ids),
-                          mean_logprob=mean_logprob)
+        completion = Completion(text=text, answer=extract_answer(req.assistant_prefix + text),
+                                tokens=tokens, finish_reason=reason,
+                                prompt_tokens=len(output.prompt_token_ids),
+                                mean_logprob=_finite_or_none(mean_logprob), min_conf=min_conf)
+        return completion, confs
 
     def __repr__(self) -> str:
         state = "loaded" if self.loaded else "not loaded"
         return f"VLLMBackend({self.model!r}, path={str(self.path)!r}, {state})"
+
+
+LOGPROB_FLOOR = -100.0
+"""Logprobs below this (or -inf) count as this in token confidences, so they stay finite."""
+
+
+def token_confidences(logprobs: Sequence[Any], k: int) -> list[float]:
+    """DeepConf token confidence per position: minus the mean of the top-k logprobs.
+
+    `logprobs` is vLLM's per-position list of {token id: Logprob(logprob, rank, ...)}, which
+    holds the top-k and the sampled token (when it ranks below k)."""
+    confs = []
+    for position in logprobs:
+        entries = sorted(position.values(), key=lambda lp: (lp.rank is None, lp.rank or 0))[:k]
+        values = [max(float(lp.logprob), LOGPROB_FLOOR) if lp.logprob == lp.logprob
+                  else LOGPROB_FLOOR for lp in entries]
+        confs.append(-sum(values) / len(values) if values else 0.0)
+    return confs
+
+
+def lowest_window_mean(values: Sequence[float], window: int) -> float | None:
+    """Minimum over sliding windows of `window` consecutive values of their mean (the mean of
+    all values when there are fewer); None for no values."""
+    n = len(values)
+    if n == 0:
+        return None
+    if n <= window:
+        return sum(values) / n
+    acc = [0.0]
+    for v in values:
+        acc.append(acc[-1] + v)
+    return min(acc[i + window] - acc[i] for i in range(n - window + 1)) / window
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    import math
+
+    return x if x is not None and math.isfinite(x) else None
 
 
 def _resolve(model: str | os.PathLike[str]) -> tuple[Path, str]:
@@ -321,4 +383,5 @@ def _resolve(model: str | os.PathLike[str]) -> tuple[Path, str]:
     return path, path.name
 
 
-__all__ = ["VLLMBackend", "derive_seed", "cpu_dtype", "cpu_flags"]
+__all__ = ["VLLMBackend", "derive_seed", "cpu_dtype", "cpu_flags", "token_confidences",
+           "lowest_window_mean"]
