@@ -57,7 +57,10 @@ class Engine:
                                       f".prompt_tokens), got {type(backend).__name__}.",
                                       parameter=what)
         self.cost = cost or _backend_cost(ladder[0])
-        check_ladder([b.model for b in ladder], self.cost)
+        if isinstance(small, (list, tuple)):
+            check_ladder([b.model for b in ladder], self.cost)
+        for backend in ladder:
+            self.cost.of(backend.model)  # unknown model -> clear error now, not mid-run
         self.backends: dict[Role, Backend] = dict(zip(ladder_roles(len(ladder)), ladder))
         self.policy = policy or DefaultPolicy()
         self.count_prompt = count_prompt
