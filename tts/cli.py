@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -18,8 +19,26 @@ from rich.table import Table
 
 from tts.errors import TTSError, ValidationError
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(emoji=False)  # ":100:" in a model's answer stays text
+err_console = Console(stderr=True, emoji=False)
+
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"          # CSI sequences: colours, cursor moves, clears
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC sequences: titles, hyperlinks
+    r"|\x1b[@-_]?"                      # other escapes, and a lone ESC
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # control, bidi overrides
+"""What `safe` removes: everything a terminal would act on rather than show (tab and newline
+stay)."""
+
+
+def safe(value: object) -> str:
+    """`value` as text to print with rich: terminal control sequences and control characters
+    removed, and rich markup (`[bold]`, `[/foo]`, `[link=...]`) escaped, so it shows literally.
+
+    Everything a model wrote (answers, votes, traces) and everything read from a bank or a
+    file (questions, gold answers, model names, paths) goes through this before printing.
+    """
+    return escape(_CONTROL.sub("", str(value)))
 
 # Subcommand builders contributed by other modules: each takes the subparsers object.
 EXTRA_COMMANDS: list[str] = ["tts.sweep", "tts.tune", "tts.models"]
@@ -34,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except TTSError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {safe(exc)}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted; work done so far is saved.[/]")
@@ -176,15 +195,16 @@ def result_dict(result) -> dict:
 
 def print_result(result) -> None:
     table = Table(show_header=False, box=None)
-    table.add_row("answer", f"[bold]{result.answer}[/]" if result.answer is not None
-                  else f"[yellow]none ({result.status})[/]")
-    table.add_row("plan", result.plan.describe())
+    table.add_row("answer", f"[bold]{safe(result.answer)}[/]" if result.answer is not None
+                  else f"[yellow]none ({safe(result.status)})[/]")
+    table.add_row("plan", safe(result.plan.describe()))
     table.add_row("spent", f"{result.cost:,.0f} of {result.budget:,.0f} units")
-    table.add_row("tokens", ", ".join(f"{m}: {t:,}" for m, t in result.tokens.items()) or "-")
-    table.add_row("votes", ", ".join(f"{a}: {c}" for a, c in result.votes.items()) or "-")
+    table.add_row("tokens", ", ".join(f"{safe(m)}: {t:,}" for m, t in result.tokens.items())
+                  or "-")
+    table.add_row("votes", ", ".join(f"{safe(a)}: {c}" for a, c in result.votes.items()) or "-")
     if result.difficulty is not None:
         table.add_row("difficulty", f"{result.difficulty:.2f}")
-    table.add_row("trace", "\n".join(result.trace))
+    table.add_row("trace", "\n".join(safe(line) for line in result.trace))
     console.print(table)
 
 
@@ -225,9 +245,9 @@ def _run_demo(args) -> int:
     results = engine.solve_many(problems, args.budget, strategy=strategy, **options)
     elapsed = time.perf_counter() - start
     models = engine.models
-    table = Table(title=f"{len(problems)} questions from {bank.meta.name}, budget "
+    table = Table(title=f"{len(problems)} questions from {safe(bank.meta.name)}, budget "
                         f"{args.budget:,.0f} units each",
-                  caption="tokens: " + " / ".join(models.values()))
+                  caption="tokens: " + " / ".join(safe(m) for m in models.values()))
     table.add_column("question", no_wrap=True, overflow="ellipsis",
                      max_width=14 if args.live else 22)
     table.add_column("plan", no_wrap=True)
@@ -243,8 +263,8 @@ def _run_demo(args) -> int:
         ok = is_correct(r.answer, problem.gold)
         right += ok
         timing = [f"{r.seconds:.0f}s"] if args.live else []
-        table.add_row(problem.question, r.strategy + ("↑" if r.escalated else ""),
-                      str(r.answer), problem.gold, "[green]✓[/]" if ok else "[red]✗[/]",
+        table.add_row(safe(problem.question), safe(r.strategy) + ("↑" if r.escalated else ""),
+                      safe(r.answer), safe(problem.gold), "[green]✓[/]" if ok else "[red]✗[/]",
                       " / ".join(str(r.tokens.get(m, 0)) for m in models.values()),
                       f"{r.cost:,.0f}", *timing)
     console.print(table)
@@ -328,7 +348,7 @@ def _run_import_mot(args) -> int:
         task = progress.add_task("importing MoT GSM8K", total=None)
         path = import_mot(args.src, args.dest, keep_text=args.keep_text,
                           progress=lambda i, n: progress.update(task, completed=i, total=n))
-    console.print(f"wrote bank {path}")
+    console.print(f"wrote bank {safe(path)}")
     _run_bank_info(argparse.Namespace(path=path))
     return 0
 
@@ -391,7 +411,7 @@ def _run_bank_build(args) -> int:
                           seed=args.seed, batch=args.batch, cost=cost, role=args.role,
                           logprobs=not args.no_logprobs, compress=args.gzip, log=log,
                           progress=lambda i, n: progress.update(task, completed=i, total=n))
-    console.print(f"wrote bank {path}")
+    console.print(f"wrote bank {safe(path)}")
     return _run_bank_info(argparse.Namespace(path=path))
 
 
@@ -399,7 +419,7 @@ def _run_bank_info(args) -> int:
     from tts.bank import load_bank
 
     bank = load_bank(args.path)
-    table = Table(title=f"bank {bank.meta.name} ({len(bank.problems)} problems)")
+    table = Table(title=f"bank {safe(bank.meta.name)} ({len(bank.problems)} problems)")
     for col in ("model", "mode", "records", "samples/record", "mean tokens"):
         table.add_column(col)
     for model in bank.models:
@@ -407,11 +427,12 @@ def _run_bank_info(args) -> int:
             recs = [r for (_, m, md), r in bank.records.items() if m == model and md == mode]
             n = sum(len(r.samples) for r in recs)
             tokens = sum(s.tokens for r in recs for s in r.samples)
-            table.add_row(model, mode, str(len(recs)), f"{n / len(recs):.1f}",
+            table.add_row(safe(model), safe(mode), str(len(recs)), f"{n / len(recs):.1f}",
                           f"{tokens / max(n, 1):.0f}")
     console.print(table)
-    console.print(f"roles: {dict(bank.meta.roles)}; tokenizer: {bank.meta.tokenizer}")
-    console.print(f"cost: {bank.meta.cost.source}")
+    console.print(f"roles: {safe(dict(bank.meta.roles))}; tokenizer: "
+                  f"{safe(bank.meta.tokenizer)}")
+    console.print(f"cost: {safe(bank.meta.cost.source)}")
     return 0
 
 
