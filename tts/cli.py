@@ -278,14 +278,25 @@ def _run_demo(args) -> int:
 def _add_bank(sub) -> None:
     p = sub.add_parser("bank", help="build and inspect sample banks")
     bsub = p.add_subparsers(title="bank commands", metavar="COMMAND")
-    imp = bsub.add_parser("import-mot", help="import the MoT GSM8K logs into a bank",
-                          description="Build a replay bank from the MoT GSM8K logs folder SRC "
-                                      "(e.g. ../shared/data/mot_gsm8k) into folder DEST. "
-                                      "Resumable: re-running continues where it stopped.")
+    imp = bsub.add_parser(
+        "import-mot", help="import a MoT results folder (any task, any tiers) into a bank",
+        description="Build a replay bank from a Mixture-of-Thought results folder SRC (Yue et "
+                    "al. 2023 layout: tier folders such as llama2_13B_result/, GPT3_result/, "
+                    "GPT4_result/ with <task>_{cot,pot}{1,2}.json, <task>_greedy_*.json, "
+                    "optional *_exec_aligned.json and source/<task>.py prompts; e.g. "
+                    "../shared/data/mot_date) into the new folder DEST. Every tier becomes a "
+                    "model, CoT and PoT its modes; the rules are in the bank's notes. A failed "
+                    "import leaves nothing behind.")
     imp.add_argument("src", type=Path)
     imp.add_argument("dest", type=Path)
+    imp.add_argument("--gold", type=Path, default=None,
+                     help="JSONL of {question, gold_corrected} overriding the logged gold "
+                          "(null keeps it), e.g. mot_date/gold_corrected.jsonl")
+    imp.add_argument("--task", default=None,
+                     help="task file prefix (e.g. date, gsm) when SRC holds several")
     imp.add_argument("--keep-text", action="store_true",
                      help="also store sample texts (the logs have no license: keep private)")
+    imp.add_argument("--force", action="store_true", help="replace an existing bank at DEST")
     imp.set_defaults(run=_run_import_mot)
     build = bsub.add_parser(
         "build", help="generate samples with a live model into a bank (resumable)",
@@ -345,11 +356,17 @@ def _run_import_mot(args) -> int:
     from tts.mot import import_mot
 
     with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("importing MoT GSM8K", total=None)
-        path = import_mot(args.src, args.dest, keep_text=args.keep_text,
+        task = progress.add_task("importing MoT logs", total=None)
+        path = import_mot(args.src, args.dest, gold=args.gold, task=args.task,
+                          keep_text=args.keep_text, force=args.force,
                           progress=lambda i, n: progress.update(task, completed=i, total=n))
     console.print(f"wrote bank {safe(path)}")
     _run_bank_info(argparse.Namespace(path=path))
+    from tts.bank import load_bank
+
+    meta = load_bank(path).meta
+    console.print(f"ladder: {' < '.join(meta.ladder)}")
+    console.print(f"notes: {safe(meta.notes)}", soft_wrap=True)
     return 0
 
 
