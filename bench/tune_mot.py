@@ -163,6 +163,31 @@ def selection_rows(results, index: int) -> dict:
             "se": [s.get("se") for s in sel]}
 
 
+def ladders_only(args) -> int:
+    """Add the ladder keys (the same ones as bench/tune_date.py) to summary.json."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from ladder_report import summarise
+
+    t0 = time.perf_counter()
+    arrays = BankArrays.from_bank(load_bank(tts.BUNDLED_BANK))
+    path = args.out / "summary.json"
+    summary = json.loads(path.read_text()) if path.exists() else {}
+    got = summarise(arrays, [("llama-2-13b", "gpt-4")], args.out, "MoT GSM8K",
+                    budget=COST_BUDGET, folds=args.folds, group_by="question",
+                    trials=args.trials, seeds=TRAIN_SEEDS, heldout_seeds=EVAL_SEEDS,
+                    count_prompt=False)
+    got["ladder_protocol"] = got.pop("protocol")
+    got["ladder_seconds"] = round(time.perf_counter() - t0, 1)
+    got["ladder_command"] = "python bench/tune_mot.py " + " ".join(sys.argv[1:])
+    summary.update(got)
+    path.write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    print(json.dumps({k: got[k] for k in ("large_cost_share_at_large_acc",
+                                          "heldout_accuracy_at_that_cost",
+                                          "accuracy_at_60pct_large_cost",
+                                          "large_greedy_accuracy")}, indent=1))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=150, help="trials per study")
@@ -172,7 +197,12 @@ def main() -> int:
                     help="selection guard margin in standard errors (tts.tune.select)")
     ap.add_argument("--storage", default=None,
                     help="Optuna RDB URL to persist / resume the studies")
+    ap.add_argument("--ladders-only", action="store_true",
+                    help="only (re)compute the ladder keys of summary.json (tts.tune_ladder: "
+                         "llama-2-13b > gpt-4, folds by question) and ladders.{csv,md,png}")
     args = ap.parse_args()
+    if args.ladders_only:
+        return ladders_only(args)
     command = "python bench/tune_mot.py " + " ".join(sys.argv[1:])
     console = Console(stderr=True)
     t0 = time.perf_counter()

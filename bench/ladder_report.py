@@ -1,0 +1,181 @@
+"""Held-out ladder results for a bank: the numbers, plot and table `tune_date.py` and
+`tune_mot.py` write (one definition, used by both).
+
+For each ladder (model names, cheapest first) it runs `tts.tune_ladder.run_ladder_tune`:
+
+* the cost objective (min mean cost subject to the top model's accuracy, shipped defaults:
+  margin chosen by inner cross-validation) -> `large_cost_share_at_large_acc` and
+  `heldout_accuracy_at_that_cost`;
+* the accuracy objective under caps on the mean cost (shares of the top model's cost) ->
+  one accuracy-vs-cost line per ladder; the 0.6 cap gives `accuracy_at_60pct_large_cost`;
+
+and the fixed plans on all questions (the top model's greedy answer, the default cascade, the
+cheapest tier's biggest vote). Every tuned number is out-of-fold.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from tts.evaluate import BankArrays, evaluate
+from tts.strategies import Ladder, Rung
+from tts.tune_ladder import MAX_TOKENS, run_ladder_tune
+
+CAPS = (0.2, 0.4, 0.6)
+
+
+def fixed_plans(arrays: BankArrays, ladder: Sequence[str], budget: float, seeds, count_prompt
+                ) -> list[dict[str, Any]]:
+    """Accuracy and cost share of plain plans on every question (nothing tuned)."""
+    arrays = arrays.with_ladder(ladder)
+    top = Rung(role="large", mode="greedy", temperature=0.0, max_samples=1, wave=1,
+               max_tokens=MAX_TOKENS)
+    ref = evaluate(arrays, Ladder(rungs=(top,)), budget, seeds, count_prompt=count_prompt)
+    out = []
+    small = ladder[0]
+    for mode in arrays.bank.modes(small):
+        if mode.startswith(("greedy", "chain")):
+            continue
+        cap = int(arrays.mode(small, mode).size.min())
+        plans = {f"{small} {mode} vote@{cap}": Ladder(rungs=(Rung(
+                     role="small", mode=mode, wave=cap, max_samples=cap, max_tokens=MAX_TOKENS),)),
+                 f"{small} {mode} cascade (<0.6 agreement climbs)": Ladder(rungs=(Rung(
+                     role="small", mode=mode, wave=4, max_samples=min(16, cap),
+                     confidence=0.95, max_tokens=MAX_TOKENS, climb_below=0.6), top))}
+        for name, plan in plans.items():
+            ev = evaluate(arrays, plan, budget, seeds, count_prompt=count_prompt)
+            out.append({"plan": name, "accuracy": ev.accuracy,
+                        "cost_share": ev.mean_cost / ref.mean_cost})
+    out.append({"plan": f"{ladder[-1]} greedy", "accuracy": ref.accuracy, "cost_share": 1.0})
+    return out
+
+
+def ladder_entry(arrays: BankArrays, ladder: Sequence[str], *, budget: float, folds: int,
+                 group_by: str, trials: int, seeds, heldout_seeds, count_prompt: bool,
+                 log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The `ladders` entry of one ladder (see the module docstring)."""
+    common = dict(budget=budget, folds=folds, group_by=group_by, trials=trials, seeds=seeds,
+                  heldout_seeds=heldout_seeds, count_prompt=count_prompt)
+    t0 = time.perf_counter()
+    cost = run_ladder_tune(arrays, ladder, objective="cost", **common)
+    h = cost["report"]["heldout"]
+    log(f"  {' > '.join(ladder)} cost objective: accuracy {h['accuracy']:.3f} (top model "
+        f"{h['large_greedy_accuracy']:.3f}) at {h['cost_share_of_large_only']:.3f} of its cost")
+    line = []
+    for cap in CAPS:
+        acc = run_ladder_tune(arrays, ladder, objective="accuracy", max_cost_share=cap, **common)
+        ha = acc["report"]["heldout"]
+        log(f"  {' > '.join(ladder)} accuracy <= {cap:g} cost: {ha['accuracy']:.3f} at "
+            f"{ha['cost_share_of_large_only']:.3f}")
+        line.append({"max_cost_share": cap, "heldout_accuracy": ha["accuracy"],
+                     "heldout_cost_share": ha["cost_share_of_large_only"],
+                     "accuracy_ci95": ha["accuracy_ci95"],
+                     "per_tier_share_of_questions": ha["per_tier_share_of_questions"],
+                     "chosen_per_fold": [f["chosen"] for f in acc["report"]["folds_detail"]],
+                     "margin_per_fold": [f["margin"] for f in acc["report"]["folds_detail"]],
+                     "deployed_policy": acc["policy"].to_dict()})
+    at60 = next(p for p in line if p["max_cost_share"] == 0.6)
+    meets = h["accuracy"] >= h["large_greedy_accuracy"] - 1e-12
+    return {
+        "tiers": list(ladder),
+        "large_greedy_accuracy": h["large_greedy_accuracy"],
+        "large_cost_share_at_large_acc": h["cost_share_of_large_only"],
+        "heldout_accuracy_at_that_cost": h["accuracy"],
+        "reaches_large_accuracy": meets,
+        "cost_objective_accuracy_ci95": h["accuracy_ci95"],
+        "accuracy_at_60pct_large_cost": at60["heldout_accuracy"],
+        "cost_share_at_60pct_cap": at60["heldout_cost_share"],
+        "per_tier_usage": {"cost_objective": h["per_tier_share_of_questions"],
+                           "accuracy_at_60pct": at60["per_tier_share_of_questions"]},
+        "cost_objective_folds": [{k: f[k] for k in ("fold", "heldout", "chosen", "margin",
+                                                     "heldout_accuracy", "heldout_cost_share")}
+                                 for f in cost["report"]["folds_detail"]],
+        "cost_objective_margin_choice": [f["margin_choice"] for f in
+                                         cost["report"]["folds_detail"]],
+        "deployed_cost_policy": cost["policy"].to_dict(),
+        "accuracy_vs_cost": line,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def write_outputs(out: Path, name: str, entries: list[dict[str, Any]],
+                  fixed: list[dict[str, Any]]) -> None:
+    """ladders.csv, ladders.md and ladders.png (accuracy vs cost share, one line per ladder)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = []
+    for e in entries:
+        tiers = " > ".join(e["tiers"])
+        rows.append({"ladder": tiers, "objective": "cost",
+                     "heldout_accuracy": e["heldout_accuracy_at_that_cost"],
+                     "heldout_cost_share": e["large_cost_share_at_large_acc"]})
+        for p in e["accuracy_vs_cost"]:
+            rows.append({"ladder": tiers, "objective": f"accuracy, cost <= {p['max_cost_share']}",
+                         "heldout_accuracy": p["heldout_accuracy"],
+                         "heldout_cost_share": p["heldout_cost_share"]})
+    for f in fixed:
+        rows.append({"ladder": f["plan"], "objective": "fixed plan (all questions)",
+                     "heldout_accuracy": f["accuracy"], "heldout_cost_share": f["cost_share"]})
+    with (out / "ladders.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for e in entries:
+        pts = sorted([(e["large_cost_share_at_large_acc"], e["heldout_accuracy_at_that_cost"])]
+                     + [(p["heldout_cost_share"], p["heldout_accuracy"])
+                        for p in e["accuracy_vs_cost"]])
+        ax.plot(*zip(*pts), marker="o", label="tuned " + " > ".join(e["tiers"]))
+    for f in fixed:
+        ax.scatter([f["cost_share"]], [f["accuracy"]], marker="x")
+        ax.annotate(f["plan"], (f["cost_share"], f["accuracy"]), fontsize=6)
+    ax.axhline(entries[0]["large_greedy_accuracy"], color="grey", ls="--", lw=0.8,
+               label="top model greedy (held-out)")
+    ax.set_xlabel("mean cost / top-model-only cost (held-out)")
+    ax.set_ylabel("accuracy (held-out)")
+    ax.set_title(f"{name}: tuned ladders, held-out")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "ladders.png", dpi=120)
+    plt.close(fig)
+    lines = [f"# Ladders on {name} (held-out)", "", "| ladder | objective | accuracy | cost "
+             "share of top model |", "|---|---|---:|---:|"]
+    lines += [f"| {r['ladder']} | {r['objective']} | {r['heldout_accuracy']:.3f} | "
+              f"{r['heldout_cost_share']:.3f} |" for r in rows]
+    lines += ["", "![accuracy vs cost](ladders.png)", ""]
+    (out / "ladders.md").write_text("\n".join(lines))
+
+
+def summarise(arrays: BankArrays, ladders: Sequence[Sequence[str]], out: Path, name: str, *,
+              budget: float, folds: int, group_by: str, trials: int, seeds, heldout_seeds,
+              count_prompt: bool, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every ladder, write the files, return the summary keys (first ladder headline)."""
+    entries = [ladder_entry(arrays, lad, budget=budget, folds=folds, group_by=group_by,
+                            trials=trials, seeds=seeds, heldout_seeds=heldout_seeds,
+                            count_prompt=count_prompt, log=log) for lad in ladders]
+    fixed = fixed_plans(arrays, ladders[0], budget, heldout_seeds, count_prompt)
+    write_outputs(out, name, entries, fixed)
+    head = entries[0]
+    return {"large_cost_share_at_large_acc": head["large_cost_share_at_large_acc"],
+            "heldout_accuracy_at_that_cost": head["heldout_accuracy_at_that_cost"],
+            "accuracy_at_60pct_large_cost": head["accuracy_at_60pct_large_cost"],
+            "large_greedy_accuracy": head["large_greedy_accuracy"],
+            "per_tier_usage": head["per_tier_usage"],
+            "ladders": entries, "fixed_plans": fixed,
+            "protocol": {"folds": folds, "group_by": group_by, "trials_per_study": trials,
+                         "train_seeds": list(seeds), "heldout_seeds": list(heldout_seeds),
+                         "budget": budget, "count_prompt": count_prompt,
+                         "selection": "margin chosen by inner cross-validation "
+                                      "(tts.tune_ladder.choose_margin); outer folds report"}}
+
+
+_ = np
