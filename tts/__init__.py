@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 
 BUNDLED_BANK = Path(__file__).parent / "data" / "mot_gsm8k"
 """Replay bank shipped with the package: answers and token counts of real samples."""
+BUNDLED_DATE_BANK = Path(__file__).parent / "data" / "mot_date"  # DATE: Llama-2, gpt-3.5, gpt-4
 
 
 @lru_cache(maxsize=8)
