@@ -223,7 +223,8 @@ def test_gold_file_overrides_labels_and_sets_ids(tmp_path):
 
 def test_date_cot_answers_are_dates_or_nothing(tmp_path):
     src = tmp_path / "src"
-    texts = ["Today is 5/1/2021.\nA: 5/2/2021", "A: May 2, 2021", "Sorry, the answer is 05/02/2021."]
+    texts = ["Today is 5/1/2021.\nA: 5/2/2021", "A: May 2, 2021",
+             "Sorry, the answer is 05/02/2021."]
     results = ["5/2/2021", "May 2, 2021", "Sorry, the answer is 05/02/2021."]
     _put(src, "GPT3_result/date_cot1.json", [_row(QS[0], GOLD[0], texts, results)])
     _put(src, "GPT3_result/date_pot1.json", [_row(QS[0], GOLD[0], ["ans = 1"] * 3,

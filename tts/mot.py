@@ -147,15 +147,16 @@ def import_mot(src: str | Path, dest: str | Path, *, gold: str | Path | None = N
     for f in files:
         _load_file(f)
     questions = _align(files)
+    if not questions:
+        raise BankError(f"the {task!r} files of {src} hold no rows.")
     notes: list[str] = []
     _apply_gold(questions, files, Path(gold) if gold is not None else None, notes)
     _assign_ids(task, questions, files)
     date_task = all(q.gold is not None and _DATE_FULL.fullmatch(q.gold) for q in questions)
     prompts = _read_prompts(src, task)
     ladder = sorted(models, key=lambda m: (MOT_USD.of(m).output, MOT_USD.of(m).prompt, m))
-    roles = {"small": ladder[-2] if len(ladder) > 1 else ladder[0], "large": ladder[-1]}
-    if len(ladder) == 1:
-        roles = {"small": ladder[0]}
+    roles = ({"small": ladder[-2], "large": ladder[-1]} if len(ladder) > 1
+             else {"small": ladder[0]})
     count = _token_counter()
     preamble = _prompt_imports(prompts)
     samples = {id(f): _file_samples(f, date_task, preamble, keep_text, count) for f in files}
@@ -179,7 +180,8 @@ def import_mot(src: str | Path, dest: str | Path, *, gold: str | Path | None = N
     meta = BankMeta(
         name=name, roles=roles, tokenizer=TOKENIZER,
         cost=CostModel({m: MOT_USD.of(m) for m in ladder}, source=MOT_USD.source),
-        source=f"{CREDIT}; {credit}" + (f"; gold overrides from {Path(gold).name}" if gold else ""),
+        source=f"{CREDIT}; {credit}" + (f"; gold overrides from {Path(gold).name}"
+                                         if gold is not None else ""),
         license=f"{license_}. Samples: derived from the MoT logs, which carry no license; this "
                 f"bank " + ("includes their texts: do not redistribute." if keep_text
                             else "keeps only answers and counts."),
@@ -445,7 +447,8 @@ def _read_prompts(src: Path, task: str) -> dict[tuple[str, int], str]:
         for node in tree.body:
             if isinstance(node, ast.Assign) and len(node.targets) == 1 \
                     and isinstance(node.targets[0], ast.Name) \
-                    and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str) \
+                    and isinstance(node.value, ast.Constant) \
+                    and isinstance(node.value.value, str) \
                     and (m := name.fullmatch(node.targets[0].id)):
                 out[(m[1].lower(), int(m[2]))] = node.value.value
         if out:
