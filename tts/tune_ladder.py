@@ -215,8 +215,10 @@ def suggest_rungs(trial: Any, data: LadderData) -> tuple[Rung, ...]:
         confidence = 1.0
         if trial.suggest_categorical(f"{role}_stop_early", [True, False]):
             confidence = trial.suggest_float(f"{role}_confidence", 0.5, 1.0)
-        others = [m for m in data.modes[role] if m != mode]
-        check = trial.suggest_categorical(f"{role}_check", ["none", *others])
+        # A fixed choice list (Optuna's categoricals are static); checking the vote's own
+        # representation means no check.
+        check = trial.suggest_categorical(f"{role}_check", ["none", *data.modes[role]])
+        check = "none" if check == mode else check
         check_samples = 0
         if check != "none":
             check_samples = trial.suggest_int(f"{role}_check_samples", 1,

@@ -1,0 +1,105 @@
+"""Ladder tuning: scenario folds, the selection rule, the nested margin choice and the
+deployable policy, on the bundled DATE bank (three tiers, CoT and PoT)."""
+
+import json
+
+import numpy as np
+import pytest
+
+import tts
+from tts.bank import load_bank
+from tts.errors import BankError, ValidationError
+from tts.evaluate import BankArrays, evaluate
+from tts.ladder_policy import LadderPolicy
+from tts.policy import load_policy
+from tts.tune_ladder import (Candidate, TuneRun, group_folds, prepare_ladder, run_ladder_tune,
+                             scenario, search, select_candidate)
+
+DATE = BankArrays.from_bank(load_bank(tts.BUNDLED_DATE_BANK))
+TWO = ["gpt-3.5-turbo", "gpt-4"]
+THREE = ["llama-2-13b", "gpt-3.5-turbo", "gpt-4"]
+
+
+def test_scenario_folds_never_split_a_scenario():
+    assert scenario("Yesterday was April 30, 2021. What is the date today?") == \
+        "Yesterday was April 30, 2021."
+    parts = group_folds(DATE, 5, "scenario")
+    assert sorted(np.concatenate(parts).tolist()) == list(range(len(DATE)))
+    fold_of = {}
+    for f, part in enumerate(parts):
+        for i in part:
+            assert fold_of.setdefault(scenario(DATE.questions[i]), f) == f
+    with pytest.raises(ValidationError, match="group_by"):
+        group_folds(DATE, 5, "topic")
+
+
+def test_prepare_needs_every_tier():
+    with pytest.raises(BankError, match="no samples of model 'gpt-9'"):
+        prepare_ladder(DATE, ["gpt-3.5-turbo", "gpt-9"], budget=262144)
+    with pytest.raises(ValidationError, match="cheapest first"):
+        prepare_ladder(DATE, ["gpt-4", "gpt-3.5-turbo"], budget=262144)
+    data = prepare_ladder(DATE, THREE, budget=262144, seeds=(0,))
+    assert set(data.modes["small"]) >= {"sample", "pot"} and "greedy" in data.greedy["large"]
+    assert any(k[2] is not None for k in data.learned)  # a score with a CoT/PoT check
+
+
+def _run(cands, ref_acc_per_q):
+    data = prepare_ladder(DATE, TWO, budget=262144, seeds=(0,))
+    return TuneRun(data, cands, 0, "test"), data
+
+
+class _Ev:
+    def __init__(self, correct, cost):
+        self.correct = np.array([correct], float)
+        self.cost = np.array([cost], float)
+        self.accuracy = float(self.correct.mean())
+        self.mean_cost = float(self.cost.mean())
+
+
+def test_select_cost_rule_uses_the_margin():
+    n = 100
+    top = np.ones(n)
+    top[:10] = 0  # top model 0.90
+    cheap = top.copy()
+    cheap[10:13] = 0  # 3 more wrong: 0.87
+    cheaper_equal = top.copy()
+    cands = [Candidate("top-model", (), _Ev(top, np.full(n, 100.0))),
+             Candidate("trial-1", (), _Ev(cheap, np.full(n, 10.0))),
+             Candidate("trial-2", (), _Ev(cheaper_equal, np.full(n, 30.0)))]
+    run, _ = _run(cands, top)
+    chosen, rec = select_candidate(run, "cost", 0.0, 0.90)
+    assert chosen.name == "trial-2"  # trial-1 is cheaper but below the target
+    chosen, _ = select_candidate(run, "cost", 0.0, 0.85)
+    assert chosen.name == "trial-1"
+    chosen, _ = select_candidate(run, "cost", 5.0, 0.85)  # 0.87 - 5 SE < 0.85
+    assert chosen.name == "trial-2"
+
+
+def test_run_ladder_tune_reports_heldout_and_deploys(tmp_path):
+    out = run_ladder_tune(DATE, TWO, objective="cost", trials=6, folds=2, group_by="scenario",
+                          seeds=(0,), heldout_seeds=(5,))
+    report, policy = out["report"], out["policy"]
+    h = report["heldout"]
+    assert h["questions"] if "questions" in h else report["questions"] == len(DATE)
+    assert 0 < h["cost_share_of_large_only"] <= 1.5 and 0 <= h["accuracy"] <= 1
+    assert all(d["margin"] in (0.0, 0.5, 1.0, 1.5, 2.0) for d in report["folds_detail"])
+    assert isinstance(policy, LadderPolicy) and policy.ladder == tuple(TWO)
+    path = tmp_path / "policy.json"
+    policy.to_json(path)
+    loaded = load_policy(path)
+    engine = tts.replay_engine(tts.BUNDLED_DATE_BANK, policy=loaded, ladder=TWO,
+                               count_prompt=True)
+    problems = [DATE.bank.problems[p] for p in DATE.problem_ids[:20]]
+    results = engine.solve_many(problems, 262144)
+    ev = evaluate(DATE.with_ladder(TWO).subset(range(20)), loaded, 262144, [0],
+                  count_prompt=True)
+    assert [r.cost for r in results] == ev.cost[0].tolist()
+    json.dumps(report, default=float)
+
+
+def test_tuned_rungs_always_keep_an_agreement_floor():
+    data = prepare_ladder(DATE, THREE, budget=262144, seeds=(0,))
+    run = search(data, objective="cost", target=data.top_accuracy, trials=15)
+    for cand in run.candidates:
+        if cand.name.startswith("trial-"):
+            assert all(r.climb_below >= 0.5 for r in cand.rungs[:-1])
