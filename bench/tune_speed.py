@@ -36,7 +36,7 @@ def ladder(args) -> None:
                           budget=args.budget, seeds=range(args.seeds), count_prompt=True)
     setup = time.perf_counter() - t0
     t1 = time.perf_counter()
-    run = search(data, objective="cost", target=data.top_accuracy, trials=args.trials)
+    run = search(data, trials=args.trials)
     tuning = time.perf_counter() - t1
     out = {"trials": run.trials, "problems": len(arrays), "seeds": args.seeds, "tiers": 3,
            "setup_s": round(setup, 2), "tuning_s": round(tuning, 2),

@@ -12,7 +12,7 @@ from tts.errors import BankError, ValidationError
 from tts.evaluate import BankArrays, evaluate
 from tts.ladder_policy import LadderPolicy
 from tts.policy import load_policy
-from tts.tune_ladder import (Candidate, TuneRun, group_folds, prepare_ladder, run_ladder_tune,
+from tts.tune_ladder import (MARGINS, Candidate, TuneRun, group_folds, prepare_ladder, run_ladder_tune,
                              scenario, search, select_candidate)
 
 DATE = BankArrays.from_bank(load_bank(tts.BUNDLED_DATE_BANK))
@@ -80,9 +80,11 @@ def test_run_ladder_tune_reports_heldout_and_deploys(tmp_path):
                           seeds=(0,), heldout_seeds=(5,))
     report, policy = out["report"], out["policy"]
     h = report["heldout"]
-    assert h["questions"] if "questions" in h else report["questions"] == len(DATE)
+    assert report["questions"] == len(DATE)
     assert 0 < h["cost_share_of_large_only"] <= 1.5 and 0 <= h["accuracy"] <= 1
-    assert all(d["margin"] in (0.0, 0.5, 1.0, 1.5, 2.0) for d in report["folds_detail"])
+    assert all(d["margin"] in MARGINS for d in report["folds_detail"])
+    assert all(set(d["margin_choice"]["by_margin"]) == {f"{m:g}" for m in MARGINS}
+               for d in report["folds_detail"])
     assert isinstance(policy, LadderPolicy) and policy.ladder == tuple(TWO)
     path = tmp_path / "policy.json"
     policy.to_json(path)
@@ -99,7 +101,7 @@ def test_run_ladder_tune_reports_heldout_and_deploys(tmp_path):
 
 def test_tuned_rungs_always_keep_an_agreement_floor():
     data = prepare_ladder(DATE, THREE, budget=262144, seeds=(0,))
-    run = search(data, objective="cost", target=data.top_accuracy, trials=15)
+    run = search(data, trials=15)
     for cand in run.candidates:
         if cand.name.startswith("trial-"):
             assert all(r.climb_below >= 0.5 for r in cand.rungs[:-1])

@@ -7,17 +7,18 @@ One tuning run on a set of training questions (`tune_ladder`):
 
 1. Fit a climb score per (tier, representation, check) on the training questions: a logistic
    model of "this rung's leader is wrong" over `tts.signals.CLIMB_FEATURES`.
-2. An Optuna study searches one `LadderLevel` (`suggest_rungs`): per lower rung whether to use
-   it, its representation, waves, sample cap, early stop, the mixture-of-thought check, the
-   score and its threshold, and an agreement floor in [0.5, 1] below which it always climbs
-   (so no tuned policy can stop climbing on questions whose own vote is split); the top
-   rung's greedy answer or vote. Fixed plans (the top model alone; the default cascade) are
-   enqueued first.
-3. Candidates: the best trials re-scored with twice the seeds, plus those fixed plans.
+2. A two-objective Optuna study (accuracy up, cost down) searches one `LadderLevel`
+   (`suggest_rungs`): per lower rung whether to use it, its representation, waves, sample
+   cap, early stop, the mixture-of-thought check, the score and its threshold, and an
+   agreement floor in [0.5, 1] below which it always climbs (so no tuned policy can stop
+   climbing on questions whose own vote is split); the top rung's greedy answer or vote.
+3. Candidates: the study's Pareto front re-scored with twice the seeds, plus fixed plans
+   (the top model alone; the default cascade).
 4. Selection (`select_candidate`), on the training questions, with a margin m in standard
    errors of the paired per-question difference:
    * cost: the cheapest candidate whose accuracy minus m * SE (paired against the top model
-     alone) still reaches the target (the top model's own accuracy, unless given);
+     alone) still reaches the target (the top model's own accuracy, unless given): a larger
+     m walks up the front to cheaper-than-the-top-model plans that beat it more clearly;
    * accuracy: the most accurate candidate (within `max_cost_share` of the top model's cost
      when given), kept over the best fixed plan only if it wins by more than m * SE.
 5. m is not a constant: it is chosen by an inner cross-validation on the training questions
@@ -59,13 +60,13 @@ __all__ = ["LadderData", "prepare_ladder", "suggest_rungs", "tune_ladder", "sele
            "choose_margin", "run_ladder_tune", "group_folds", "scenario", "MARGINS",
            "heldout_summary"]
 
-MARGINS = (0.0, 0.5, 1.0, 1.5, 2.0)
+MARGINS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 """Margins (standard errors) the inner cross-validation chooses from."""
 FLOOR_RANGE = (0.5, 1.0)
 """The agreement floor a tuned rung always climbs below (tuned within this range)."""
 MAX_TOKENS = 512
 CHECK_MAX = 4
-RERANK = 8
+FRONT_MAX = 24
 FORMAT = "tts-ladder-tune/1"
 
 
@@ -281,31 +282,23 @@ def _score(data: LadderData, rungs: Sequence[Rung], seeds: Sequence[int]) -> Eva
                     count_prompt=data.count_prompt)
 
 
-def _value(objective: str, ev: Evaluation, data: LadderData, target: float,
-           max_cost_share: float | None) -> float:
-    share = ev.mean_cost / data.ref_cost
-    if objective == "cost":
-        short = max(0.0, target - ev.accuracy)
-        return share + (5.0 + 100.0 * short if short > 0 else 0.0)
-    over = 0.0 if max_cost_share is None else max(0.0, share - max_cost_share)
-    return -(ev.accuracy - 1e-4 * share) + (5.0 + 10.0 * over if over > 0 else 0.0)
-
-
-def search(data: LadderData, *, objective: str, target: float, trials: int,
-           max_cost_share: float | None = None, sampler_seed: int = 0, storage: Any = None,
+def search(data: LadderData, *, trials: int, sampler_seed: int = 0, storage: Any = None,
            study_name: str | None = None, progress: Callable[[int], None] | None = None
            ) -> TuneRun:
-    """Run (or resume) the study; return its candidates (re-scored trials + fixed plans)."""
+    """Run (or resume) one two-objective study (accuracy up, cost down) on the training
+    questions; its candidates are the Pareto front (re-scored with twice the seeds, at most
+    `FRONT_MAX`, evenly spread by cost) plus the fixed plans. Both objectives select from
+    the same front, so one study serves both."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    name = study_name or f"tts-ladder-{objective}-{data.fingerprint}"
-    study = optuna.create_study(study_name=name, storage=storage, direction="minimize",
+    name = study_name or f"tts-ladder-{data.fingerprint}"
+    study = optuna.create_study(study_name=name, storage=storage,
+                                directions=["maximize", "minimize"],
                                 sampler=optuna.samplers.TPESampler(
                                     seed=sampler_seed, n_startup_trials=min(25, trials)),
                                 load_if_exists=True)
-    settings = {"fingerprint": data.fingerprint, "objective": objective, "target": target,
-                "max_cost_share": max_cost_share}
+    settings = {"fingerprint": data.fingerprint, "format": FORMAT}
     old = study.user_attrs.get("settings")
     if old is None:
         study.set_user_attr("settings", settings)
@@ -316,9 +309,7 @@ def search(data: LadderData, *, objective: str, target: float, trials: int,
 
     def run(trial):
         ev = _score(data, suggest_rungs(trial, data), data.seeds)
-        trial.set_user_attr("accuracy", ev.accuracy)
-        trial.set_user_attr("cost", ev.mean_cost)
-        return _value(objective, ev, data, target, max_cost_share)
+        return ev.accuracy, ev.mean_cost / data.ref_cost
 
     def done() -> int:
         return sum(t.state == optuna.trial.TrialState.COMPLETE
@@ -331,12 +322,13 @@ def search(data: LadderData, *, objective: str, target: float, trials: int,
     remaining = trials - done()
     if remaining > 0:
         study.optimize(run, n_trials=remaining, callbacks=callbacks)
-    complete = sorted((t for t in study.get_trials(deepcopy=False)
-                       if t.state == optuna.trial.TrialState.COMPLETE),
-                      key=lambda t: (t.value, t.number))
+    front = sorted(study.best_trials, key=lambda t: (t.values[1], -t.values[0], t.number))
+    if len(front) > FRONT_MAX:
+        front = [front[int(i)] for i in np.unique(np.linspace(0, len(front) - 1, FRONT_MAX)
+                                                  .round().astype(int))]
     seeds = tuple(data.seeds) + tuple(s + 7919 for s in data.seeds)
     candidates, seen = [], set()
-    for t in complete[:RERANK]:
+    for t in front:
         rungs = suggest_rungs(optuna.trial.FixedTrial(t.params), data)
         if repr(rungs) not in seen:
             seen.add(repr(rungs))
@@ -394,8 +386,7 @@ def choose_margin(data: LadderData, *, objective: str, target: float | None, tri
         inner = prepare_ladder(data.arrays.subset(train), data.ladder, budget=data.budget,
                                seeds=data.seeds, count_prompt=data.count_prompt)
         tgt = inner.top_accuracy if target is None else target
-        run = search(inner, objective=objective, target=tgt, trials=trials,
-                     max_cost_share=max_cost_share, sampler_seed=sampler_seed + 101 * (f + 1))
+        run = search(inner, trials=trials, sampler_seed=sampler_seed + 101 * (f + 1))
         held_arrays = data.arrays.subset(held)
         top = evaluate(held_arrays, Ladder(rungs=(top_rung(data.greedy["large"]),)),
                        data.budget, data.seeds, count_prompt=data.count_prompt)
@@ -446,8 +437,7 @@ def tune_ladder(arrays: BankArrays, ladder: Sequence[str], *, objective: str = "
             data, objective=objective, target=target, trials=trials, folds=inner_folds,
             group_by=group_by, max_cost_share=max_cost_share, sampler_seed=sampler_seed,
             split_seed=split_seed)
-    run = search(data, objective=objective, target=tgt, trials=trials,
-                 max_cost_share=max_cost_share, sampler_seed=sampler_seed, storage=storage,
+    run = search(data, trials=trials, sampler_seed=sampler_seed, storage=storage,
                  study_name=study_name, progress=progress)
     run.margin, run.margin_record = margin, margin_record
     run.chosen, run.selection = select_candidate(run, objective, margin, tgt, max_cost_share)
