@@ -250,3 +250,155 @@ def test_build_bank_with_live_engine_then_replay(tiny, tmp_path) -> None:
     result = engine.solve(problems[0], 1_000, strategy="vote", max_samples=3, max_tokens=12)
     assert result.tokens["smollm2-135m"] == sum(s.tokens for s in rec.samples)
     assert "vote: " in result.trace[-1] and result.cost <= 1_000
+
+
+# ---- DeepConf confidences and the bank build on the real engine -----------------------------
+class _LP:
+    def __init__(self, logprob, rank):
+        self.logprob, self.rank = logprob, rank
+
+
+def test_token_confidence_is_minus_mean_of_top_k() -> None:
+    from tts.backends.vllm import token_confidences
+
+    # the sampled token (rank 7) comes along with the top-k and is left out
+    position = {1: _LP(-0.1, 1), 2: _LP(-2.0, 2), 3: _LP(-3.0, 3), 9: _LP(-9.0, 7)}
+    assert token_confidences([position], 3) == [pytest.approx((0.1 + 2.0 + 3.0) / 3)]
+    assert token_confidences([position], 2) == [pytest.approx(1.05)]
+    assert token_confidences([{1: _LP(float("-inf"), 1)}], 5) == [100.0]  # stays finite
+
+
+def test_lowest_window_mean() -> None:
+    from tts.backends.vllm import lowest_window_mean
+
+    assert lowest_window_mean([], 3) is None
+    assert lowest_window_mean([4.0, 2.0], 3) == 3.0  # shorter than a window: the mean
+    assert lowest_window_mean([5.0, 1.0, 1.0, 4.0, 6.0], 2) == 1.0
+    assert lowest_window_mean([5.0, 1.0, 2.0, 4.0, 6.0], 3) == pytest.approx(7 / 3)
+
+
+def test_confidence_settings_are_validated(tmp_path) -> None:
+    from tts.backends.vllm import VLLMBackend
+
+    with pytest.raises(ValidationError, match="top_logprobs"):
+        VLLMBackend("tiny", top_logprobs=0)
+    with pytest.raises(ValidationError, match="conf_window"):
+        VLLMBackend("tiny", conf_window=True)
+
+
+@pytest.mark.live
+def test_logprobs_give_mean_logprob_and_min_conf(tiny) -> None:
+    req = GenRequest(prompt=QUESTION, n=3, max_tokens=40, temperature=0.7, seed=2,
+                     logprobs=True)
+    plain = GenRequest(prompt=QUESTION, n=3, max_tokens=40, temperature=0.7, seed=2)
+    (with_lp, without) = tiny.generate([req, plain])
+    confs = tiny.last_confidences
+    assert [c.text for c in with_lp] == [c.text for c in without]  # same samples
+    for c, conf in zip(with_lp, confs[0]):
+        assert c.mean_logprob is not None and c.mean_logprob <= 0
+        assert len(conf) == c.tokens and all(x >= 0 for x in conf)
+        assert c.min_conf == pytest.approx(min(
+            sum(conf[i:i + tiny.conf_window]) / tiny.conf_window
+            for i in range(len(conf) - tiny.conf_window + 1)) if len(conf) > tiny.conf_window
+            else sum(conf) / len(conf))
+    assert all(c.mean_logprob is None and c.min_conf is None for c in without)
+    assert confs[1] == [None, None, None]
+
+
+def _build_cmd(dest, questions, *extra):
+    import sys
+
+    return [sys.executable, "-m", "tts.cli", "bank", "build", str(dest), "--model", "tiny",
+            "--questions", str(questions), "--start", "1", "--n", "5", "--samples", "3",
+            "--max-tokens", "24", "--batch", "1", "--chains", "2", "--chain-lengths", "64",
+            "--answer-tokens", "8", "--max-waits", "2", "--seed", "7", *extra]
+
+
+def _run(cmd, **kw):
+    import subprocess
+
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, **kw)
+
+
+@pytest.mark.live
+def test_killed_build_resumes_without_loss_or_duplicates(tmp_path) -> None:
+    """A real `tts bank build` killed (SIGKILL) once its first records are on disk, then
+    rerun: the bank equals an uninterrupted build's, line for line; a resume with other
+    settings is refused naming the setting and both values; prices a user set survive."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import time
+
+    if not HAS_VLLM or not models.is_pulled("tiny"):
+        pytest.skip("needs vLLM and the tiny model")
+    folder = tmp_path / "gsm8k"
+    folder.mkdir()
+    rows = [{"question": f"Sam has {i} pens and buys {i + 3} more. How many pens now?",
+             "answer": f"#### {2 * i + 3}"} for i in range(8)]
+    questions = folder / "test.jsonl"
+    questions.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    samples = killed / "samples.jsonl"
+    proc = subprocess.Popen(_build_cmd(killed, questions), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            if samples.exists() and samples.read_text().count("\n") >= 1:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the build ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)  # the build and its engine processes
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    written = samples.read_text().splitlines()
+    assert 1 <= len(written) < 10  # killed mid-run: 5 problems x (sample + chain-64)
+    with samples.open("a") as fh:  # and as if the kill had cut a line in half
+        fh.write('{"problem_id": "gsm8k-test-9", "quest')
+    resumed = _run(_build_cmd(killed, questions))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "dropped a torn last line" in resumed.stderr
+    once = _run(_build_cmd(whole, questions))
+    assert once.returncode == 0, once.stderr[-2000:]
+    a = samples.read_text().splitlines()
+    b = (whole / "samples.jsonl").read_text().splitlines()
+    assert a[:len(written)] == written  # nothing rewritten
+    keys = [(d["problem_id"], d["mode"]) for d in map(json.loads, a)]
+    assert len(keys) == len(set(keys)) == 10  # no duplicates, no loss
+    # The same samples as the uninterrupted build: texts, answers, tokens and finish reasons
+    # exactly; logprobs and confidences up to float noise (bf16 kernels round differently when
+    # the prefix cache or the batch around a sequence differs).
+    exact = {(d["problem_id"], d["mode"]): d for d in map(json.loads, b)}
+    for d in map(json.loads, a):
+        other = exact[(d["problem_id"], d["mode"])]
+        assert {k: v for k, v in d.items() if k != "samples"} == \
+            {k: v for k, v in other.items() if k != "samples"}
+        for s, t in zip(d["samples"], other["samples"], strict=True):
+            assert (s["text"], s["answer"], s["tokens"], s["finish"]) == \
+                (t["text"], t["answer"], t["tokens"], t["finish"])
+            assert s["logprob"] == pytest.approx(t["logprob"], abs=0.02)
+            assert s["min_conf"] == pytest.approx(t["min_conf"], abs=0.05)
+    assert [k[0] for k in keys if k[1] == "sample"] == [f"gsm8k-test-{i}" for i in range(1, 6)]
+    for d in map(json.loads, a):
+        for s in d["samples"]:
+            assert s["finish"] in ("stop", "length") and s["text"] is not None
+            assert s["logprob"] <= 0 and s["min_conf"] >= 0
+    meta = json.loads((killed / "meta.json").read_text())
+    stats = meta["build"]["stats"]["smollm2-135m"]
+    assert stats["sample"]["records"] >= 5 and stats["chain-64"]["records"] == 5
+    # user edits survive; other settings are refused with both values named
+    meta["cost"]["models"]["smollm2-135m"] = {"output": 0.5, "prompt": 0.25}
+    meta["license"] = "mine"
+    (killed / "meta.json").write_text(json.dumps(meta))
+    bad = _run(_build_cmd(killed, questions, "--temperature", "0.9"))
+    assert bad.returncode == 2
+    assert "`temperature` is 0.7 in the bank but 0.9 now" in bad.stdout + bad.stderr
+    again = _run(_build_cmd(killed, questions))  # nothing left to do: no engine start
+    assert again.returncode == 0, again.stderr[-2000:]
+    after = json.loads((killed / "meta.json").read_text())
+    assert after["cost"] == meta["cost"] and after["license"] == "mine"
+    assert samples.read_text().splitlines() == a
