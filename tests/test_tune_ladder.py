@@ -105,3 +105,23 @@ def test_tuned_rungs_always_keep_an_agreement_floor():
     for cand in run.candidates:
         if cand.name.startswith("trial-"):
             assert all(r.climb_below >= 0.5 for r in cand.rungs[:-1])
+
+
+def test_cli_cost_objective_tunes_the_ladder_and_resumes(tmp_path, capsys):
+    from tts.cli import main as cli_main
+
+    out = tmp_path / "out"
+    argv = ["tune", "--bank", str(tts.BUNDLED_DATE_BANK), "--objective", "cost", "--folds", "2",
+            "--group-by", "scenario", "--trials", "4", "--seeds", "1", "--count-prompt",
+            "--storage", f"sqlite:///{tmp_path / 'l.db'}", "--out", str(out), "--no-progress"]
+    assert cli_main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["ladder"] == TWO and report["group_by"] == "scenario"
+    assert isinstance(load_policy(out / "policy.json"), LadderPolicy)
+    assert "held-out (2-fold by scenario)" in capsys.readouterr().out
+    assert cli_main(argv) == 0  # resumes from the storage
+    bad = argv[:]
+    bad[bad.index("--objective")] = "--ladder"
+    bad[bad.index("cost")] = "gpt-4,gpt-3.5-turbo"
+    assert cli_main(bad) == 2
+    assert "cheapest first" in capsys.readouterr().err

@@ -804,6 +804,9 @@ def _run_cli(args: argparse.Namespace) -> int:
         raise ValidationError(f"--seeds must be >= 1, got {args.seeds}.", parameter="seeds")
     bank_path = args.bank if args.bank is not None else tts.BUNDLED_BANK
     arrays = BankArrays.from_bank(load_bank(bank_path))
+    if args.ladder is None and args.objective == "cost" and "large" in arrays.models:
+        # The cost objective is the savings question: tune it on the small > large ladder.
+        args.ladder = f"{arrays.models['small']},{arrays.models['large']}"
     if args.ladder is not None:
         return _run_ladder_cli(args, arrays, budgets)
     seeds = list(range(args.seed, args.seed + args.seeds))
