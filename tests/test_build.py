@@ -161,6 +161,8 @@ def test_fields_logged_and_reloaded(tmp_path):
     meta = json.loads((dest / "meta.json").read_text())
     build = meta["build"]
     assert build["settings"]["smollm2-135m"]["sample"]["samples"] == 4
+    assert bank.meta.modes["smollm2-135m"] == {"sample": "4 samples, T=0.7, max 60 tokens",
+                                               "greedy": "1 greedy answer (T=0), max 60 tokens"}
     assert build["settings"]["smollm2-135m"]["greedy"]["temperature"] == 0.0
     assert build["settings"]["smollm2-135m"]["sample"]["logprobs"]["top_k"] == 5
     stats = build["stats"]["smollm2-135m"]["sample"]

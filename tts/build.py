@@ -65,6 +65,19 @@ class ModeSpec:
     max_waits: int = 0
     min_continue: int = 32
 
+    def describe(self) -> str:
+        """One line for meta.json's `modes` (what the mode holds)."""
+        if self.mode == "greedy":
+            return f"1 greedy answer (T=0), max {self.max_tokens} tokens"
+        if self.forced:
+            return (f"{self.n} budget-forced chains (tts Chain, s1-style): up to "
+                    f"{self.max_tokens} tokens, then a forced final answer of up to "
+                    f"{self.answer_tokens} greedy tokens; 'Wait' up to {self.max_waits} times "
+                    f"when stopping early; T={self.temperature:g}")
+        if self.mode == "chain":
+            return f"1 long chain, one call, T={self.temperature:g}, max {self.max_tokens} tokens"
+        return f"{self.n} samples, T={self.temperature:g}, max {self.max_tokens} tokens"
+
     def settings(self, logprobs: dict | None) -> dict:
         """What must match for records of this mode to be comparable (checked on resume)."""
         out: dict[str, Any] = {"samples": self.n, "max_tokens": self.max_tokens,
@@ -181,7 +194,8 @@ def build_bank(backend: Backend, problems: Sequence[Problem], dest: str | Path, 
             load = getattr(backend, "load", None)
             if callable(load):
                 load()  # engine start-up stays out of the measured tokens/s
-        book = _MetaBook(root, model, role, cost, settings, backend)
+        book = _MetaBook(root, model, role, cost, settings, backend,
+                         {spec.mode: spec.describe() for spec in specs})
         total = len(specs) * len(problems)
         done_units = 0
         for spec in specs:
@@ -440,6 +454,7 @@ class _MetaBook:
     cost: CostModel
     settings: dict
     backend: Backend
+    descriptions: dict = field(default_factory=dict)
     run: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -459,6 +474,9 @@ class _MetaBook:
             if self.model not in costs:
                 c = self.cost.of(self.model)
                 costs[self.model] = {"output": c.output, "prompt": c.prompt}
+            described = raw.setdefault("modes", {}).setdefault(self.model, {})
+            for mode, text in self.descriptions.items():
+                described.setdefault(mode, text)  # a user's own description stays
             build = raw.setdefault(BUILD_KEY, {})
             build.setdefault("settings", {}).setdefault(self.model, {}).update(self.settings)
             build.setdefault("models", {})[self.model] = {
