@@ -14,6 +14,12 @@ token counts come from the returned logprobs.
 Two vLLM-server extensions are used when asked for: `assistant_prefix` continues an assistant
 message (`continue_final_message`), and `prompt_tokens` asks the server's `/tokenize` unless
 a local tokenizer folder is given.
+
+API keys go only where they are meant to: an explicit `api_key` to its server; $OPENAI_API_KEY
+only to https://api.openai.com, to the origins listed in $TTS_OPENAI_KEY_SERVERS, or when
+`env_key=True`; never over plain http to a host other than loopback unless
+`allow_insecure_key=True`; and redirects are not followed, so a key never travels on to another
+host.
 """
 
 from __future__ import annotations
@@ -32,6 +38,62 @@ from tts.errors import BackendError, ValidationError
 from tts.types import Completion, GenRequest
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+OPENAI_ORIGIN = "https://api.openai.com"
+"""The one server $OPENAI_API_KEY is sent to without being asked."""
+KEY_SERVERS_ENV = "TTS_OPENAI_KEY_SERVERS"
+"""Comma-separated origins (e.g. "https://llm.example.com:8443") that may get $OPENAI_API_KEY."""
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL, lower-cased, with the scheme's default port filled in."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _api_key(base_url: str, api_key: str | None, env_key: bool | None,
+             allow_insecure_key: bool) -> str | None:
+    """The bearer token to send to `base_url`, if any (see the module docstring)."""
+    if api_key is None and env_key is not False:
+        env = os.environ.get("OPENAI_API_KEY") or None
+        allowed = {_origin(OPENAI_ORIGIN)} | {
+            _origin(o) for o in os.environ.get(KEY_SERVERS_ENV, "").split(",") if o.strip()}
+        if env_key or _origin(base_url) in allowed:
+            api_key = env
+    if not api_key:
+        return None
+    scheme, host, _ = _origin(base_url)
+    if scheme != "https" and not _is_loopback(host) and not allow_insecure_key:
+        raise ValidationError(
+            f"refusing to send an API key over plain http to {host!r}: anyone on the way can "
+            f"read it. Use https, or pass allow_insecure_key=True if the network is trusted.",
+            parameter="base_url", value=base_url)
+    return api_key
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuses redirects (urllib then raises HTTPError with the 30x status): urllib would send
+    the Authorization header on to whatever host the server names."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
 
 
 class ServerError(BackendError):
@@ -49,7 +111,12 @@ class OpenAIBackend:
         base_url: server root including `/v1`, e.g. "http://127.0.0.1:8000/v1".
         model: model name for the engine and cost model (e.g. "qwen2.5-coder-0.5b").
         served_model: model id the server knows; defaults to `model`.
-        api_key: bearer token; defaults to $OPENAI_API_KEY when set.
+        api_key: bearer token for this server.
+        env_key: whether $OPENAI_API_KEY may be sent to this server when `api_key` is not
+            given. None (default): only to https://api.openai.com and the origins listed in
+            $TTS_OPENAI_KEY_SERVERS; True: to this server; False: never.
+        allow_insecure_key: send a key over plain http to a host other than loopback
+            (refused by default: a ValidationError).
         timeout: seconds allowed for one HTTP request.
         max_retries: retries after the first attempt (connection errors, timeouts, 429, 5xx).
         backoff: first retry delay in seconds; doubled on each further retry.
@@ -61,7 +128,8 @@ class OpenAIBackend:
     """
 
     def __init__(self, base_url: str, *, model: str, served_model: str | None = None,
-                 api_key: str | None = None, timeout: float = 120.0, max_retries: int = 3,
+                 api_key: str | None = None, env_key: bool | None = None,
+                 allow_insecure_key: bool = False, timeout: float = 120.0, max_retries: int = 3,
                  backoff: float = 0.5, concurrency: int = 16, per_sample: bool = True,
                  tokenizer: str | os.PathLike[str] | None = None,
                  system_prompt: str | None = None):
@@ -82,7 +150,14 @@ class OpenAIBackend:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.served_model = served_model or model
-        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        if api_key is not None and not isinstance(api_key, str):
+            raise ValidationError(f"`api_key` must be a string, got {type(api_key).__name__}.",
+                                  parameter="api_key")
+        if env_key not in (None, True, False) or allow_insecure_key not in (True, False):
+            raise ValidationError("`env_key` must be None, True or False and "
+                                  "`allow_insecure_key` True or False.", parameter="env_key")
+        self.api_key = _api_key(base_url, api_key, env_key, allow_insecure_key)
+        self._opener = urllib.request.build_opener(_NoRedirect)
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self.backoff = float(backoff)
@@ -260,7 +335,7 @@ class OpenAIBackend:
                 self.requests_sent += 1
             req = urllib.request.Request(url, data=data, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                with self._opener.open(req, timeout=self.timeout) as resp:
                     return json.loads(resp.read())
             except urllib.error.HTTPError as exc:
                 detail = _error_detail(exc)
@@ -269,6 +344,9 @@ class OpenAIBackend:
                     if "context" in detail.lower() or "too long" in detail.lower() \
                             or "maximum" in detail.lower():
                         hint = " (context too long for the model?)"
+                    if 300 <= exc.code < 400:
+                        hint = (f" (a redirect to {exc.headers.get('Location')!r}; redirects are "
+                                f"not followed, so give the final URL as base_url)")
                     raise ServerError(f"{url} answered HTTP {exc.code}{hint}: {detail}",
                                       status=exc.code) from None
                 last = f"HTTP {exc.code}: {detail}"
