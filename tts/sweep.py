@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = ["run_sweep", "SweepResult", "SweepRow", "TokensToMatch", "DEFAULT_BUDGETS",
            "check_budgets", "parse_budgets", "read_heldout", "tokens_to_match", "gap_closed",
-           "area_under_curve", "markdown", "plot", "print_table", "derived_lines", "add_cli"]
+           "area_under_curve", "markdown", "plot", "print_table", "derived_lines", "add_cli",
+           "check_writable"]
 
 DEFAULT_BUDGETS: tuple[float, ...] = tuple(float(2 ** k) for k in range(9, 20))
 """512 .. 524288 units, doubling: from one small-model sample reservation (512 tokens) to
@@ -135,6 +136,8 @@ class SweepResult:
     unavailable: Mapping[str, str] = field(default_factory=dict)
     """Plan name -> why the bank cannot run it."""
     unit: str = ""
+    notes: list[str] = field(default_factory=list)
+    """Things the run repaired and the user should know (e.g. a torn checkpoint line)."""
 
     # ---- lookups -------------------------------------------------------------------------
     def row(self, budget: float, name: str) -> SweepRow:
@@ -862,8 +865,9 @@ def run_sweep(bank: SampleBank | str | Path | None, budgets: Iterable[float], *,
     done: dict[float, list[SweepRow]] = {}
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None:
+        check_writable(ckpt.parent, [ckpt.name], what="checkpoint folder")
         if resume and ckpt.exists():
-            done = _read_checkpoint(ckpt, key, result.names, models)
+            done = _read_checkpoint(ckpt, key, result.names, models, result.notes)
         elif ckpt.exists():
             ckpt.unlink()
     rng = np.random.default_rng(bootstrap_seed)
@@ -1038,6 +1042,46 @@ def _replace(r: SweepRow, **changes: Any) -> SweepRow:
     return dataclasses.replace(r, **changes)
 
 
+def check_writable(folder: str | Path, files: Sequence[str] = (), *,
+                   what: str = "--out") -> Path:
+    """Make sure `folder` is (or can be made) a folder that accepts new files, and that none of
+    `files` inside it is something else than a file; else a ValidationError naming the path.
+
+    Called before any work starts, so a sweep does not run for minutes and then fail writing.
+    Creates the folder (as writing would) and probes it with a temporary file.
+    """
+    import tempfile
+
+    root = Path(folder)
+    for parent in (root, *root.parents):  # the first one that exists must be a folder
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                why = "is a file, not a folder" if parent == root else                     f"cannot be created: {parent} is not a folder"
+                raise ValidationError(f"{what} {root} {why}.", parameter="out", value=str(root))
+            break
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root, prefix=".tts-write-test-"):
+            pass
+    except OSError as exc:
+        raise ValidationError(f"{what} {root} is not writable ({exc.strerror or exc}); choose "
+                              f"another folder.", parameter="out", value=str(root)) from None
+    for name in files:
+        target = root / name
+        if target.exists() and not target.is_file():
+            raise ValidationError(f"{what}: {target} exists and is not a file; move it away or "
+                                  f"choose another folder.", parameter="out", value=str(target))
+        if target.exists():
+            try:
+                with target.open("ab"):
+                    pass
+            except OSError as exc:
+                raise ValidationError(f"{what}: {target} is not writable "
+                                      f"({exc.strerror or exc}).", parameter="out",
+                                      value=str(target)) from None
+    return root
+
+
 def _row_dict(r: SweepRow, models: Sequence[str], context: Mapping[str, str]) -> dict[str, str]:
     d = {**context, "budget": _fmt_budget(r.budget), "strategy": r.strategy, "kind": r.kind,
          "available": "yes" if r.available else "no", "accuracy": _fmt(r.accuracy),
@@ -1065,22 +1109,43 @@ def _write_csv(path: Path, rows: Sequence[SweepRow], models: Sequence[str],
         fh.flush()
 
 
-def _read_checkpoint(path: Path, key: str, names: Sequence[str],
-                     models: Sequence[str]) -> dict[float, list[SweepRow]]:
-    """Completed budgets of a checkpoint written with the same settings."""
+def _read_checkpoint(path: Path, key: str, names: Sequence[str], models: Sequence[str],
+                     notes: list[str] | None = None) -> dict[float, list[SweepRow]]:
+    """Completed budgets of a checkpoint written with the same settings.
+
+    Rows are appended one line at a time, so a writer killed mid-row leaves a last line without
+    its newline, cut anywhere (even inside the config field or a UTF-8 character). That line is
+    dropped (and cut off the file, so new rows start on a line of their own), with a note in
+    `notes`; its budget is simply run again.
+    """
+    import io
+
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            lines = list(reader)
-    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise ValidationError(f"cannot read sweep checkpoint {path} ({exc}); delete it or run "
                               f"without resuming.", parameter="checkpoint") from None
+    complete = data[:data.rfind(b"\n") + 1]  # b"" when not even the header is whole
+    try:
+        reader = csv.DictReader(io.StringIO(complete.decode("utf-8"), newline=""))
+        header = reader.fieldnames or []
+        lines = list(reader)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise ValidationError(f"cannot read sweep checkpoint {path} ({exc}); delete it or run "
+                              f"without resuming.", parameter="checkpoint") from None
+    if not complete:  # only a torn header: nothing was finished
+        header = _columns(models)
     if header != _columns(models) or any(d.get("config") != key for d in lines):
         raise ValidationError(
             f"{path} holds a sweep with other settings (bank, questions, plans, seeds or "
             f"bootstrap differ); run without resuming (--fresh) to overwrite it, or write to "
             f"another folder.", parameter="checkpoint", value=str(path))
+    if len(complete) < len(data):
+        with path.open("r+b") as fh:
+            fh.truncate(len(complete))
+        if notes is not None:
+            notes.append(f"dropped an incomplete last line of {path} ({len(data) - len(complete)}"
+                         f" bytes, left by an interrupted write); its budget is run again.")
     by_budget: dict[float, dict[str, SweepRow]] = {}
     for d in lines:
         try:
@@ -1356,6 +1421,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     if args.bank is not None and not args.bank.exists():
         raise BankError(f"bank {args.bank} does not exist.")
     heldout = read_heldout(args.heldout) if args.heldout is not None else None
+    check_writable(args.out, ["sweep.csv", "sweep.png", "sweep.md"])
     result = run_sweep(args.bank, budgets, strategies=strategies, policy=args.policy,
                        seeds=args.seeds, bootstrap=args.bootstrap, heldout_ids=heldout,
                        progress=not args.no_progress, checkpoint=args.out / "sweep.csv",
@@ -1363,6 +1429,8 @@ def _run_cli(args: argparse.Namespace) -> int:
     command = "tts sweep " + " ".join(shlex.quote(a) for a in _argv_from(args))
     paths = result.write(args.out, command=command)
     console = Console()
+    for note in result.notes:
+        Console(stderr=True).print(f"note: {note}", highlight=False, markup=False)
     print_table(result, console)
     console.print(f"{result.split_note}; {result.elapsed:.1f} s"
                   + (f" ({len(result.resumed_budgets)} budgets resumed)"
