@@ -96,8 +96,7 @@ def ladder_entry(arrays: BankArrays, ladder: Sequence[str], *, budget: float, fo
         "cost_objective_folds": [{k: f[k] for k in ("fold", "heldout", "chosen", "margin",
                                                      "heldout_accuracy", "heldout_cost_share")}
                                  for f in cost["report"]["folds_detail"]],
-        "cost_objective_margin_choice": [f["margin_choice"] for f in
-                                         cost["report"]["folds_detail"]],
+        "cost_objective_rule_choice": [f["rule"] for f in cost["report"]["folds_detail"]],
         "deployed_cost_policy": cost["policy"].to_dict(),
         "accuracy_vs_cost": line,
         "seconds": round(time.perf_counter() - t0, 1),
@@ -174,8 +173,9 @@ def summarise(arrays: BankArrays, ladders: Sequence[Sequence[str]], out: Path, n
             "protocol": {"folds": folds, "group_by": group_by, "trials_per_study": trials,
                          "train_seeds": list(seeds), "heldout_seeds": list(heldout_seeds),
                          "budget": budget, "count_prompt": count_prompt,
-                         "selection": "margin chosen by inner cross-validation "
-                                      "(tts.tune_ladder.choose_margin); outer folds report"}}
+                         "selection": "cost cap (cost objective) or margin (accuracy "
+                                      "objective) chosen by inner cross-validation "
+                                      "(tts.tune_ladder.choose_rule); outer folds report"}}
 
 
 _ = np

@@ -12,7 +12,7 @@ from tts.errors import BankError, ValidationError
 from tts.evaluate import BankArrays, evaluate
 from tts.ladder_policy import LadderPolicy
 from tts.policy import load_policy
-from tts.tune_ladder import (MARGINS, Candidate, TuneRun, group_folds, prepare_ladder, run_ladder_tune,
+from tts.tune_ladder import (CAPS, Candidate, TuneRun, group_folds, prepare_ladder, run_ladder_tune,
                              scenario, search, select_candidate)
 
 DATE = BankArrays.from_bank(load_bank(tts.BUNDLED_DATE_BANK))
@@ -43,11 +43,6 @@ def test_prepare_needs_every_tier():
     assert any(k[2] is not None for k in data.learned)  # a score with a CoT/PoT check
 
 
-def _run(cands, ref_acc_per_q):
-    data = prepare_ladder(DATE, TWO, budget=262144, seeds=(0,))
-    return TuneRun(data, cands, 0, "test"), data
-
-
 class _Ev:
     def __init__(self, correct, cost):
         self.correct = np.array([correct], float)
@@ -56,23 +51,25 @@ class _Ev:
         self.mean_cost = float(self.cost.mean())
 
 
-def test_select_cost_rule_uses_the_margin():
-    n = 100
+def test_select_keeps_the_tuned_plan_only_by_a_margin_and_within_the_cap():
+    data = prepare_ladder(DATE, TWO, budget=262144, seeds=(0,))
+    n, ref = 100, data.ref_cost
     top = np.ones(n)
-    top[:10] = 0  # top model 0.90
+    top[:10] = 0                       # top model 0.90 at cost 1.0
+    better = top.copy()
+    better[0:3] = 1                    # tuned 0.93 at cost 0.3
     cheap = top.copy()
-    cheap[10:13] = 0  # 3 more wrong: 0.87
-    cheaper_equal = top.copy()
-    cands = [Candidate("top-model", (), _Ev(top, np.full(n, 100.0))),
-             Candidate("trial-1", (), _Ev(cheap, np.full(n, 10.0))),
-             Candidate("trial-2", (), _Ev(cheaper_equal, np.full(n, 30.0)))]
-    run, _ = _run(cands, top)
-    chosen, rec = select_candidate(run, "cost", 0.0, 0.90)
-    assert chosen.name == "trial-2"  # trial-1 is cheaper but below the target
-    chosen, _ = select_candidate(run, "cost", 0.0, 0.85)
-    assert chosen.name == "trial-1"
-    chosen, _ = select_candidate(run, "cost", 5.0, 0.85)  # 0.87 - 5 SE < 0.85
-    assert chosen.name == "trial-2"
+    cheap[10:20] = 0                   # tuned 0.80 at cost 0.1
+    cands = [Candidate("top-model", (), _Ev(top, np.full(n, ref))),
+             Candidate("trial-1", (), _Ev(better, np.full(n, 0.3 * ref))),
+             Candidate("trial-2", (), _Ev(cheap, np.full(n, 0.1 * ref)))]
+    run = TuneRun(data, cands, 0, "test", max_cost_share=None)
+    assert select_candidate(run, 0.0)[0].name == "trial-1"
+    assert select_candidate(run, 3.0)[0].name == "top-model"  # +0.03 is < 3 SE
+    run.max_cost_share = 0.5           # the top model is over the cap: best within it
+    assert select_candidate(run, 3.0)[0].name == "trial-1"
+    run.max_cost_share = 0.2
+    assert select_candidate(run, 0.0)[0].name == "trial-2"
 
 
 def test_run_ladder_tune_reports_heldout_and_deploys(tmp_path):
@@ -82,9 +79,9 @@ def test_run_ladder_tune_reports_heldout_and_deploys(tmp_path):
     h = report["heldout"]
     assert report["questions"] == len(DATE)
     assert 0 < h["cost_share_of_large_only"] <= 1.5 and 0 <= h["accuracy"] <= 1
-    assert all(d["margin"] in MARGINS for d in report["folds_detail"])
-    assert all(set(d["margin_choice"]["by_margin"]) == {f"{m:g}" for m in MARGINS}
-               for d in report["folds_detail"])
+    for d in report["folds_detail"]:
+        caps = {r["max_cost_share"] for r in d["rule"]["by_rule"]}
+        assert caps == set(CAPS) and d["selection"]["max_cost_share"] in (*CAPS, None)
     assert isinstance(policy, LadderPolicy) and policy.ladder == tuple(TWO)
     path = tmp_path / "policy.json"
     policy.to_json(path)
@@ -101,7 +98,7 @@ def test_run_ladder_tune_reports_heldout_and_deploys(tmp_path):
 
 def test_tuned_rungs_always_keep_an_agreement_floor():
     data = prepare_ladder(DATE, THREE, budget=262144, seeds=(0,))
-    run = search(data, trials=15)
+    run = search(data, trials=15, max_cost_share=0.3)
     for cand in run.candidates:
         if cand.name.startswith("trial-"):
             assert all(r.climb_below >= 0.5 for r in cand.rungs[:-1])

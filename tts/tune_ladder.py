@@ -7,30 +7,30 @@ One tuning run on a set of training questions (`tune_ladder`):
 
 1. Fit a climb score per (tier, representation, check) on the training questions: a logistic
    model of "this rung's leader is wrong" over `tts.signals.CLIMB_FEATURES`.
-2. A two-objective Optuna study (accuracy up, cost down) searches one `LadderLevel`
-   (`suggest_rungs`): per lower rung whether to use it, its representation, waves, sample
-   cap, early stop, the mixture-of-thought check, the score and its threshold, and an
-   agreement floor in [0.5, 1] below which it always climbs (so no tuned policy can stop
-   climbing on questions whose own vote is split); the top rung's greedy answer or vote.
-3. Candidates: the study's Pareto front re-scored with twice the seeds, plus fixed plans
-   (the top model alone; the default cascade).
-4. Selection (`select_candidate`), on the training questions, with a margin m in standard
-   errors of the paired per-question difference:
-   * cost: the cheapest candidate whose accuracy minus m * SE (paired against the top model
-     alone) still reaches the target (the top model's own accuracy, unless given): a larger
-     m walks up the front to cheaper-than-the-top-model plans that beat it more clearly;
-   * accuracy: the most accurate candidate (within `max_cost_share` of the top model's cost
-     when given), kept over the best fixed plan only if it wins by more than m * SE.
-5. m is not a constant: it is chosen by an inner cross-validation on the training questions
-   (`choose_margin`): each inner fold runs steps 1-3 on the rest, every margin of
-   `MARGINS` selects a candidate, and the candidate is scored on the inner held-out
-   questions. For the cost objective the smallest margin whose pooled held-out accuracy
-   reaches the top model's pooled held-out accuracy is used (the most savings that still held
-   out of sample); for accuracy, the margin with the best pooled held-out accuracy. This is
-   the correction Tibshirani & Tibshirani (2009) and Varma & Simon (2006) give for the
-   optimism of picking the best of many configurations on the data that scored them; the
-   outer folds of `run_ladder_tune` then measure the whole procedure, margin choice included
-   (nested cross-validation).
+2. An Optuna study searches one `LadderLevel` (`suggest_rungs`) for the most accurate plan
+   within a cost cap (a share of the top model's cost; none for the plain accuracy
+   objective): per lower rung whether to use it, its representation, waves, sample cap,
+   early stop, the mixture-of-thought check, the score and its threshold, and an agreement
+   floor in [0.5, 1] below which it always climbs (so no tuned policy can stop climbing on
+   questions whose own vote is split); the top rung's greedy answer or vote.
+3. Candidates: the best trials re-scored with twice the seeds, plus fixed plans (the top
+   model alone; the default cascade).
+4. Selection (`select_candidate`): the most accurate candidate within the cap, kept over the
+   best fixed plan within the cap only if it wins by more than m standard errors of the
+   paired per-question difference.
+5. The cap (cost objective) and m (accuracy objective) are not constants: an inner
+   cross-validation on the training questions (`choose_rule`) runs steps 1-4 on each inner
+   training split for every cap of `CAPS` / margin of `MARGINS` and scores the selected plan
+   on the inner held-out questions. The cost objective takes the cheapest cap whose pooled
+   inner held-out accuracy reaches the top model's pooled inner held-out accuracy (the
+   target, unless given), or the top model alone when none does; the accuracy objective the
+   margin with the best pooled inner held-out accuracy. Picking the best of many plans on
+   the questions that scored them is optimistic (the winner's curse; Varma & Simon 2006,
+   Tibshirani & Tibshirani 2009); tuning the selection rule itself on held-out questions
+   removes that optimism from the choice, and the outer folds of `run_ladder_tune` measure
+   the whole procedure, rule choice included (nested cross-validation). Where the small
+   tiers cannot match the top model out of sample (MoT GSM8K) the rule falls back on it;
+   where they can (MoT DATE) it keeps the savings.
 
 `run_ladder_tune` reports the k-fold held-out numbers (folds by question or by scenario, a
 question's first sentence, so whole scenarios are held out) and returns the deployable policy
@@ -57,7 +57,7 @@ from tts.strategies.ladder import Ladder, Rung
 from tts.types import ladder_roles
 
 __all__ = ["LadderData", "prepare_ladder", "suggest_rungs", "tune_ladder", "select_candidate",
-           "choose_margin", "run_ladder_tune", "group_folds", "scenario", "MARGINS",
+           "choose_rule", "run_ladder_tune", "CAPS", "group_folds", "scenario", "MARGINS",
            "heldout_summary"]
 
 MARGINS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
@@ -66,7 +66,9 @@ FLOOR_RANGE = (0.5, 1.0)
 """The agreement floor a tuned rung always climbs below (tuned within this range)."""
 MAX_TOKENS = 512
 CHECK_MAX = 4
-FRONT_MAX = 24
+RERANK = 8
+CAPS = (0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 1.0)
+"""Cost caps (shares of the top model's cost) the cost objective chooses from."""
 FORMAT = "tts-ladder-tune/1"
 
 
@@ -271,8 +273,10 @@ class TuneRun:
     candidates: list[Candidate]
     trials: int
     study_name: str
+    max_cost_share: float | None = None
     margin: float = 0.0
-    margin_record: dict[str, Any] = field(default_factory=dict)
+    rule: dict[str, Any] = field(default_factory=dict)
+    """How the nested cross-validation chose the cap and margin (inner held-out numbers)."""
     chosen: Candidate | None = None
     selection: dict[str, Any] = field(default_factory=dict)
 
@@ -282,23 +286,30 @@ def _score(data: LadderData, rungs: Sequence[Rung], seeds: Sequence[int]) -> Eva
                     count_prompt=data.count_prompt)
 
 
-def search(data: LadderData, *, trials: int, sampler_seed: int = 0, storage: Any = None,
-           study_name: str | None = None, progress: Callable[[int], None] | None = None
-           ) -> TuneRun:
-    """Run (or resume) one two-objective study (accuracy up, cost down) on the training
-    questions; its candidates are the Pareto front (re-scored with twice the seeds, at most
-    `FRONT_MAX`, evenly spread by cost) plus the fixed plans. Both objectives select from
-    the same front, so one study serves both."""
+def _value(ev: Evaluation, data: LadderData, max_cost_share: float | None) -> float:
+    """Minimised: -(accuracy), cost share breaking ties, any excess over the cap ranked
+    below every plan within it."""
+    share = ev.mean_cost / data.ref_cost
+    over = 0.0 if max_cost_share is None else max(0.0, share - max_cost_share)
+    return -(ev.accuracy - 1e-4 * share) + (5.0 + 10.0 * over if over > 0 else 0.0)
+
+
+def search(data: LadderData, *, trials: int, max_cost_share: float | None = None,
+           sampler_seed: int = 0, storage: Any = None, study_name: str | None = None,
+           progress: Callable[[int], None] | None = None) -> TuneRun:
+    """Run (or resume) the study "most accurate within `max_cost_share` of the top model's
+    cost"; candidates are its best trials re-scored with twice the seeds, plus fixed plans."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    name = study_name or f"tts-ladder-{data.fingerprint}"
-    study = optuna.create_study(study_name=name, storage=storage,
-                                directions=["maximize", "minimize"],
+    cap = "none" if max_cost_share is None else f"{max_cost_share:g}"
+    name = study_name or f"tts-ladder-{data.fingerprint}-cap{cap}"
+    study = optuna.create_study(study_name=name, storage=storage, direction="minimize",
                                 sampler=optuna.samplers.TPESampler(
                                     seed=sampler_seed, n_startup_trials=min(25, trials)),
                                 load_if_exists=True)
-    settings = {"fingerprint": data.fingerprint, "format": FORMAT}
+    settings = {"fingerprint": data.fingerprint, "format": FORMAT,
+                "max_cost_share": max_cost_share}
     old = study.user_attrs.get("settings")
     if old is None:
         study.set_user_attr("settings", settings)
@@ -309,7 +320,9 @@ def search(data: LadderData, *, trials: int, sampler_seed: int = 0, storage: Any
 
     def run(trial):
         ev = _score(data, suggest_rungs(trial, data), data.seeds)
-        return ev.accuracy, ev.mean_cost / data.ref_cost
+        trial.set_user_attr("accuracy", ev.accuracy)
+        trial.set_user_attr("cost_share", ev.mean_cost / data.ref_cost)
+        return _value(ev, data, max_cost_share)
 
     def done() -> int:
         return sum(t.state == optuna.trial.TrialState.COMPLETE
@@ -322,133 +335,145 @@ def search(data: LadderData, *, trials: int, sampler_seed: int = 0, storage: Any
     remaining = trials - done()
     if remaining > 0:
         study.optimize(run, n_trials=remaining, callbacks=callbacks)
-    front = sorted(study.best_trials, key=lambda t: (t.values[1], -t.values[0], t.number))
-    if len(front) > FRONT_MAX:
-        front = [front[int(i)] for i in np.unique(np.linspace(0, len(front) - 1, FRONT_MAX)
-                                                  .round().astype(int))]
+    complete = sorted((t for t in study.get_trials(deepcopy=False)
+                       if t.state == optuna.trial.TrialState.COMPLETE),
+                      key=lambda t: (t.value, t.number))
     seeds = tuple(data.seeds) + tuple(s + 7919 for s in data.seeds)
     candidates, seen = [], set()
-    for t in front:
+    for t in complete[:RERANK]:
         rungs = suggest_rungs(optuna.trial.FixedTrial(t.params), data)
         if repr(rungs) not in seen:
             seen.add(repr(rungs))
             candidates.append(Candidate(f"trial-{t.number}", rungs, _score(data, rungs, seeds)))
     for nm, rungs in baselines(data).items():
         candidates.append(Candidate(nm, rungs, _score(data, rungs, seeds)))
-    return TuneRun(data, candidates, done(), name)
+    return TuneRun(data, candidates, done(), name, max_cost_share)
 
 
-def select_candidate(run: TuneRun, objective: str, margin: float, target: float,
-                     max_cost_share: float | None = None) -> tuple[Candidate, dict[str, Any]]:
-    """Step 4 of the module docstring, on the training questions."""
-    data = run.data
-    ref = next(c for c in run.candidates if c.name == "top-model")
+def select_candidate(run: TuneRun, margin: float) -> tuple[Candidate, dict[str, Any]]:
+    """Step 4 of the module docstring, on the training questions: the most accurate
+    candidate within the run's cost cap, kept over the best fixed plan within the cap only
+    if it wins by more than `margin` standard errors of the paired difference."""
+    data, cap = run.data, run.max_cost_share
 
-    def paired(c: Candidate, base: Candidate) -> tuple[float, float]:
-        d = c.ev.correct.mean(0) - base.ev.correct.mean(0)
-        se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else 0.0
-        return float(d.mean()), se
+    def share(c: Candidate) -> float:
+        return c.ev.mean_cost / data.ref_cost
 
-    if objective == "cost":
-        shift = target - ref.ev.accuracy
-        for c in sorted(run.candidates, key=lambda c: (c.ev.mean_cost, c.name)):
-            mean, se = paired(c, ref)
-            if mean - margin * se >= shift - 1e-12:
-                return c, {"chosen": c.name, "mean_diff_vs_top": mean, "se": se,
-                           "margin": margin, "train_accuracy": c.ev.accuracy,
-                           "train_cost_share": c.ev.mean_cost / data.ref_cost,
-                           "reason": f"cheapest with accuracy - {margin:g} x SE >= target"}
-        return ref, {"chosen": ref.name, "margin": margin, "reason": "no cheaper candidate"}
-    ok = [c for c in run.candidates if max_cost_share is None
-          or c.ev.mean_cost / data.ref_cost <= max_cost_share]
+    ok = [c for c in run.candidates if cap is None or share(c) <= cap]
     if not ok:
-        ok = [min(run.candidates, key=lambda c: c.ev.mean_cost)]
-    fixed = [c for c in ok if not c.name.startswith("trial-")]
+        ok = [min(run.candidates, key=share)]
     best = max(ok, key=lambda c: (c.ev.accuracy, -c.ev.mean_cost))
+    record: dict[str, Any] = {"train_accuracy": best.ev.accuracy,
+                              "train_cost_share": share(best), "margin": margin}
+    fixed = [c for c in ok if not c.name.startswith("trial-")]
     if not fixed or not best.name.startswith("trial-"):
-        return best, {"chosen": best.name, "margin": margin, "reason": "best is a fixed plan"}
+        return best, {**record, "chosen": best.name,
+                      "reason": "best within the cap" if not fixed else "a fixed plan is best"}
     base = max(fixed, key=lambda c: (c.ev.accuracy, -c.ev.mean_cost))
-    mean, se = paired(best, base)
+    d = best.ev.correct.mean(0) - base.ev.correct.mean(0)
+    se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else 0.0
+    mean = float(d.mean())
     pick = best if mean > margin * se else base
-    return pick, {"chosen": pick.name, "baseline": base.name, "mean_diff": mean, "se": se,
-                  "margin": margin, "reason": f"tuned vs {base.name}: {mean:+.4f} "
-                  f"{'>' if pick is best else '<='} {margin:g} x SE {se:.4f}"}
+    return pick, {**record, "chosen": pick.name, "baseline": base.name, "mean_diff": mean,
+                  "se": se, "train_accuracy": pick.ev.accuracy,
+                  "train_cost_share": share(pick),
+                  "reason": f"tuned vs {base.name}: {mean:+.4f} "
+                            f"{'>' if pick is best else '<='} {margin:g} x SE {se:.4f}"}
 
 
-def choose_margin(data: LadderData, *, objective: str, target: float | None, trials: int,
-                  folds: int, group_by: str, max_cost_share: float | None,
-                  sampler_seed: int, split_seed: int) -> tuple[float, dict[str, Any]]:
-    """Step 5: the margin whose inner-held-out results are best (see the module doc)."""
+def choose_rule(data: LadderData, *, objective: str, target: float | None, trials: int,
+                folds: int, group_by: str, max_cost_share: float | None, sampler_seed: int,
+                split_seed: int) -> tuple[float | None, float, dict[str, Any]]:
+    """Step 5: (cost cap, margin) chosen on inner held-out questions (module docstring)."""
     parts = group_folds(data.arrays, folds, group_by, split_seed + 17)
-    pooled = {m: {"correct": [], "cost": [], "ref": []} for m in MARGINS}
+    caps = list(CAPS) if objective == "cost" else [max_cost_share]
+    margins = [0.0] if objective == "cost" else list(MARGINS)
+    pooled: dict[tuple, dict[str, list]] = {(c, m): {"correct": [], "cost": []}
+                                            for c in caps for m in margins}
+    top_correct = []
     for f, held in enumerate(parts):
         train = np.setdiff1d(np.arange(len(data.arrays)), held)
         inner = prepare_ladder(data.arrays.subset(train), data.ladder, budget=data.budget,
                                seeds=data.seeds, count_prompt=data.count_prompt)
-        tgt = inner.top_accuracy if target is None else target
-        run = search(inner, trials=trials, sampler_seed=sampler_seed + 101 * (f + 1))
         held_arrays = data.arrays.subset(held)
         top = evaluate(held_arrays, Ladder(rungs=(top_rung(data.greedy["large"]),)),
                        data.budget, data.seeds, count_prompt=data.count_prompt)
-        cache: dict[str, Evaluation] = {}
-        for m in MARGINS:
-            c, _ = select_candidate(run, objective, m, tgt, max_cost_share)
-            ev = cache.get(c.name)
-            if ev is None:
-                ev = cache[c.name] = evaluate(held_arrays, Ladder(rungs=c.rungs), data.budget,
-                                              data.seeds, count_prompt=data.count_prompt)
-            pooled[m]["correct"].append(ev.correct.mean(0))
-            pooled[m]["cost"].append(ev.cost.mean(0) / data.ref_cost)
-            pooled[m]["ref"].append(top.correct.mean(0))
-    table = {m: {"heldout_accuracy": float(np.concatenate(v["correct"]).mean()),
-                 "heldout_cost_share": float(np.concatenate(v["cost"]).mean()),
-                 "top_model_heldout_accuracy": float(np.concatenate(v["ref"]).mean())}
-             for m, v in pooled.items()}
+        top_correct.append(top.correct.mean(0))
+        for c in caps:
+            run = search(inner, trials=trials, max_cost_share=c,
+                         sampler_seed=sampler_seed + 101 * (f + 1))
+            cache: dict[str, Evaluation] = {}
+            for m in margins:
+                cand, _ = select_candidate(run, m)
+                ev = cache.get(cand.name)
+                if ev is None:
+                    ev = cache[cand.name] = evaluate(held_arrays, Ladder(rungs=cand.rungs),
+                                                     data.budget, data.seeds,
+                                                     count_prompt=data.count_prompt)
+                pooled[(c, m)]["correct"].append(ev.correct.mean(0))
+                pooled[(c, m)]["cost"].append(ev.cost.mean(0) / data.ref_cost)
+    top_acc = float(np.concatenate(top_correct).mean())
+    table = {k: {"heldout_accuracy": float(np.concatenate(v["correct"]).mean()),
+                 "heldout_cost_share": float(np.concatenate(v["cost"]).mean())}
+             for k, v in pooled.items()}
+    record: dict[str, Any] = {"inner_folds": folds, "top_model_heldout_accuracy": top_acc,
+                              "by_rule": [{"max_cost_share": c, "margin": m, **v}
+                                          for (c, m), v in table.items()]}
     if objective == "cost":
-        ok = [m for m in MARGINS if table[m]["heldout_accuracy"]
-              >= table[m]["top_model_heldout_accuracy"] - 1e-12]
-        margin = min(ok) if ok else max(MARGINS)
-    else:
-        feasible = [m for m in MARGINS if max_cost_share is None
-                    or table[m]["heldout_cost_share"] <= max_cost_share]
-        pool = feasible or list(MARGINS)
-        margin = max(pool, key=lambda m: (table[m]["heldout_accuracy"], m))
-    return margin, {"margin": margin, "inner_folds": folds,
-                    "by_margin": {f"{m:g}": v for m, v in table.items()}}
+        goal = top_acc if target is None else float(target)
+        ok = [k for k in table if table[k]["heldout_accuracy"] >= goal - 1e-12]
+        if not ok:
+            record["reason"] = (f"no cap reached {goal:.4f} on inner held-out questions: "
+                                f"the top model alone")
+            return None, 0.0, {**record, "top_model": True}
+        cap, margin = min(ok, key=lambda k: (table[k]["heldout_cost_share"], -k[0]))
+        record["reason"] = (f"cheapest cap whose inner held-out accuracy reaches {goal:.4f}")
+        return cap, margin, record
+    cap, margin = max(table, key=lambda k: (table[k]["heldout_accuracy"], k[1]))
+    record["reason"] = "margin with the best inner held-out accuracy"
+    return cap, margin, record
 
 
 def tune_ladder(arrays: BankArrays, ladder: Sequence[str], *, objective: str = "cost",
-                budget: float = 262144.0, target: float | None = None, trials: int = 300,
+                budget: float = 262144.0, target: float | None = None, trials: int = 150,
                 seeds: Sequence[int] = (0, 1, 2), count_prompt: bool = True,
                 max_cost_share: float | None = None, inner_folds: int = 4,
                 group_by: str = "question", margin: float | None = None,
                 sampler_seed: int = 0, split_seed: int = 0, storage: Any = None,
                 study_name: str | None = None,
                 progress: Callable[[int], None] | None = None) -> TuneRun:
-    """Steps 1-5 on `arrays` (the training questions); `margin` None: chosen by inner CV."""
+    """Steps 1-5 on `arrays` (the training questions). `margin` given: no inner CV (the
+    cost objective then needs `max_cost_share`)."""
     if objective not in ("cost", "accuracy"):
         raise ValidationError(f"ladder tuning has objectives 'cost' and 'accuracy', got "
                               f"{objective!r}.", parameter="objective", value=objective)
     data = prepare_ladder(arrays, ladder, budget=budget, seeds=seeds, count_prompt=count_prompt)
-    tgt = data.top_accuracy if target is None else float(target)
-    margin_record: dict[str, Any] = {"margin": margin, "reason": "given"}
+    top_only = False
     if margin is None:
-        margin, margin_record = choose_margin(
+        cap, margin, rule = choose_rule(
             data, objective=objective, target=target, trials=trials, folds=inner_folds,
             group_by=group_by, max_cost_share=max_cost_share, sampler_seed=sampler_seed,
             split_seed=split_seed)
-    run = search(data, trials=trials, sampler_seed=sampler_seed, storage=storage,
-                 study_name=study_name, progress=progress)
-    run.margin, run.margin_record = margin, margin_record
-    run.chosen, run.selection = select_candidate(run, objective, margin, tgt, max_cost_share)
-    run.selection["target"] = tgt
+        top_only = bool(rule.get("top_model"))
+    else:
+        cap, rule = max_cost_share, {"reason": "given"}
+    run = search(data, trials=trials, max_cost_share=cap, sampler_seed=sampler_seed,
+                 storage=storage, study_name=study_name, progress=progress)
+    run.margin, run.rule = margin, rule
+    if top_only:
+        run.chosen = next(c for c in run.candidates if c.name == "top-model")
+        run.selection = {"chosen": "top-model", "reason": rule["reason"]}
+    else:
+        run.chosen, run.selection = select_candidate(run, margin)
+    run.selection["max_cost_share"] = cap
     return run
 
 
 def policy_of(run: TuneRun, notes: Mapping[str, Any] | None = None) -> LadderPolicy:
     assert run.chosen is not None
     return single_level(run.data.ladder, run.chosen.rungs, None, {
-        "chosen": run.chosen.name, "margin": run.margin, **(notes or {})})
+        "chosen": run.chosen.name, "margin": run.margin,
+        "max_cost_share": run.max_cost_share, **(notes or {})})
 
 
 # ---- reports -------------------------------------------------------------------------------
@@ -509,7 +534,7 @@ def run_ladder_tune(arrays: BankArrays, ladder: Sequence[str], *, objective: str
         for m in ladder:
             per_tier[m].append((ev.tokens[m] > 0).mean(0))
         fold_reports.append({"fold": f, "heldout": len(held), "chosen": run.chosen.name,
-                             "margin": run.margin, "margin_choice": run.margin_record,
+                             "margin": run.margin, "rule": run.rule,
                              "selection": run.selection, "policy": pol.to_dict()["levels"],
                              "heldout_accuracy": ev.accuracy,
                              "heldout_cost_share": ev.mean_cost / top.mean_cost})
@@ -534,7 +559,7 @@ def run_ladder_tune(arrays: BankArrays, ladder: Sequence[str], *, objective: str
                         study_name=None if study_name is None else f"{study_name}-all")
     policy = policy_of(final, {"objective": objective, "trained_on": len(arrays)})
     report["deployed"] = {"chosen": final.chosen.name, "margin": final.margin,
-                          "margin_choice": final.margin_record, "selection": final.selection}
+                          "rule": final.rule, "selection": final.selection}
     report["elapsed_s"] = round(time.perf_counter() - t0, 2)
     return {"report": report, "policy": policy}
 
