@@ -225,12 +225,22 @@ def open_storage(url: str | None):
     if not isinstance(url, str) or "://" not in url:
         raise ValidationError(f"--storage must be an Optuna RDB URL such as "
                               f"sqlite:///tune.db, got {url!r}.", parameter="storage", value=url)
-    try:
-        return optuna.storages.RDBStorage(url)
-    except Exception as exc:  # SQLAlchemy raises many kinds; all mean "cannot open"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValidationError(f"cannot open Optuna storage {url!r}: {first}",
-                              parameter="storage", value=url) from None
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (IntegrityError, ProgrammingError) as exc:
+            # Workers started together on a fresh database race to create Optuna's tables
+            # ("type ... already exists", duplicate key): the loser retries and finds them.
+            error = exc
+            time.sleep(0.2 * (attempt + 1))
+        except Exception as exc:  # SQLAlchemy raises many kinds; all mean "cannot open"
+            error = exc
+            break
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    raise ValidationError(f"cannot open Optuna storage {url!r}: {first}",
+                          parameter="storage", value=url) from None
 
 
 def tune_level(data: TuneData, budget: float, *, objective: str = "accuracy",
