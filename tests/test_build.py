@@ -397,3 +397,28 @@ def test_real_gsm8k_ids_match_the_bundled_bank():
         assert bundled.problems[p.id].question == p.question
     assert [p.id for p in read_questions(SHARED_DATA / "gsm8k" / "test.jsonl", 1,
                                          start=400)] == ["gsm8k-test-400"]
+
+
+def test_unwritable_bank_folder_is_a_clear_error(tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes anywhere")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(BankError, match="cannot write bank"):
+            build_bank(FakeLive(), _problems(1), locked / "b", samples=2, cost=QWEN_PARAMS)
+    finally:
+        locked.chmod(0o700)
+
+
+def test_corrupt_gz_is_a_clear_error(tmp_path):
+    dest = build_bank(FakeLive(), _problems(1), tmp_path / "b", samples=2, max_tokens=30,
+                      cost=QWEN_PARAMS)
+    (dest / SAMPLES_FILE).unlink()
+    (dest / SAMPLES_GZ).write_bytes(b"not gzip")
+    with pytest.raises(BankError, match="cannot write bank"):
+        build_bank(FakeLive(), _problems(2), dest, samples=2, max_tokens=30, cost=QWEN_PARAMS)
+    assert not (dest / SAMPLES_FILE).exists()  # no half-unpacked file to resume from

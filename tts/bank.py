@@ -251,18 +251,28 @@ class BankWriter:
         self.root = Path(path)
         if self.root.exists() and not self.root.is_dir():
             raise BankError(f"bank {self.root} must be a folder, but a file is in the way.")
-        self.root.mkdir(parents=True, exist_ok=True)
         self.done: set[tuple[str, str, str]] = set()
         self.existing: SampleBank | None = None
         self.dropped: int = 0
         """Bytes of a torn last line dropped on resume."""
+        try:
+            self._fd: int | None = self._open(meta, resume)
+        except OSError as exc:
+            raise BankError(f"cannot write bank {self.root}: {exc.strerror or exc} "
+                            f"({exc.filename or self.root}).") from None
+
+    def _open(self, meta: BankMeta, resume: bool) -> int:
+        self.root.mkdir(parents=True, exist_ok=True)
         samples_path = self.root / SAMPLES_FILE
         meta_path = self.root / META_FILE
         gz_path = self.root / SAMPLES_GZ
         if resume and meta_path.exists():
             if not samples_path.exists() and gz_path.is_file():
-                with gzip.open(gz_path, "rb") as src, open(samples_path, "wb") as dst:
-                    dst.write(src.read())
+                tmp = samples_path.with_name(samples_path.name + ".tmp")
+                with gzip.open(gz_path, "rb") as src, open(tmp, "wb") as dst:
+                    for chunk in iter(lambda: src.read(1 << 20), b""):
+                        dst.write(chunk)
+                os.replace(tmp, samples_path)
             if samples_path.exists():
                 self.dropped = drop_torn_line(samples_path)
                 if self.dropped:
@@ -275,7 +285,7 @@ class BankWriter:
         if not (resume and meta_path.exists()):
             _write_atomic(meta_path, json.dumps(meta.to_dict(), indent=2) + "\n")
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if resume else os.O_TRUNC)
-        self._fd: int | None = os.open(samples_path, flags, 0o644)
+        return os.open(samples_path, flags, 0o644)
 
     def write(self, problem: Problem, record: Record) -> None:
         line = {"problem_id": record.problem_id, "question": problem.question,
