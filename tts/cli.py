@@ -41,7 +41,7 @@ def safe(value: object) -> str:
     return escape(_CONTROL.sub("", str(value)))
 
 # Subcommand builders contributed by other modules: each takes the subparsers object.
-EXTRA_COMMANDS: list[str] = ["tts.sweep", "tts.tune", "tts.models"]
+EXTRA_COMMANDS: list[str] = ["tts.sweep", "tts.tune", "tts.models", "tts.serving.cli"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,13 @@ prompt once). `per_sample=False` sends one request with `n` instead (cheaper on 
 that bill the prompt per request); the stream is then seeded per request, and per-sample
 token counts come from the returned logprobs.
 
+Scale-out: `base_url` may be a list of replicas (e.g. several `vllm serve` of one model).
+Requests are spread over them round-robin; a replica that fails (connection refused, timeout,
+429/5xx) is skipped for `cooldown` seconds while its request is retried on the next one, and
+tried again afterwards, so a replica that comes back is used again. Generation requests are
+safe to retry: a sample is fixed by its seed, and only the usage of the answer that arrives is
+charged.
+
 Two vLLM-server extensions are used when asked for: `assistant_prefix` continues an assistant
 message (`continue_final_message`), and `prompt_tokens` asks the server's `/tokenize` unless
 a local tokenizer folder is given.
@@ -108,7 +115,8 @@ class OpenAIBackend:
     """A model behind an OpenAI-compatible `/v1/chat/completions` endpoint.
 
     Args:
-        base_url: server root including `/v1`, e.g. "http://127.0.0.1:8000/v1".
+        base_url: server root including `/v1`, e.g. "http://127.0.0.1:8000/v1", or a list of
+            such roots (replicas serving the same model).
         model: model name for the engine and cost model (e.g. "qwen2.5-coder-0.5b").
         served_model: model id the server knows; defaults to `model`.
         api_key: bearer token for this server.
@@ -118,8 +126,10 @@ class OpenAIBackend:
         allow_insecure_key: send a key over plain http to a host other than loopback
             (refused by default: a ValidationError).
         timeout: seconds allowed for one HTTP request.
-        max_retries: retries after the first attempt (connection errors, timeouts, 429, 5xx).
+        max_retries: retries after the first attempt (connection errors, timeouts, 429, 5xx);
+            with several replicas each other replica gets one more attempt.
         backoff: first retry delay in seconds; doubled on each further retry.
+        cooldown: seconds a failed replica is skipped while others are up.
         concurrency: requests in flight at once.
         per_sample: one request per sample with a derived seed (default) or one with `n`.
         tokenizer: local Hugging Face folder (or pulled model name) to count prompt tokens
@@ -127,17 +137,25 @@ class OpenAIBackend:
         system_prompt: optional system message.
     """
 
-    def __init__(self, base_url: str, *, model: str, served_model: str | None = None,
+    def __init__(self, base_url: str | Sequence[str], *, model: str,
+                 served_model: str | None = None,
                  api_key: str | None = None, env_key: bool | None = None,
                  allow_insecure_key: bool = False, timeout: float = 120.0, max_retries: int = 3,
                  backoff: float = 0.5, concurrency: int = 16, per_sample: bool = True,
                  tokenizer: str | os.PathLike[str] | None = None,
-                 system_prompt: str | None = None):
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ValidationError(f"`base_url` must be an http(s) URL like "
-                                  f"'http://127.0.0.1:8000/v1', got {base_url!r}.",
-                                  parameter="base_url", value=base_url)
-        for pname, value, low in (("timeout", timeout, 0), ("backoff", backoff, 0)):
+                 system_prompt: str | None = None, cooldown: float = 2.0):
+        urls = [base_url] if isinstance(base_url, str) else base_url
+        if not isinstance(urls, (list, tuple)) or not urls:
+            raise ValidationError(f"`base_url` must be an http(s) URL or a non-empty list of "
+                                  f"them, got {base_url!r}.", parameter="base_url",
+                                  value=base_url)
+        for url in urls:
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise ValidationError(f"`base_url` must be an http(s) URL like "
+                                      f"'http://127.0.0.1:8000/v1', got {url!r}.",
+                                      parameter="base_url", value=url)
+        for pname, value, low in (("timeout", timeout, 0), ("backoff", backoff, 0),
+                                  ("cooldown", cooldown, 0)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low \
                     or (pname == "timeout" and value == 0):
                 raise ValidationError(f"`{pname}` must be a number > 0, got {value!r}.",
@@ -147,7 +165,8 @@ class OpenAIBackend:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValidationError(f"`{pname}` must be an integer >= {low}, got {value!r}.",
                                       parameter=pname, value=value)
-        self.base_url = base_url.rstrip("/")
+        self.base_urls = [u.rstrip("/") for u in urls]
+        self.base_url = self.base_urls[0]
         self.model = model
         self.served_model = served_model or model
         if api_key is not None and not isinstance(api_key, str):
@@ -156,11 +175,17 @@ class OpenAIBackend:
         if env_key not in (None, True, False) or allow_insecure_key not in (True, False):
             raise ValidationError("`env_key` must be None, True or False and "
                                   "`allow_insecure_key` True or False.", parameter="env_key")
-        self.api_key = _api_key(base_url, api_key, env_key, allow_insecure_key)
+        self._keys = {u: _api_key(u, api_key, env_key, allow_insecure_key)
+                      for u in self.base_urls}
+        self.api_key = self._keys[self.base_url]
+        """The key sent to the first replica (each replica's is decided on its own)."""
         self._opener = urllib.request.build_opener(_NoRedirect)
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self.backoff = float(backoff)
+        self.cooldown = float(cooldown)
+        self._down_until = {u: 0.0 for u in self.base_urls}
+        self._next = 0
         self.concurrency = concurrency
         self.per_sample = per_sample
         self.system_prompt = system_prompt
@@ -216,12 +241,11 @@ class OpenAIBackend:
         return len(self._tokenizer.encode(text, add_special_tokens=False))
 
     def _count_on_server(self, request: GenRequest) -> int:
-        root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
         body = {"model": self.served_model, "messages": self._messages(request),
                 "add_generation_prompt": not request.assistant_prefix,
                 "continue_final_message": bool(request.assistant_prefix)}
         try:
-            reply = self._post(f"{root}/tokenize", body)
+            reply = self._post("/tokenize", body, at_root=True)
         except ServerError as exc:
             raise BackendError(
                 f"the server at {self.base_url} cannot count prompt tokens ({exc}); pass "
@@ -229,7 +253,8 @@ class OpenAIBackend:
                 f"prompt tokens in the budget.") from None
         count = reply.get("count")
         if not isinstance(count, int):
-            raise BackendError(f"{root}/tokenize answered without a token count: {reply!r}")
+            raise BackendError(f"{self.base_url} /tokenize answered without a token count: "
+                               f"{str(reply)[:200]}")
         return count
 
     # ---- generation --------------------------------------------------------------------
@@ -262,7 +287,7 @@ class OpenAIBackend:
                 jobs.append((r, 0, body))
         if not jobs:
             return []
-        url = f"{self.base_url}/chat/completions"
+        url = "/chat/completions"
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs))) as pool:
             futures = [pool.submit(self._post, url, body) for _, _, body in jobs]
             try:
@@ -277,7 +302,8 @@ class OpenAIBackend:
                 out[r][i + k] = completion
         for r, samples in enumerate(out):
             if any(c is None for c in samples):
-                raise BackendError(f"{url} returned {sum(c is not None for c in samples)} "
+                raise BackendError(f"{self.base_url}{url} returned "
+                                   f"{sum(c is not None for c in samples)} "
                                    f"choices for a request of n={requests[r].n}.")
         return out  # type: ignore[return-value]
 
@@ -322,21 +348,53 @@ class OpenAIBackend:
         return result
 
     # ---- HTTP --------------------------------------------------------------------------
-    def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _replica(self, tried: set[str]) -> str:
+        """The next replica to try: round-robin over those not cooling down and not yet tried
+        for this request; if none, the one that comes back first."""
+        with self._lock:
+            now = time.monotonic()
+            n = len(self.base_urls)
+            order = [self.base_urls[(self._next + k) % n] for k in range(n)]
+            self._next = (self._next + 1) % n
+        for fresh in (True, False):
+            for url in order:
+                if url not in tried or not fresh:
+                    if self._down_until[url] <= now:
+                        return url
+        return min(order, key=lambda u: (u in tried, self._down_until[u]))
+
+    def _mark(self, url: str, ok: bool) -> None:
+        with self._lock:
+            self._down_until[url] = 0.0 if ok else time.monotonic() + self.cooldown
+
+    def _post(self, path: str, body: dict[str, Any], *, at_root: bool = False) -> dict[str, Any]:
+        """POST `body` to `path` of a replica (of its root without /v1 if `at_root`), retrying
+        on other replicas and with backoff on connection errors, timeouts, 429 and 5xx."""
         data = json.dumps(body).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
         last = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+        tried: set[str] = set()
+        attempts = self.max_retries + len(self.base_urls)
+        sleeps = 0
+        for attempt in range(attempts):
+            base = self._replica(tried)
+            if base in tried or (attempt and len(self.base_urls) == 1):
+                time.sleep(self.backoff * 2 ** sleeps)  # every replica failed once: wait
+                sleeps += 1
+            tried.add(base)
+            root = base[:-3] if at_root and base.endswith("/v1") else base
+            url = f"{root}{path}"
+            headers = {"Content-Type": "application/json", "Accept": "application/json"}
+            key = self._keys[base]
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
             with self._lock:
                 self.requests_sent += 1
             req = urllib.request.Request(url, data=data, headers=headers, method="POST")
             try:
                 with self._opener.open(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read())
+                    reply = json.loads(resp.read())
+                self._mark(base, True)
+                return reply
             except urllib.error.HTTPError as exc:
                 detail = _error_detail(exc)
                 if exc.code not in _RETRY_STATUS:
@@ -349,18 +407,21 @@ class OpenAIBackend:
                                 f"not followed, so give the final URL as base_url)")
                     raise ServerError(f"{url} answered HTTP {exc.code}{hint}: {detail}",
                                       status=exc.code) from None
-                last = f"HTTP {exc.code}: {detail}"
+                last = f"{url}: HTTP {exc.code}: {detail}"
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
                 if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError):
-                    last = f"no answer within timeout={self.timeout:g} s"
+                    last = f"{url}: no answer within timeout={self.timeout:g} s"
                 else:
-                    last = f"{type(reason).__name__}: {reason}"
+                    last = f"{url}: {type(reason).__name__}: {reason}"
             except json.JSONDecodeError as exc:
                 raise BackendError(f"{url} did not answer with JSON: {exc}") from None
-        raise BackendError(f"cannot get an answer from the OpenAI-compatible server at {url} "
-                           f"after {self.max_retries + 1} attempt(s): {last}. Is the server "
-                           f"running and the URL right?")
+            self._mark(base, False)
+        where = f"{self.base_url}{path}" if len(self.base_urls) == 1 else \
+            f"{len(self.base_urls)} replicas ({', '.join(self.base_urls)}) {path}"
+        raise BackendError(f"cannot get an answer from the OpenAI-compatible server at {where} "
+                           f"after {attempts} attempt(s): {last}. Is the server running and the "
+                           f"URL right?")
 
     def __repr__(self) -> str:
         return f"OpenAIBackend({self.base_url!r}, model={self.model!r})"

@@ -1,0 +1,146 @@
+"""`tts serve`: run the OpenAI-compatible server (see tts.serving.app)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from tts.errors import ValidationError
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="OpenAI-compatible server (model tts-auto = the policy)",
+        description="Serve /v1/chat/completions, /v1/completions, /v1/models, /health and "
+                    "/metrics. Backends: a replay bank (default: the bundled one), live vLLM "
+                    "models (--small/--large or --ladder), or OpenAI-compatible replicas "
+                    "(--server URL[,URL...] --served-model NAME).")
+    p.add_argument("--bank", type=Path, default=None,
+                   help="replay bank folder (default: the bundled MoT GSM8K bank)")
+    p.add_argument("--small", default=None,
+                   help="live small model (tiny, small, large or a folder; as `tts models`)")
+    p.add_argument("--large", default=None,
+                   help="live large model, loaded when a plan first escalates ('none': none)")
+    p.add_argument("--ladder", default=None,
+                   help="live ladder, cheapest first, comma-separated (e.g. tiny,small,large)")
+    p.add_argument("--server", default=None,
+                   help="OpenAI-compatible replicas, comma-separated base URLs with /v1")
+    p.add_argument("--served-model", default=None, help="model id on --server")
+    p.add_argument("--backend-api-key", default=None,
+                   help="API key for --server (sent over https or to loopback only)")
+    p.add_argument("--backend-timeout", type=float, default=120.0,
+                   help="seconds per backend HTTP request (default 120)")
+    p.add_argument("--policy", type=Path, default=None, help="policy JSON (`tts tune`)")
+    p.add_argument("--seed", type=int, default=0, help="default seed of the sample streams")
+    p.add_argument("--count-prompt", action="store_true",
+                   help="also charge prompt tokens, once per prompt per model")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", default=None,
+                   help="require `Authorization: Bearer KEY` on every route but /health "
+                        "(default: $TTS_SERVE_API_KEY if set)")
+    p.add_argument("--default-budget", type=float, default=200_000.0,
+                   help="budget of a request with neither budget nor max_tokens")
+    p.add_argument("--max-budget", type=float, default=1e9, help="largest budget accepted")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20)
+    p.add_argument("--max-prompt-chars", type=int, default=32_000)
+    p.add_argument("--request-timeout", type=float, default=600.0,
+                   help="seconds before a request is answered 504 (default 600)")
+    p.add_argument("--no-preload", action="store_true",
+                   help="do not load the small live model before serving")
+    p.add_argument("--log-level", default="warning")
+    p.set_defaults(run=run_serve)
+
+
+def build_engine(args):
+    """The Engine the flags describe."""
+    import tts
+    from tts.engine import Engine
+
+    policy = None
+    if args.policy is not None:
+        from tts.policy import load_policy
+
+        policy = load_policy(args.policy)
+    live = args.small is not None or args.large is not None or args.ladder is not None
+    if sum(bool(x) for x in (live, args.server, args.bank is not None)) > 1:
+        raise ValidationError("choose one backend: --bank (replay), --small/--large/--ladder "
+                              "(live vLLM) or --server (OpenAI-compatible).", parameter="bank")
+    if args.server:
+        from tts.backends.openai import OpenAIBackend
+        from tts.budgets import QWEN_PARAMS, CostModel, ModelCost
+
+        if not args.served_model:
+            raise ValidationError("--server needs --served-model (the model id on the server).",
+                                  parameter="served_model")
+        urls = [u.strip() for u in args.server.split(",") if u.strip()]
+        name = args.served_model
+        cost = QWEN_PARAMS if name in QWEN_PARAMS.models else CostModel(
+            {name: ModelCost(1.0, 1.0)}, source=f"{name}: 1 unit per token")
+        backend = OpenAIBackend(urls, model=name, api_key=args.backend_api_key,
+                                timeout=args.backend_timeout, max_retries=2, backoff=0.25,
+                                concurrency=64)
+        return Engine(backend, cost=cost, seed=args.seed, count_prompt=args.count_prompt,
+                      policy=policy)
+    if live:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        from tts.backends.vllm import VLLMBackend
+        from tts.budgets import QWEN_PARAMS
+
+        if args.ladder is not None:
+            if args.small is not None or args.large is not None:
+                raise ValidationError("give --ladder or --small/--large, not both.",
+                                      parameter="ladder")
+            names = [n.strip() for n in args.ladder.split(",") if n.strip()]
+            return Engine([VLLMBackend(n) for n in names], cost=QWEN_PARAMS, seed=args.seed,
+                          count_prompt=args.count_prompt, policy=policy)
+        small = VLLMBackend(args.small or "small")
+        large_name = args.large or "none"
+        large = None if large_name == "none" else VLLMBackend(large_name)
+        return Engine(small, large, cost=QWEN_PARAMS, seed=args.seed,
+                      count_prompt=args.count_prompt, policy=policy)
+    return tts.replay_engine(args.bank, seed=args.seed, count_prompt=args.count_prompt,
+                             policy=policy)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tts.cli import err_console, safe
+    from tts.serving.app import ServeConfig, create_app
+    from tts.serving.scheduler import Scheduler
+
+    for name in ("default_budget", "max_budget", "request_timeout", "backend_timeout"):
+        value = getattr(args, name)
+        if not value > 0 or value != value or value == float("inf"):
+            raise ValidationError(f"--{name.replace('_', '-')} must be a finite number > 0.",
+                                  parameter=name, value=value)
+    engine = build_engine(args)
+    first = engine.backends["small"]
+    if hasattr(first, "load") and not args.no_preload:
+        err_console.print(f"loading {safe(first.model)} ...", highlight=False)
+        first.load()  # in the main thread, before serving; the large model stays lazy
+    api_key = args.api_key or os.environ.get("TTS_SERVE_API_KEY") or None
+    config = ServeConfig(api_key=api_key, max_body_bytes=args.max_body_bytes,
+                         max_prompt_chars=args.max_prompt_chars, max_budget=args.max_budget,
+                         default_budget=args.default_budget,
+                         request_timeout=args.request_timeout)
+    scheduler = Scheduler(engine)
+    app = create_app(scheduler, config)
+    models = ", ".join(safe(m) for m in app.state.tts.model_names)
+    err_console.print(f"tts serve on http://{safe(args.host)}:{args.port}/v1 (models: {models}; "
+                      f"api key {'required' if api_key else 'not required'})", highlight=False)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        err_console.print("[yellow]warning:[/] listening beyond loopback without --api-key.",
+                          highlight=False)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                    timeout_graceful_shutdown=5)
+    finally:
+        scheduler.close()
+        for backend in engine.backends.values():
+            close = getattr(backend, "close", None)
+            if callable(close):
+                close()
+    return 0

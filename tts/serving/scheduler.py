@@ -1,0 +1,316 @@
+"""Continuous batching: one engine loop for requests that arrive at any time.
+
+`Engine.solve_many` drives a fixed set of prompts in lockstep rounds. A server cannot wait for
+a round: requests arrive one by one. The `Scheduler` keeps every in-flight request's strategy
+generator (the same generators, ledgers, policy and Result building as the Engine — planning
+and results go through the Engine's own helpers) and, whenever a backend is idle and some
+requests have steps pending for it, sends all of those steps to it as one `generate` batch. A
+request that arrives while a batch runs joins the next batch of that backend; it never waits
+for a lockstep round of the others. Each backend has its own worker thread (one batch in flight
+per backend), so the small model keeps batching while the large one answers escalations, and
+generation never blocks the caller's thread or event loop.
+
+A batch that fails (the backend raised, or broke the contract) fails only the requests in it,
+each with a `ServeError` carrying the reason and the tokens already spent; the loop keeps
+running, and the next batch tries the backend again.
+
+Example:
+    >>> sched = Scheduler(tts.replay_engine())                  # doctest: +SKIP
+    >>> result = sched.submit(question, 50_000).result()
+    >>> sched.close()
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from tts.backends.contract import check_results
+from tts.budgets import Ledger
+from tts.engine import Engine, _Job
+from tts.errors import TTSError
+from tts.strategies import RunContext, Strategy
+from tts.strategies.base import Call
+from tts.types import Completion, Problem, Result, Role
+
+__all__ = ["Scheduler", "ServeError", "Served"]
+
+
+class ServeError(TTSError):
+    """A request the backends could not serve; says why and what was already spent."""
+
+    def __init__(self, message: str, *, status: int = 503, spent: float = 0.0,
+                 tokens: dict[str, int] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.spent = spent
+        self.tokens = dict(tokens or {})
+
+
+@dataclass
+class Served:
+    """A finished request: the Engine's Result plus what the server reports beyond it."""
+
+    result: Result
+    generated: int
+    """Generated tokens over all models (usage.completion_tokens)."""
+    prompt_tokens: int
+    """Prompt tokens the backends processed, over all calls (usage.prompt_tokens)."""
+    text: str | None
+    """Text of the first sample that gave the winning answer, when the backend returns text."""
+    batches: int
+    """Generate batches this request took part in."""
+
+
+@dataclass(eq=False)
+class _Flight:
+    job: _Job
+    gen: Any
+    future: Future
+    start: float
+    calls: list[Call] = field(default_factory=list)
+    replies: list[list[Completion] | None] = field(default_factory=list)
+    outstanding: int = 0
+    generated: int = 0
+    prompt_tokens: int = 0
+    batches: int = 0
+    texts: dict[str | None, str] = field(default_factory=dict)
+    done: bool = False
+
+
+class Scheduler:
+    """Drives requests of one Engine with continuous batching per backend.
+
+    Args:
+        engine: the Engine whose backends, policy, cost model, prompt handling and Result
+            building are used.
+        max_batch: most steps sent to a backend in one `generate` call.
+        on_batch: called as `on_batch(model, size, seconds)` after every batch (metrics).
+    """
+
+    def __init__(self, engine: Engine, *, max_batch: int = 256,
+                 on_batch: Callable[[str, int, float], None] | None = None):
+        self.engine = engine
+        self.max_batch = max_batch
+        self.on_batch = on_batch
+        self._events: queue.Queue = queue.Queue()
+        self._pending: dict[Role, deque[tuple[_Flight, int]]] = {
+            role: deque() for role in engine.backends}
+        self._busy: dict[Role, bool] = {role: False for role in engine.backends}
+        self._workers = {role: ThreadPoolExecutor(1, thread_name_prefix=f"tts-{role}")
+                         for role in engine.backends}
+        self.batches: dict[str, list[int]] = {b.model: [] for b in engine.backends.values()}
+        """Size of every batch sent, per model (for tests and metrics)."""
+        self._flights: set[_Flight] = set()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="tts-scheduler", daemon=True)
+        self._thread.start()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests started and not yet finished."""
+        return len(self._flights)
+
+    # ---- public ------------------------------------------------------------------------
+    def plan(self, prompt: str | Problem, budget: float, *,
+             strategy: Strategy | str | None = None) -> tuple[Problem, Strategy, float | None]:
+        """The problem, strategy and difficulty a request would run with (raises TTSError on
+        bad input, e.g. a question a replay bank does not hold)."""
+        engine = self.engine
+        budget_ = engine._budget(budget)
+        problem = engine._problem(prompt)
+        forced = engine._strategy(strategy, {})
+        if forced is not None:
+            plan, difficulty = forced, None
+        else:
+            plan, difficulty = engine.policy.decide(problem, budget_, engine.models)
+        engine._check_roles(plan)
+        return problem, plan, difficulty
+
+    def submit(self, prompt: str | Problem, budget: float, *,
+               strategy: Strategy | str | None = None, seed: int | None = None) -> Future:
+        """Start answering `prompt` under `budget`; the Future gives a `Served` or raises
+        ServeError (backend failure) — bad input raises here, before anything runs."""
+        if self._closed:
+            raise ServeError("the scheduler is shut down.", status=503)
+        engine = self.engine
+        problem, plan, difficulty = self.plan(prompt, budget, strategy=strategy)
+        ctx = RunContext(Ledger(engine._budget(budget), engine.cost), engine.models,
+                         engine._prompt_tokens, seed=engine.seed if seed is None else seed)
+        job = _Job(problem, plan, ctx, difficulty)
+        future: Future = Future()  # cancel() works until it is done: the request is dropped
+        future.ledger = ctx.ledger  # type: ignore[attr-defined]  # spent so far, for errors
+        flight = _Flight(job, plan.steps(problem, ctx), future, time.perf_counter())
+        self._events.put(("submit", flight))
+        return future
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the loop (in-flight requests fail) and the backend workers."""
+        if self._closed:
+            return
+        self._closed = True
+        self._events.put(("stop",))
+        self._thread.join(timeout)
+        for worker in self._workers.values():
+            worker.shutdown(wait=False, cancel_futures=True)
+
+    # ---- the loop (only this thread touches the flights) --------------------------------
+    def _loop(self) -> None:
+        while True:
+            events = [self._events.get()]
+            while True:
+                try:
+                    events.append(self._events.get_nowait())
+                except queue.Empty:
+                    break
+            for event in events:
+                if event[0] == "stop":
+                    self._fail_all("the server is shutting down.")
+                    return
+                try:
+                    if event[0] == "submit":
+                        self._flights.add(event[1])
+                        self._advance(event[1], None)
+                    elif event[0] == "done":
+                        self._finish_batch(*event[1:])
+                except Exception as exc:  # a bug must not stop the loop
+                    for flight in self._flights_of(event):
+                        self._fail(flight, f"internal error: {type(exc).__name__}: {exc}", 500)
+            self._dispatch()
+
+    @staticmethod
+    def _flights_of(event) -> list[_Flight]:
+        if event[0] == "submit":
+            return [event[1]]
+        if event[0] == "done":
+            return [f for f, _ in event[2]]
+        return []
+
+    def _advance(self, flight: _Flight, reply: list | None) -> None:
+        if flight.future.cancelled():  # the client went away
+            self._drop(flight)
+            return
+        try:
+            calls = flight.gen.send(reply)
+        except StopIteration as stop:
+            job = flight.job
+            job.seconds = time.perf_counter() - flight.start
+            result = self.engine._result(job, stop.value)
+            text = flight.texts.get(result.answer)
+            self._drop(flight)
+            try:
+                flight.future.set_result(Served(result, flight.generated, flight.prompt_tokens,
+                                                text, flight.batches))
+            except Exception:  # cancelled meanwhile
+                pass
+            return
+        except TTSError as exc:
+            self._fail(flight, str(exc), 503)
+            return
+        if not calls:
+            self._fail(flight, "a strategy yielded an empty step.", 500)
+            return
+        flight.calls = list(calls)
+        flight.replies = [None] * len(calls)
+        flight.outstanding = len(calls)
+        for j, call in enumerate(calls):
+            self._pending[call.role].append((flight, j))
+
+    def _dispatch(self) -> None:
+        for role, pending in self._pending.items():
+            if self._busy[role]:
+                continue
+            batch: list[tuple[_Flight, int]] = []
+            while pending and len(batch) < self.max_batch:
+                flight, j = pending.popleft()
+                if not flight.done:
+                    batch.append((flight, j))
+            if not batch:
+                continue
+            self._busy[role] = True
+            requests = [f.calls[j].request for f, j in batch]
+            backend = self.engine.backends[role]
+            future = self._workers[role].submit(self._generate, backend, requests)
+            future.add_done_callback(
+                lambda fut, role=role, batch=batch: self._events.put(("done", role, batch, fut)))
+
+    def _generate(self, backend, requests):
+        start = time.perf_counter()
+        results = check_results(backend.model, requests, backend.generate(requests))
+        return results, time.perf_counter() - start
+
+    def _finish_batch(self, role: Role, batch: list[tuple[_Flight, int]], fut: Future) -> None:
+        self._busy[role] = False
+        model = self.engine.backends[role].model
+        try:
+            results, seconds = fut.result()
+        except BaseException as exc:  # the backend failed: fail this batch's requests only
+            reason = f"{model} failed: {exc}" if isinstance(exc, TTSError) else \
+                f"{model} failed: {type(exc).__name__}: {exc}"
+            status = 504 if "timeout" in str(exc).lower() else 503
+            for flight, _ in batch:
+                self._fail(flight, reason, status)
+            return
+        self.batches[model].append(len(batch))
+        if self.on_batch is not None:
+            try:
+                self.on_batch(model, len(batch), seconds)
+            except Exception:  # metrics must never break serving
+                pass
+        for (flight, j), completions in zip(batch, results):
+            if flight.done:
+                continue
+            call = flight.calls[j]
+            try:
+                flight.job.ctx.ledger.commit(call.reservation, [c.tokens for c in completions],
+                                             completions[0].prompt_tokens)
+            except TTSError as exc:
+                self._fail(flight, f"{model}: {exc}", 503)
+                continue
+            flight.batches += 1
+            flight.generated += sum(c.tokens for c in completions)
+            flight.prompt_tokens += completions[0].prompt_tokens if completions else 0
+            for c in completions:
+                if c.text and c.answer not in flight.texts:
+                    flight.texts[c.answer] = c.text
+            flight.replies[j] = completions
+            flight.outstanding -= 1
+            if flight.outstanding == 0:
+                self._advance(flight, flight.replies)
+
+    def _fail(self, flight: _Flight, reason: str, status: int) -> None:
+        if flight.done:
+            return
+        ledger = flight.job.ctx.ledger
+        self._drop(flight)
+        try:
+            flight.future.set_exception(ServeError(
+                f"{reason} (tokens already spent on this request: {ledger.spent:g} units "
+                f"{dict(ledger.tokens)})", status=status, spent=ledger.spent,
+                tokens=dict(ledger.tokens)))
+        except Exception:  # cancelled meanwhile
+            pass
+
+    def _drop(self, flight: _Flight) -> None:
+        if flight.done:
+            return
+        flight.done = True
+        self._flights.discard(flight)
+        try:
+            flight.gen.close()
+        except Exception:
+            pass
+
+    def _fail_all(self, reason: str) -> None:
+        for flight in list(self._flights):
+            self._fail(flight, reason, 503)
+
+
+def run_one(scheduler: Scheduler, prompt: str, budget: float, **kw) -> Served:
+    """Submit and wait (convenience for scripts)."""
+    return scheduler.submit(prompt, budget, **kw).result()
