@@ -116,6 +116,11 @@ class LadderData:
     """Climb weights fitted per (role, mode, check mode)."""
     ref_cost: float
     top_accuracy: float
+    prompt: Any = None
+    """PromptDifficulty fitted on the training questions (its logit is the `prior` feature),
+    None when the labels are all one class."""
+    priors: Any = None
+    """Out-of-fold prompt logits of the training questions (for fitting climb scores)."""
     fingerprint: str = ""
 
     @property
@@ -167,14 +172,28 @@ def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
                    count_prompt=count_prompt)
     data = LadderData(arrays, tuple(ladder), seeds, count_prompt, float(budget), modes, greedy,
                       sizes, {}, max(ref.mean_cost, 1e-9), ref.accuracy)
+    data.prompt, data.priors = _fit_prompt(arrays)
     data.learned = _fit_scores(data)
     data.fingerprint = hashlib.sha1(json.dumps({
         "ids": arrays.problem_ids, "ladder": list(ladder), "seeds": seeds, "budget": budget,
         "count_prompt": count_prompt,
+        "prompt": None if data.prompt is None else data.prompt.to_dict(),
         "learned": {"|".join(map(str, k)): v for k, v in sorted(data.learned.items(),
                                                                 key=str)}},
         sort_keys=True).encode()).hexdigest()[:16]
     return data
+
+
+def _fit_prompt(arrays: BankArrays) -> tuple[Any, np.ndarray]:
+    """The prompt-feature difficulty model of "the cheapest tier's full vote is wrong", and
+    out-of-fold logits for the same questions."""
+    from tts.difficulty import PromptDifficulty, cross_fit_prior, vote_wrong
+
+    labels = vote_wrong(arrays)
+    if len(arrays) < 8 or labels.min() == labels.max():
+        return None, np.zeros(len(arrays))
+    prompt = PromptDifficulty.fit(arrays.questions, labels)
+    return prompt, cross_fit_prior(arrays, np.arange(len(arrays)), labels=labels)
 
 
 def _fit_scores(data: LadderData) -> dict[tuple[str, str, str | None], tuple[float, ...]]:
@@ -193,7 +212,7 @@ def _fit_scores(data: LadderData) -> dict[tuple[str, str, str | None], tuple[flo
                 xs, ys = [], []
                 for seed in data.seeds:
                     feats = ladder_features(data.arrays, Ladder(rungs=(rung, top)), 1e12, seed,
-                                            count_prompt=data.count_prompt)
+                                            count_prompt=data.count_prompt, prior=data.priors)
                     for _, rows, x, right in feats:
                         xs.append(x[rows])
                         ys.append(~right[rows])
@@ -281,8 +300,11 @@ class TuneRun:
     selection: dict[str, Any] = field(default_factory=dict)
 
 
-def _score(data: LadderData, rungs: Sequence[Rung], seeds: Sequence[int]) -> Evaluation:
-    return evaluate(data.arrays, Ladder(rungs=tuple(rungs)), data.budget, seeds,
+def _score(data: LadderData, rungs: Sequence[Rung], seeds: Sequence[int],
+           arrays: BankArrays | None = None) -> Evaluation:
+    """Rungs (with `data`'s prompt model for the prior) on `arrays` (default: training)."""
+    return evaluate(data.arrays if arrays is None else arrays,
+                    single_level(data.ladder, rungs, data.prompt), data.budget, seeds,
                     count_prompt=data.count_prompt)
 
 
@@ -407,9 +429,7 @@ def choose_rule(data: LadderData, *, objective: str, target: float | None, trial
                 cand, _ = select_candidate(run, m)
                 ev = cache.get(cand.name)
                 if ev is None:
-                    ev = cache[cand.name] = evaluate(held_arrays, Ladder(rungs=cand.rungs),
-                                                     data.budget, data.seeds,
-                                                     count_prompt=data.count_prompt)
+                    ev = cache[cand.name] = _score(inner, cand.rungs, data.seeds, held_arrays)
                 pooled[(c, m)]["correct"].append(ev.correct.mean(0))
                 pooled[(c, m)]["cost"].append(ev.cost.mean(0) / data.ref_cost)
     top_acc = float(np.concatenate(top_correct).mean())
@@ -471,7 +491,7 @@ def tune_ladder(arrays: BankArrays, ladder: Sequence[str], *, objective: str = "
 
 def policy_of(run: TuneRun, notes: Mapping[str, Any] | None = None) -> LadderPolicy:
     assert run.chosen is not None
-    return single_level(run.data.ladder, run.chosen.rungs, None, {
+    return single_level(run.data.ladder, run.chosen.rungs, run.data.prompt, {
         "chosen": run.chosen.name, "margin": run.margin,
         "max_cost_share": run.max_cost_share, **(notes or {})})
 
