@@ -537,9 +537,12 @@ def create_app(scheduler: Scheduler, config: ServeConfig | None = None):
         data = [{"id": AUTO_MODEL, "object": "model", "created": int(state.started),
                  "owned_by": "tts", "tts": {"kind": "policy", "ladder": list(state.roles)}}]
         for model, role in state.roles.items():
+            backend = engine.backends[role]
+            info = {"kind": "model", "role": role, "price": engine.cost.of(model).output}
+            if hasattr(backend, "loaded"):
+                info["loaded"] = bool(backend.loaded)  # live engines load once, when needed
             data.append({"id": model, "object": "model", "created": int(state.started),
-                         "owned_by": "tts", "tts": {"kind": "model", "role": role,
-                                                    "price": engine.cost.of(model).output}})
+                         "owned_by": "tts", "tts": info})
         return {"object": "list", "data": data}
 
     @app.get("/health")

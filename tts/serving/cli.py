@@ -105,7 +105,12 @@ def build_engine(args):
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError as exc:
+        raise ValidationError(f"tts serve needs FastAPI and uvicorn ({exc}): pip install "
+                              f"'tts-allocator[serve]'.", parameter="serve") from None
 
     from tts.cli import err_console, safe
     from tts.serving.app import ServeConfig, create_app

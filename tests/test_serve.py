@@ -1,0 +1,339 @@
+"""`tts serve` end to end: the real `openai` client against real server processes on 127.0.0.1.
+
+Replay backend (the bundled bank): answers equal `tts.solve`'s, usage and the `tts` field,
+streaming, metrics, concurrency (continuous batching), a catalogue of bad inputs (each a 4xx in
+OpenAI's error format), and a fault test (a front server over a second `tts serve` that is
+killed mid-load and restarted). One live test (`-m live`) runs the tiny model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import tts
+
+from .serve_util import ServeProcess, free_port
+
+pytest.importorskip("fastapi")
+openai = pytest.importorskip("openai")
+httpx = pytest.importorskip("httpx")
+
+KEY = "test-key-123"
+BANK = tts._load(str(tts.BUNDLED_BANK))
+PROBLEMS = list(BANK.problems.values())
+Q0 = PROBLEMS[0].question
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with ServeProcess("--api-key", KEY, "--max-body-bytes", "65536", "--max-prompt-chars",
+                      "4000", log=log) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=server.url, api_key=KEY, max_retries=0, timeout=30)
+
+
+def chat(client, question=Q0, **kw):
+    return client.chat.completions.create(
+        model=kw.pop("model", "tts-auto"), messages=[{"role": "user", "content": question}], **kw)
+
+
+# ---- answers -------------------------------------------------------------------------------
+def test_chat_answer_usage_and_plan_match_solve(client) -> None:
+    resp = chat(client, extra_body={"budget": 200_000})
+    ref = tts.solve(Q0, 200_000)
+    assert resp.choices[0].message.content == ref.answer == "18"
+    assert resp.choices[0].finish_reason == "stop"
+    extra = resp.model_extra["tts"]
+    assert extra["status"] == "answered" and extra["answer"] == ref.answer
+    assert extra["plan"]["strategy"] == ref.strategy
+    assert extra["tokens"] == dict(ref.tokens) and extra["cost"] == pytest.approx(ref.cost)
+    assert extra["budget"] == 200_000 and extra["escalated"] == ref.escalated
+    assert resp.usage.completion_tokens == sum(ref.tokens.values())  # no prompt counting
+    assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
+    assert "tts" not in resp.choices[0].message.content
+
+
+def test_budget_defaults_from_max_tokens_and_completions_route(client) -> None:
+    resp = client.completions.create(model="tts-auto", prompt=PROBLEMS[1].question,
+                                     max_tokens=3000)
+    extra = resp.model_extra["tts"]
+    assert extra["budget"] == 3000 and extra["cost"] <= 3000
+    assert resp.choices[0].text == extra["answer"]
+    assert resp.object == "text_completion"
+
+
+def test_escalation_and_direct_models(client) -> None:
+    hard = next(p for p in PROBLEMS[:60]
+                if tts.solve(p.question, 400_000).escalated)
+    resp = chat(client, hard.question, extra_body={"budget": 400_000})
+    assert resp.model_extra["tts"]["escalated"] is True
+    assert set(resp.model_extra["tts"]["tokens"]) == {"llama-2-13b", "gpt-4"}
+    greedy = chat(client, hard.question, model="gpt-4", temperature=0)
+    extra = greedy.model_extra["tts"]
+    assert extra["plan"]["options"]["role"] == "large" and extra["tokens"].keys() == {"gpt-4"}
+    vote = chat(client, hard.question, model="llama-2-13b", extra_body={"samples": 5})
+    assert sum(vote.model_extra["tts"]["votes"].values()) <= 5
+    assert vote.model_extra["tts"]["tokens"].keys() == {"llama-2-13b"}
+
+
+def test_insufficient_budget_is_an_empty_answer_with_the_status(client) -> None:
+    resp = chat(client, extra_body={"budget": 1})
+    assert resp.choices[0].message.content == ""
+    assert resp.choices[0].finish_reason == "length"
+    assert resp.model_extra["tts"]["status"] == "insufficient_budget"
+    assert resp.model_extra["tts"]["cost"] == 0 and resp.usage.total_tokens == 0
+
+
+def test_streaming_chat_and_completions(client) -> None:
+    full = chat(client, PROBLEMS[2].question, extra_body={"budget": 50_000})
+    chunks = list(chat(client, PROBLEMS[2].question, stream=True,
+                       stream_options={"include_usage": True}, extra_body={"budget": 50_000}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == full.choices[0].message.content
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finals) == 1 and finals[0].model_extra["tts"]["answer"] == text
+    assert chunks[-1].usage.total_tokens == full.usage.total_tokens
+    stream = client.completions.create(model="tts-auto", prompt=PROBLEMS[2].question,
+                                       stream=True, extra_body={"budget": 50_000})
+    assert "".join(c.choices[0].text for c in stream) == text
+
+
+def test_models_health_and_metrics(server, client) -> None:
+    ids = [m.id for m in client.models.list()]
+    assert ids == ["tts-auto", "llama-2-13b", "gpt-4"]
+    assert httpx.get(f"http://127.0.0.1:{server.port}/health").json() == {"status": "ok"}
+    chat(client)
+    text = httpx.get(f"http://127.0.0.1:{server.port}/metrics",
+                     headers={"Authorization": f"Bearer {KEY}"}).text
+    for needle in ('tts_requests_total{model="tts-auto",route="chat",status="200"}',
+                   'tts_tokens_total{model="llama-2-13b"}', "tts_escalations_total",
+                   "tts_request_latency_seconds_bucket", "tts_batch_size_bucket",
+                   "tts_in_flight"):
+        assert needle in text, needle
+
+
+def test_concurrent_requests_are_batched_and_equal_solve_many(server, client) -> None:
+    questions = [p.question for p in PROBLEMS[:60]]
+    with ThreadPoolExecutor(30) as pool:
+        replies = list(pool.map(lambda q: chat(client, q, extra_body={"budget": 100_000}),
+                                questions))
+    refs = tts.solve_many(questions, 100_000)
+    assert [r.choices[0].message.content for r in replies] == [x.answer or "" for x in refs]
+    assert [r.model_extra["tts"]["cost"] for r in replies] == pytest.approx(
+        [x.cost for x in refs])
+    text = httpx.get(f"http://127.0.0.1:{server.port}/metrics",
+                     headers={"Authorization": f"Bearer {KEY}"}).text
+    sizes = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+             if line.startswith(("tts_batch_size_count", "tts_batch_size_sum"))}
+    count = sizes['tts_batch_size_count{model="llama-2-13b"}']
+    total = sizes['tts_batch_size_sum{model="llama-2-13b"}']
+    assert total / count > 1.5  # requests shared batches
+
+
+# ---- bad input catalogue -----------------------------------------------------------------
+MSG = [{"role": "user", "content": Q0}]
+
+
+def _chat(**kw):
+    return {"model": "tts-auto", "messages": MSG, **kw}
+
+
+BAD = [  # (id, route, body (dict, or raw bytes), headers override, expected status)
+    ("invalid-json", "chat", b'{"model": "tts-auto", "messages": [', None, 400),
+    ("body-is-list", "chat", [1, 2], None, 400),
+    ("body-is-string", "chat", "hello", None, 400),
+    ("missing-model", "chat", {"messages": MSG}, None, 400),
+    ("model-not-string", "chat", {"model": 7, "messages": MSG}, None, 400),
+    ("unknown-model", "chat", {"model": "gpt-7", "messages": MSG}, None, 404),
+    ("missing-messages", "chat", {"model": "tts-auto"}, None, 400),
+    ("messages-string", "chat", {"model": "tts-auto", "messages": "hi"}, None, 400),
+    ("messages-empty", "chat", {"model": "tts-auto", "messages": []}, None, 400),
+    ("message-not-object", "chat", {"model": "tts-auto", "messages": ["hi"]}, None, 400),
+    ("bad-role", "chat", {"model": "tts-auto", "messages": [{"role": "wizard",
+                                                             "content": "x"}]}, None, 400),
+    ("content-int", "chat", {"model": "tts-auto", "messages": [{"role": "user",
+                                                                "content": 5}]}, None, 400),
+    ("content-image", "chat", {"model": "tts-auto", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]}]}, None, 400),
+    ("conversation", "chat", _chat(messages=MSG + [{"role": "assistant", "content": "18"}]),
+     None, 400),
+    ("two-user-messages", "chat", _chat(messages=MSG + MSG), None, 400),
+    ("empty-question", "chat", _chat(messages=[{"role": "user", "content": "   "}]), None, 400),
+    ("budget-negative", "chat", _chat(budget=-5), None, 400),
+    ("budget-zero", "chat", _chat(budget=0), None, 400),
+    ("budget-nan", "chat", b'{"model": "tts-auto", "messages": [{"role": "user", '
+                           b'"content": "hi"}], "budget": NaN}', None, 400),
+    ("budget-infinity", "chat", b'{"model": "tts-auto", "messages": [{"role": "user", '
+                                b'"content": "hi"}], "budget": Infinity}', None, 400),
+    ("budget-huge", "chat", _chat(budget=1e300), None, 400),
+    ("budget-string", "chat", _chat(budget="100"), None, 400),
+    ("budget-bool", "chat", _chat(budget=True), None, 400),
+    ("max-tokens-negative", "chat", _chat(max_tokens=-1), None, 400),
+    ("max-tokens-float", "chat", _chat(max_tokens=1.5), None, 400),
+    ("max-tokens-huge", "chat", _chat(max_tokens=10**15), None, 400),
+    ("n-2", "chat", _chat(n=2), None, 400),
+    ("tools", "chat", _chat(tools=[{"type": "function", "function": {"name": "f"}}]), None,
+     400),
+    ("response-format-json", "chat", _chat(response_format={"type": "json_object"}), None, 400),
+    ("logprobs", "chat", _chat(logprobs=True), None, 400),
+    ("stop", "chat", _chat(stop=["\n"]), None, 400),
+    ("stream-not-bool", "chat", _chat(stream="yes"), None, 400),
+    ("stream-options-bad", "chat", _chat(stream=True, stream_options=[1]), None, 400),
+    ("temperature-high", "chat", _chat(temperature=5), None, 400),
+    ("seed-negative", "chat", _chat(seed=-1), None, 400),
+    ("unknown-parameter", "chat", _chat(frobnicate=1), None, 400),
+    ("samples-on-auto", "chat", _chat(samples=3), None, 400),
+    ("strategy-unknown", "chat", _chat(strategy="rm -rf"), None, 400),
+    ("greedy-with-samples", "chat", _chat(model="gpt-4", temperature=0, samples=3), None, 400),
+    ("prompt-too-long", "chat", _chat(messages=[{"role": "user", "content": "x" * 5000}]),
+     None, 400),
+    ("not-in-bank", "chat", _chat(messages=[{"role": "user", "content": "What is 2+2?"}]),
+     None, 400),
+    ("body-too-large", "chat", _chat(pad="x" * 70_000), None, 413),
+    ("wrong-content-type", "chat", b"model=tts-auto", {"Content-Type": "text/plain"}, 415),
+    ("wrong-api-key", "chat", _chat(), {"Authorization": "Bearer nope"}, 401),
+    ("missing-api-key", "chat", _chat(), {"Authorization": ""}, 401),
+    ("prompt-token-ids", "completions", {"model": "tts-auto", "prompt": [1, 2, 3]}, None, 400),
+    ("missing-prompt", "completions", {"model": "tts-auto"}, None, 400),
+    ("echo", "completions", {"model": "tts-auto", "prompt": Q0, "echo": True}, None, 400),
+    ("get-on-post-route", "GET chat", None, None, 405),
+    ("unknown-route", "GET /v1/nothing", None, None, 404),
+]
+
+
+@pytest.mark.parametrize("case", BAD, ids=[c[0] for c in BAD])
+def test_bad_input_is_a_4xx_in_openai_format(server, case) -> None:
+    name, route, body, headers, status = case
+    base = f"http://127.0.0.1:{server.port}"
+    path = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
+    h = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    h.update(headers or {})
+    h = {k: v for k, v in h.items() if v}
+    if route.startswith("GET"):
+        target = route.split()[1]
+        resp = httpx.get(base + path.get(target, target), headers=h)
+    else:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        resp = httpx.post(base + path[route], content=data, headers=h)
+    assert resp.status_code == status, resp.text
+    error = resp.json()["error"]
+    assert isinstance(error["message"], str) and len(error["message"]) > 10
+    assert error["type"] and "code" in error and "param" in error
+
+
+def test_openai_client_raises_typed_errors(server) -> None:
+    bad = openai.OpenAI(base_url=server.url, api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad.models.list()
+    good = openai.OpenAI(base_url=server.url, api_key=KEY, max_retries=0)
+    with pytest.raises(openai.NotFoundError, match="gpt-7"):
+        chat(good, model="gpt-7")
+    with pytest.raises(openai.BadRequestError, match="budget"):
+        chat(good, extra_body={"budget": -1})
+    with pytest.raises(openai.BadRequestError, match="not found in bank"):
+        chat(good, "What is 2+2?")
+    assert chat(good).choices[0].message.content == "18"  # still serving
+
+
+# ---- faults --------------------------------------------------------------------------------
+def test_backend_killed_mid_load_then_back(tmp_path) -> None:
+    """Front `tts serve --server` over a replay `tts serve` (an OpenAI-compatible backend):
+    the backend is SIGKILLed while 40 requests are in flight, then restarted on its port."""
+    port = free_port()
+    backend = ServeProcess(port=port, log=tmp_path / "backend1.log")
+    front = ServeProcess("--server", f"http://127.0.0.1:{port}/v1", "--served-model",
+                         "llama-2-13b", "--backend-timeout", "3", "--request-timeout", "30",
+                         log=tmp_path / "front.log")
+    try:
+        client = openai.OpenAI(base_url=front.url, api_key="none", max_retries=0, timeout=60)
+        ok = chat(client, extra_body={"budget": 4000})
+        assert ok.choices[0].message.content == "18"
+        outcomes: list = []
+        lock = threading.Lock()
+
+        def one(q):
+            try:
+                r = chat(client, q, extra_body={"budget": 8000})
+                out = ("ok", r.model_extra["tts"]["status"])
+            except openai.APIStatusError as exc:
+                out = ("error", exc.status_code, exc.response.json()["error"]["message"])
+            with lock:
+                outcomes.append(out)
+
+        with ThreadPoolExecutor(20) as pool:
+            futures = [pool.submit(one, p.question) for p in PROBLEMS[:40]]
+            time.sleep(0.3)
+            backend.kill()
+            for f in futures:
+                f.result(timeout=60)
+        assert len(outcomes) == 40  # every request got an answer or an error
+        errors = [o for o in outcomes if o[0] == "error"]
+        assert errors, "the kill should have failed some requests"
+        for _, status, message in errors:
+            assert status in (503, 504)
+            assert "tokens already spent" in message and "llama-2-13b" in message
+        assert front.alive()
+        assert httpx.get(f"http://127.0.0.1:{front.port}/health").status_code == 200
+        with pytest.raises(openai.APIStatusError) as err:  # backend still down: clear error
+            chat(client, PROBLEMS[5].question, extra_body={"budget": 4000})
+        assert err.value.status_code in (503, 504)
+        backend = ServeProcess(port=port, log=tmp_path / "backend2.log")
+        again = chat(client, PROBLEMS[6].question, extra_body={"budget": 8000})
+        assert again.model_extra["tts"]["status"] == "answered"
+    finally:
+        front.close()
+        backend.close()
+
+
+def test_replicas_spread_and_skip_a_dead_one(tmp_path) -> None:
+    """OpenAIBackend over two replicas, one of them dead: every request is answered."""
+    from tts.backends.openai import OpenAIBackend
+    from tts.types import GenRequest
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    with ServeProcess(log=tmp_path / "replica.log") as live:
+        backend = OpenAIBackend([dead, live.url], model="llama-2-13b", max_retries=1,
+                                backoff=0.01, cooldown=30)
+        reqs = [GenRequest(prompt=p.question, n=2, max_tokens=512, seed=i)
+                for i, p in enumerate(PROBLEMS[:8])]
+        out = backend.generate(reqs)
+        assert all(len(c) == 2 for c in out)
+        # the dead replica was tried once, then skipped while it cools down
+        assert backend.requests_sent <= len(reqs) * 2 + 1
+
+
+# ---- live ----------------------------------------------------------------------------------
+@pytest.mark.live
+def test_live_tiny_model_second_request_needs_no_reload(tmp_path) -> None:
+    from tts import models
+
+    if importlib.util.find_spec("vllm") is None or not models.is_pulled("tiny"):
+        pytest.skip("needs vLLM and the tiny model (`tts models pull tiny`)")
+    with ServeProcess("--small", "tiny", "--large", "none", startup_timeout=600,
+                      log=tmp_path / "live.log") as server:
+        client = openai.OpenAI(base_url=server.url, api_key="none", max_retries=0, timeout=300)
+        (info,) = [m for m in client.models.list() if m.id == "smollm2-135m"]
+        assert info.model_extra["tts"]["loaded"] is True
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            r = chat(client, "What is 17 * 23?", model="smollm2-135m", max_tokens=24, seed=1)
+            times.append(time.perf_counter() - start)
+            assert r.choices[0].message.content and r.usage.completion_tokens <= 24
+        stream = list(chat(client, "What is 2 + 3?", model="tts-auto", stream=True,
+                           extra_body={"budget": 300}))
+        assert stream[-1].choices[0].finish_reason in ("stop", "length")
+        print(f"\nlive tiny: server ready after {server.ready_seconds:.1f} s (model load), "
+              f"request 1 {times[0]:.2f} s, request 2 {times[1]:.2f} s")
+        assert times[1] < server.ready_seconds
