@@ -391,18 +391,10 @@ def create_app(scheduler: Scheduler, config: ServeConfig | None = None):
         return error_response(APIError(500, f"internal error: {type(exc).__name__}",
                                        type_="server_error", code="internal_error"))
 
-    @app.middleware("http")
-    async def authenticate(request: Request, call_next):
-        if cfg.api_key is not None and request.url.path != "/health":
-            header = request.headers.get("authorization", "")
-            scheme, _, token = header.partition(" ")
-            ok = scheme.lower() == "bearer" and hmac.compare_digest(
-                token.strip().encode(), cfg.api_key.encode())
-            if not ok:
-                return error_response(APIError(
-                    401, "missing or wrong API key: send `Authorization: Bearer <key>`.",
-                    code="invalid_api_key"))
-        return await call_next(request)
+    if cfg.api_key is not None:
+        app.add_middleware(_Auth, key=cfg.api_key, deny=lambda: error_response(APIError(
+            401, "missing or wrong API key: send `Authorization: Bearer <key>`.",
+            code="invalid_api_key")))
 
     async def read_json(request: Request) -> Any:
         length = request.headers.get("content-length")
@@ -556,6 +548,28 @@ def create_app(scheduler: Scheduler, config: ServeConfig | None = None):
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+class _Auth:
+    """ASGI middleware: `Authorization: Bearer <key>` on every route but /health, compared in
+    constant time."""
+
+    def __init__(self, app, *, key: str, deny):
+        self.app, self.key, self.deny = app, key.encode(), deny
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope.get("path") != "/health":
+            header = b""
+            for name, value in scope.get("headers", ()):
+                if name == b"authorization":
+                    header = value
+                    break
+            scheme, _, token = header.partition(b" ")
+            if not (scheme.lower() == b"bearer"
+                    and hmac.compare_digest(token.strip(), self.key)):
+                await self.deny()(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _raise_constant(name: str):
