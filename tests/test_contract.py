@@ -100,6 +100,16 @@ def test_ledger_refuses_bad_prompt_counts(bad):
     assert ledger.spent == 0 and ledger.reserved == 0
 
 
+def test_ledger_refuses_absurd_sample_sizes():
+    ledger = Ledger(Budget(tokens=1000), COST)
+    with pytest.raises(ValidationError, match=r"max_tokens must be an integer.*401 characters"):
+        ledger.max_samples("s", 10**400)
+    with pytest.raises(ValidationError, match="n must be an integer"):
+        ledger.reserve("s", -1, 10)
+    with pytest.raises(ValidationError, match="max_tokens"):
+        ledger.fits("s", 1, 0)
+
+
 @pytest.mark.parametrize("generated, prompt", [
     ([-5], None), ([1.5], None), ([math.nan], None), ([True], None), ([11], None),
     ([1, 1], None), ([5], -100), ([5], 2.0), ([5], math.nan), ([5], 21),

@@ -25,8 +25,11 @@ def _count(value: object, what: str, *, low: int = 0, error: type[TTSError] = Va
     """`value` as an int if it is an integer in [low, MAX_COUNT] (bools refused), else raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
             or not low <= value <= MAX_COUNT:
+        shown = repr(value)
+        if len(shown) > 40:
+            shown = f"{shown[:20]}... ({len(shown)} characters)"
         raise error(f"{what} must be an integer in [{low}, {MAX_COUNT:.0e}], got "
-                    f"{type(value).__name__} {value!r:.60}.")
+                    f"{type(value).__name__} {shown}.")
     return int(value)
 
 
@@ -116,6 +119,7 @@ class Ledger:
     def max_samples(self, model: str, max_tokens: int, *, prompt_key: str | None = None,
                     prompt_tokens: int = 0, cap: int | None = None) -> int:
         """Largest n (up to `cap`) whose reservation fits now."""
+        max_tokens = _count(max_tokens, "max_tokens", low=1)
         c = self.cost.of(model)
         free = self.limit - self.spent - self.reserved
         free -= self._prompt_due(model, prompt_key, prompt_tokens) * c.prompt
