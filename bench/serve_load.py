@@ -18,6 +18,7 @@ import asyncio
 import csv
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
     tag = "serve_load_live" if args.live else "serve_load"
     server_args = ["--small", "tiny", "--large", "none"] if args.live else []
     with ServeProcess(*server_args, startup_timeout=900 if args.live else 60,
-                      log=OUT / f"{tag}_server.log") as server:
+                      log=Path(tempfile.gettempdir()) / f"tts_{tag}_server.log") as server:
         ready = server.ready_seconds
         # warm-up request (first HTTP connection, imports) is not timed
         asyncio.run(fire(server.url, questions[:1], budget, timeout, deadline))
