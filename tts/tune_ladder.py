@@ -22,8 +22,9 @@ One tuning run on a set of training questions (`tune_ladder`):
    cross-validation on the training questions (`choose_rule`) runs steps 1-4 on each inner
    training split for every cap of `CAPS` / margin of `MARGINS` and scores the selected plan
    on the inner held-out questions. The cost objective takes the cheapest cap whose pooled
-   inner held-out accuracy reaches the top model's pooled inner held-out accuracy (the
-   target, unless given), or the top model alone when none does; the accuracy objective the
+   inner held-out accuracy, less `INNER_SE` standard errors of its paired difference with
+   the top model, reaches the top model's pooled inner held-out accuracy (the target,
+   unless given), or the top model alone when none does; the accuracy objective the
    margin with the best pooled inner held-out accuracy. Picking the best of many plans on
    the questions that scored them is optimistic (the winner's curse; Varma & Simon 2006,
    Tibshirani & Tibshirani 2009); tuning the selection rule itself on held-out questions
@@ -69,6 +70,10 @@ CHECK_MAX = 4
 RERANK = 8
 CAPS = (0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 1.0)
 """Cost caps (shares of the top model's cost) the cost objective chooses from."""
+INNER_SE = 1.0
+"""The cost objective keeps a cap only if its inner held-out accuracy, minus this many
+standard errors of its paired difference with the top model, still reaches the target: among
+seven caps the cheapest one that merely touches the target is often luck (one-SE rule)."""
 FORMAT = "tts-ladder-tune/1"
 
 
@@ -432,22 +437,34 @@ def choose_rule(data: LadderData, *, objective: str, target: float | None, trial
                     ev = cache[cand.name] = _score(inner, cand.rungs, data.seeds, held_arrays)
                 pooled[(c, m)]["correct"].append(ev.correct.mean(0))
                 pooled[(c, m)]["cost"].append(ev.cost.mean(0) / data.ref_cost)
-    top_acc = float(np.concatenate(top_correct).mean())
-    table = {k: {"heldout_accuracy": float(np.concatenate(v["correct"]).mean()),
-                 "heldout_cost_share": float(np.concatenate(v["cost"]).mean())}
-             for k, v in pooled.items()}
+    top_all = np.concatenate(top_correct)
+    top_acc = float(top_all.mean())
+    table = {}
+    for k, v in pooled.items():
+        d = np.concatenate(v["correct"]) - top_all
+        table[k] = {"heldout_accuracy": float(np.concatenate(v["correct"]).mean()),
+                    "heldout_cost_share": float(np.concatenate(v["cost"]).mean()),
+                    "mean_diff_vs_top": float(d.mean()),
+                    "se": float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else 0.0}
     record: dict[str, Any] = {"inner_folds": folds, "top_model_heldout_accuracy": top_acc,
                               "by_rule": [{"max_cost_share": c, "margin": m, **v}
                                           for (c, m), v in table.items()]}
     if objective == "cost":
-        goal = top_acc if target is None else float(target)
-        ok = [k for k in table if table[k]["heldout_accuracy"] >= goal - 1e-12]
+        shift = 0.0 if target is None else float(target) - top_acc
+
+        def holds(k) -> bool:
+            t = table[k]
+            return t["mean_diff_vs_top"] - INNER_SE * t["se"] >= shift - 1e-12
+
+        ok = [k for k in table if holds(k)]
+        goal = top_acc + shift
         if not ok:
-            record["reason"] = (f"no cap reached {goal:.4f} on inner held-out questions: "
-                                f"the top model alone")
+            record["reason"] = (f"no cap reached {goal:.4f} + {INNER_SE:g} SE on inner held-out "
+                                f"questions: the top model alone")
             return None, 0.0, {**record, "top_model": True}
         cap, margin = min(ok, key=lambda k: (table[k]["heldout_cost_share"], -k[0]))
-        record["reason"] = (f"cheapest cap whose inner held-out accuracy reaches {goal:.4f}")
+        record["reason"] = (f"cheapest cap whose inner held-out accuracy minus {INNER_SE:g} SE "
+                            f"of its paired difference reaches {goal:.4f}")
         return cap, margin, record
     cap, margin = max(table, key=lambda k: (table[k]["heldout_accuracy"], k[1]))
     record["reason"] = "margin with the best inner held-out accuracy"
