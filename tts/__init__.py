@@ -49,7 +49,7 @@ def replay_engine(bank: str | Path | None = None, *, seed: int | None = 0,
                                   f"{ladder!r}.", parameter="ladder", value=ladder)
         return Engine([ReplayBackend(b, m) for m in ladder], cost=b.meta.cost, seed=seed,
                       count_prompt=count_prompt, policy=policy)
-    small = ReplayBackend(b, b.meta.roles["small"])
+    small = ReplayBackend(b, b.role_model("small"))
     large_model = b.meta.roles.get("large")
     large = ReplayBackend(b, large_model) if large_model in b.models else None
     return Engine(small, large, cost=b.meta.cost, seed=seed, count_prompt=count_prompt,

@@ -29,6 +29,7 @@ from typing import IO, Iterable, Mapping
 
 import numpy as np
 
+from tts.budgets.budget import MAX_COUNT
 from tts.budgets.cost import CostModel
 from tts.errors import BankError
 from tts.types import Problem
@@ -126,6 +127,20 @@ class SampleBank:
     def modes(self, model: str) -> list[str]:
         return sorted({mode for _, m, mode in self.records if m == model})
 
+    def role_model(self, role: str = "small") -> str:
+        """The model playing `role` ("small" or "large") per meta.json's `roles`; a clear
+        BankError naming meta.json when the bank names none, or holds no samples of it."""
+        where = f"{self.path / META_FILE}" if self.path else f"bank {self.meta.name!r}"
+        model = self.meta.roles.get(role)
+        if model is None:
+            raise BankError(f"{where}: `roles` names no {role} model (it has "
+                            f"{dict(self.meta.roles)}); add \"{role}\": MODEL with one of the "
+                            f"bank's models {self.models}, or pick models with `ladder`.")
+        if model not in self.models:
+            raise BankError(f"{where}: the {role} model {model!r} in `roles` has no samples in "
+                            f"the bank; it has {self.models}.")
+        return model
+
     def find(self, question: str) -> Problem:
         """The bank problem whose question is `question` (whitespace-insensitive)."""
         pid = self._by_question.get(_norm(question))
@@ -205,16 +220,31 @@ def load_bank(path: str | Path) -> SampleBank:
     bank = SampleBank(meta, path=root)
     samples_path = samples_file(root)
     if samples_path is None:
+        for name in (SAMPLES_FILE, SAMPLES_GZ):
+            if (root / name).is_dir():
+                raise BankError(f"bank {root}: {root / name} is a folder, not a file.")
         raise BankError(f"bank {root} has no {SAMPLES_FILE} (nor {SAMPLES_GZ}).")
     opener = gzip.open if samples_path.name == SAMPLES_GZ else open
-    with opener(samples_path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            problem, record = _parse_line(line, samples_path, lineno)
-            if problem.id not in bank.problems:
-                bank.add_problem(problem)
-            bank.add_record(record)
+    first_line: dict[object, int] = {}  # problem id / record key -> line that introduced it
+    try:
+        with opener(samples_path, "rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise BankError(f"{samples_path}:{lineno}: not UTF-8 text (byte "
+                                    f"{raw[exc.start]:#04x} at column {exc.start + 1}).") from None
+                if not line.strip():
+                    continue
+                problem, record = _parse_line(line, samples_path, lineno)
+                _check_consistent(bank, problem, record, first_line, samples_path, lineno)
+                if problem.id not in bank.problems:
+                    bank.add_problem(problem)
+                bank.add_record(record)
+    except OSError as exc:  # a folder in place of the file, unreadable, corrupt gzip
+        raise BankError(f"cannot read {samples_path}: {exc.strerror or exc}.") from None
+    except EOFError:
+        raise BankError(f"{samples_path}: the gzip file is cut short (truncated).") from None
     if not bank.records:
         raise BankError(f"bank {root} has no records in {SAMPLES_FILE}.")
     return bank
@@ -226,6 +256,30 @@ def samples_file(root: Path) -> Path | None:
         if (root / name).is_file():
             return root / name
     return None
+
+
+def _check_consistent(bank: SampleBank, problem: Problem, record: Record,
+                      first_line: dict[object, int], path: Path, lineno: int) -> None:
+    """Refuse a second record for one (problem, model, mode) and a problem id whose question
+    (or gold) differs from its first line's: either would silently replay the wrong samples."""
+    key = (record.problem_id, record.model, record.mode)
+    if key in first_line:
+        raise BankError(f"{path}:{lineno}: duplicate record for problem {key[0]!r}, model "
+                        f"{key[1]!r}, mode {key[2]!r} (first at line {first_line[key]}); keep "
+                        f"one of them.")
+    first_line[key] = lineno
+    known = bank.problems.get(problem.id)  # type: ignore[arg-type]
+    if known is None:
+        first_line[("problem", problem.id)] = lineno
+        return
+    at = first_line.get(("problem", problem.id), "?")
+    if _norm(known.question) != _norm(problem.question):
+        raise BankError(f"{path}:{lineno}: problem {problem.id!r} has a different question than "
+                        f"at line {at} ({problem.question[:60]!r} vs {known.question[:60]!r}); "
+                        f"one problem id must name one question.")
+    if known.gold != problem.gold:
+        raise BankError(f"{path}:{lineno}: problem {problem.id!r} has gold {problem.gold!r}, but "
+                        f"{known.gold!r} at line {at}.")
 
 
 def save_bank(bank: SampleBank, path: str | Path) -> Path:
@@ -367,18 +421,45 @@ def _sample_dict(s: Sample) -> dict:
     return d
 
 
-def _load_meta(path: Path) -> BankMeta:
-    if not path.exists():
-        raise BankError(f"bank metadata {path} is missing.")
+def read_json_file(path: Path, error: type[Exception] = BankError, what: str = "") -> object:
+    """Parse a JSON file; a missing file, a folder in its place, unreadable bytes, non-UTF-8
+    text, invalid or too deeply nested JSON all raise `error` naming the file (and line)."""
+    what = what or str(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except OSError as exc:
+        why = ("is a folder, not a file" if path.is_dir()
+               else f"cannot be read ({exc.strerror or exc})")
+        raise error(f"{what} {why}.") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise error(f"{what}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x}).") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BankError(f"{path}: not valid JSON ({exc}).") from None
+        raise error(f"{what}:{exc.lineno}: not valid JSON ({exc.msg}, column {exc.colno}).") \
+            from None
+    except RecursionError:
+        raise error(f"{what}: JSON nested too deeply to read.") from None
+    except ValueError as exc:  # e.g. an integer literal past Python's digit limit
+        raise error(f"{what}: unreadable JSON value ({exc}).") from None
+
+
+def _load_meta(path: Path) -> BankMeta:
+    if not path.exists() and not path.is_symlink():
+        raise BankError(f"bank metadata {path} is missing.")
+    data = read_json_file(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BankError(f"{path}: expected \"format\": \"{FORMAT}\", got "
                         f"{data.get('format') if isinstance(data, dict) else data!r}.")
+    roles = data.get("roles")
+    if not isinstance(roles, dict) or not all(isinstance(m, str) and m for m in roles.values()):
+        raise BankError(f"{path}: `roles` must map a role (\"small\", \"large\") to a model "
+                        f"name, got {str(roles)[:80]}.")
     try:
-        return BankMeta(name=str(data["name"]), roles=dict(data["roles"]),
+        return BankMeta(name=str(data["name"]), roles=dict(roles),
                         cost=CostModel.from_dict(data["cost"]), tokenizer=str(data["tokenizer"]),
                         source=str(data.get("source", "")), license=str(data.get("license", "")),
                         notes=str(data.get("notes", "")), ladder=_ladder_of(data, path),
@@ -412,6 +493,10 @@ def _parse_line(line: str, path: Path, lineno: int) -> tuple[Problem, Record]:
         d = json.loads(line)
     except json.JSONDecodeError as exc:
         raise BankError(f"{where}: not valid JSON ({exc.msg}).") from None
+    except RecursionError:
+        raise BankError(f"{where}: JSON nested too deeply to read.") from None
+    except ValueError as exc:  # e.g. an integer literal past Python's digit limit
+        raise BankError(f"{where}: unreadable JSON value ({exc}).") from None
     if not isinstance(d, dict):
         raise BankError(f"{where}: expected a JSON object, got {type(d).__name__}.")
     missing = _RECORD_KEYS - d.keys()
@@ -423,8 +508,8 @@ def _parse_line(line: str, path: Path, lineno: int) -> tuple[Problem, Record]:
     if d["gold"] is not None and not isinstance(d["gold"], str):
         raise BankError(f"{where}: `gold` must be a string or null, got {d['gold']!r}.")
     if not _is_count(d["prompt_tokens"]):
-        raise BankError(f"{where}: `prompt_tokens` must be an integer >= 0, got "
-                        f"{d['prompt_tokens']!r}.")
+        raise BankError(f"{where}: `prompt_tokens` must be an integer in [0, {MAX_COUNT:.0e}], "
+                        f"got {_short(d['prompt_tokens'])}.")
     if not isinstance(d["samples"], list) or not d["samples"]:
         raise BankError(f"{where}: `samples` must be a non-empty list.")
     samples = []
@@ -432,8 +517,8 @@ def _parse_line(line: str, path: Path, lineno: int) -> tuple[Problem, Record]:
         if not isinstance(s, dict) or "tokens" not in s or "answer" not in s:
             raise BankError(f"{where}: samples[{i}] must be an object with `answer` and `tokens`.")
         if not _is_count(s["tokens"]):
-            raise BankError(f"{where}: samples[{i}].tokens must be an integer >= 0, got "
-                            f"{s['tokens']!r}.")
+            raise BankError(f"{where}: samples[{i}].tokens must be an integer in [0, "
+                            f"{MAX_COUNT:.0e}], got {_short(s['tokens'])}.")
         if s["answer"] is not None and not isinstance(s["answer"], str):
             raise BankError(f"{where}: samples[{i}].answer must be a string or null, got "
                             f"{s['answer']!r}.")
@@ -467,7 +552,12 @@ def _finite(v: int | float) -> bool:
 
 
 def _is_count(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_COUNT
+
+
+def _short(v: object) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
 
 
 def _norm(question: str) -> str:

@@ -160,7 +160,7 @@ class BankArrays:
         keys = sorted({(m, md) for (_, m, md) in bank.records})
         classes = _problem_classes(bank, pids, keys)
         modes = {key: _mode_arrays(bank, pids, *key, classes) for key in keys}
-        models: dict[Role, str] = {"small": bank.meta.roles["small"]}
+        models: dict[Role, str] = {"small": bank.role_model("small")}
         large = bank.meta.roles.get("large")
         if large is not None and large in bank.models:
             models["large"] = large

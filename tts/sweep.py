@@ -713,7 +713,7 @@ class _Evaluator:
         key = (seed, id(policy))
         eng = self._engines.get(key)
         if eng is None:
-            small = ReplayBackend(self.bank, self.bank.meta.roles["small"])
+            small = ReplayBackend(self.bank, self.bank.role_model("small"))
             large_model = self.bank.meta.roles.get("large")
             large = ReplayBackend(self.bank, large_model) if large_model in self.bank.models \
                 else None
