@@ -299,6 +299,29 @@ def test_backend_killed_mid_load_then_back(tmp_path) -> None:
         backend.close()
 
 
+def test_hung_backend_times_out_with_504_then_recovers(tmp_path) -> None:
+    """A backend that accepts connections but never answers (SIGSTOP): 504 naming the timeout;
+    after SIGCONT the same server answers again."""
+    import os
+    import signal
+
+    with ServeProcess(log=tmp_path / "backend.log") as backend, \
+            ServeProcess("--server", backend.url, "--served-model", "llama-2-13b",
+                         "--backend-timeout", "0.5", log=tmp_path / "front.log") as front:
+        client = openai.OpenAI(base_url=front.url, api_key="none", max_retries=0, timeout=60)
+        os.kill(backend.process.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(openai.APIStatusError) as err:
+                chat(client, extra_body={"budget": 4000})
+        finally:
+            os.kill(backend.process.pid, signal.SIGCONT)
+        assert err.value.status_code == 504
+        body = err.value.response.json()["error"]
+        assert "timeout" in body["message"] and body["code"] == "backend_timeout"
+        assert body["spent"] == 0 and "tokens already spent" in body["message"]
+        assert chat(client, extra_body={"budget": 4000}).choices[0].message.content == "18"
+
+
 def test_replicas_spread_and_skip_a_dead_one(tmp_path) -> None:
     """OpenAIBackend over three replicas, one of them dead: every request is answered and
     both live replicas get work."""
