@@ -158,7 +158,8 @@ class Engine:
         return Result(answer=out.answer, status=out.status, strategy=job.strategy.name,
                       plan=Plan(job.strategy.name, job.strategy.options()),
                       tokens=dict(ledger.tokens), cost=ledger.spent, budget=ledger.limit,
-                      votes=out.votes.as_dict(), difficulty=difficulty, escalated=out.escalated,
+                      votes=out.votes.as_dict(), votes_by_model=_votes_by_model(job, out),
+                      difficulty=difficulty, escalated=out.escalated,
                       trace=tuple(job.ctx.trace), problem_id=job.problem.id,
                       seconds=job.seconds)
 
@@ -201,6 +202,16 @@ class Engine:
             raise ValidationError(f"strategy {strategy.name!r} needs a {missing[0]} model, but "
                                   f"the engine has only {sorted(self.backends)}.",
                                   parameter="strategy", value=strategy.name)
+
+
+def _votes_by_model(job: _Job, out: Outcome) -> dict[str, dict[str, int]]:
+    """Outcome.tier_votes by model name ("role:k" keys become "model:k")."""
+    models = job.ctx.models
+    named = {}
+    for key, votes in out.tier_votes.items():
+        role, sep, rest = key.partition(":")
+        named[models.get(role, role) + sep + rest] = votes.as_dict()
+    return named
 
 
 def _as_list(prompts: Iterable[str | Problem]) -> list[str | Problem]:

@@ -173,7 +173,11 @@ class Result:
     """Budget units spent (small-model-token units), always <= budget."""
     budget: float
     votes: Mapping[str, int]
-    """Votes per answer class (representative answer -> count), leader first."""
+    """Votes per answer class (representative answer -> count), leader first: the deciding
+    model's."""
+    votes_by_model: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Every model's votes, cheapest tier first: {model name: {answer: count}} (a model that
+    voted twice in one plan appears again as "model:mode")."""
     difficulty: float | None = None
     """Difficulty estimate in [0, 1] used for the plan, when one was made."""
     escalated: bool = False

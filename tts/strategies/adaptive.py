@@ -24,7 +24,7 @@ from tts.answers import Votes, count_votes
 from tts.errors import ValidationError
 from tts.prompts import format_question
 from tts.strategies._checks import check_fraction, check_positive_int
-from tts.strategies.base import Outcome, RunContext, Steps, Strategy, insufficient
+from tts.strategies.base import Outcome, RunContext, Steps, Strategy, insufficient, with_tiers
 from tts.strategies.escalate import Escalate, escalate_steps
 from tts.strategies.vote import leader_confidence
 from tts.types import GenRequest, Problem
@@ -191,7 +191,7 @@ class Adaptive(Strategy):
                      f"{difficulty:.2f}")
             small = Outcome(answer=votes.leader,
                             status="answered" if votes.leader is not None else "abstained",
-                            votes=votes, difficulty=difficulty)
+                            votes=votes, difficulty=difficulty, tier_votes={"small": votes})
         if held is not None:
             ctx.ledger.cancel(held.reservation)
         if not self.large:
@@ -206,10 +206,12 @@ class Adaptive(Strategy):
             return small
         if large.status != "answered" and small.status == "answered":
             ctx.note("adaptive: large model abstained; keeping the small-model vote")
-            return Outcome(answer=small.answer, status="answered", votes=small.votes,
-                           escalated=True, difficulty=difficulty)
-        return Outcome(answer=large.answer, status=large.status, votes=large.votes,
-                       escalated=True, difficulty=difficulty)
+            return with_tiers(Outcome(answer=small.answer, status="answered",
+                                      votes=small.votes, escalated=True,
+                                      difficulty=difficulty, tier_votes=large.tier_votes), small)
+        return with_tiers(Outcome(answer=large.answer, status=large.status, votes=large.votes,
+                                  escalated=True, difficulty=difficulty,
+                                  tier_votes=large.tier_votes), small)
 
     def _request(self, problem: Problem, ctx: RunContext, n: int, offset: int) -> GenRequest:
         return GenRequest(prompt=format_question(problem.question), n=n,

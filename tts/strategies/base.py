@@ -9,8 +9,8 @@ commits the real token use of every call, so a strategy cannot forget to pay.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Generator
+from dataclasses import dataclass, field, replace
+from typing import Callable, ClassVar, Generator, Mapping
 
 from tts.answers import Votes, count_votes
 from tts.backends.contract import check_prompt_tokens
@@ -44,6 +44,19 @@ class Outcome:
     escalated: bool = False
     difficulty: float | None = None
     """Difficulty measured while running (e.g. from probe agreement), if any."""
+    tier_votes: Mapping[str, Votes] = field(default_factory=dict)
+    """Votes of every tier that voted, cheapest first, by role ("small", "tier1", "large"; a
+    role voting twice in one plan appears again as "role:mode"). `votes` is the deciding
+    tier's."""
+
+
+def with_tiers(out: Outcome, *earlier: Outcome) -> Outcome:
+    """`out` with the tier votes of `earlier` outcomes (cheaper tiers) put before its own."""
+    tiers: dict[str, Votes] = {}
+    for o in (*earlier, out):
+        for key, votes in o.tier_votes.items():
+            tiers[key if key not in tiers else f"{key}:{len(tiers)}"] = votes
+    return replace(out, tier_votes=tiers)
 
 
 Steps = Generator[list[Call], list[list[Completion]], Outcome]

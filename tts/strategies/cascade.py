@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tts.strategies._checks import check_fraction, check_positive_int
-from tts.strategies.base import Outcome, RunContext, Steps, Strategy
+from tts.strategies.base import Outcome, RunContext, Steps, Strategy, with_tiers
 from tts.strategies.escalate import Escalate, escalate_steps, large_request
 from tts.strategies.vote import Vote
 
@@ -63,9 +63,11 @@ class Cascade(Strategy):
             if small.status == "insufficient_budget":
                 return large
             ctx.note("cascade: cannot afford escalation; keeping the small-model vote")
-            return small
+            return with_tiers(small, Outcome(answer=None, status=large.status,
+                                             votes=large.votes))
         if large.status != "answered" and small.status == "answered":
             ctx.note("cascade: large model abstained; keeping the small-model vote")
-            return Outcome(answer=small.answer, status="answered", votes=small.votes,
-                           escalated=True)
-        return large
+            return with_tiers(Outcome(answer=small.answer, status="answered",
+                                      votes=small.votes, escalated=True,
+                                      tier_votes=large.tier_votes), small)
+        return with_tiers(large, small)

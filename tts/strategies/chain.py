@@ -118,7 +118,8 @@ class Chain(Strategy):
         votes = count_votes([last.answer])
         ctx.note(f"chain: {used} tokens, answer {votes.leader!r}")
         status = "answered" if votes.leader is not None else "abstained"
-        return Outcome(answer=votes.leader, status=status, votes=votes)
+        return Outcome(answer=votes.leader, status=status, votes=votes,
+                       tier_votes={self.role: votes})
 
     def _force_answer(self, ctx: RunContext, request: GenRequest, text: str):
         """Cut thinking and ask for the final answer (greedy, `answer_tokens` at most)."""

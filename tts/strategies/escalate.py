@@ -49,4 +49,5 @@ def escalate_steps(cfg: Escalate, problem: Problem, ctx: RunContext, role: Role)
     ctx.note(f"escalate: {ctx.model(role)} answered {votes.leader!r}"
              + ("" if greedy else f" ({votes.top}/{cfg.samples} agree)"))
     status = "answered" if votes.leader is not None else "abstained"
-    return Outcome(answer=votes.leader, status=status, votes=votes, escalated=True)
+    return Outcome(answer=votes.leader, status=status, votes=votes, escalated=True,
+                   tier_votes={role: votes})

@@ -22,7 +22,7 @@ from tts.errors import ValidationError
 from tts.prompts import format_question
 from tts.signals import CLIMB_FEATURES, climb_logit, climbs
 from tts.strategies._checks import check_fraction, check_mode, check_positive_int, check_role
-from tts.strategies.base import Outcome, RunContext, Steps, Strategy
+from tts.strategies.base import Outcome, RunContext, Steps, Strategy, with_tiers
 from tts.strategies.vote import Vote
 from tts.types import GenRequest, Problem, Role
 
@@ -124,6 +124,7 @@ class Ladder(Strategy):
 
     def steps(self, problem: Problem, ctx: RunContext) -> Steps:
         best: Outcome | None = None
+        rungs: list[Outcome] = []  # every rung's vote, kept for Result.votes_by_model
         for i, rung in enumerate(self.rungs):
             out = yield from rung.vote().steps(problem, ctx)
             if out.status == "insufficient_budget":
@@ -131,13 +132,14 @@ class Ladder(Strategy):
                     return out
                 ctx.note(f"ladder: cannot afford {ctx.model(rung.role)}; keeping the answer below")
                 return best
+            rungs.append(out)
             if out.status != "answered" and best is not None:
                 ctx.note(f"ladder: {ctx.model(rung.role)} abstained; keeping the answer below")
-                return Outcome(answer=best.answer, status=best.status, votes=best.votes,
-                               escalated=True)
+                return with_tiers(Outcome(answer=best.answer, status=best.status,
+                                          votes=best.votes, escalated=True), *rungs)
             lower = None if best is None else best.answer
-            best = Outcome(answer=out.answer, status=out.status, votes=out.votes,
-                           escalated=i > 0)
+            best = with_tiers(Outcome(answer=out.answer, status=out.status, votes=out.votes,
+                                      escalated=i > 0), *rungs)
             if i == len(self.rungs) - 1:
                 return best
             agree, drawn = 0, 0

@@ -86,9 +86,9 @@ class Vote(Strategy):
                           max_tokens=self.max_tokens, temperature=self.temperature,
                           seed=ctx.seed, offset=offset, problem_id=problem.id, mode=self.mode)
 
-    @staticmethod
-    def _outcome(votes: Votes, ctx: RunContext) -> Outcome:
+    def _outcome(self, votes: Votes, ctx: RunContext) -> Outcome:
         ctx.note(f"vote: {votes.total} answers, {votes.abstained} abstained, leader "
                  f"{votes.leader!r} with agreement {votes.agreement:.2f}")
         status = "answered" if votes.leader is not None else "abstained"
-        return Outcome(answer=votes.leader, status=status, votes=votes)
+        return Outcome(answer=votes.leader, status=status, votes=votes,
+                       tier_votes={self.role: votes})
