@@ -59,6 +59,8 @@ class ServeConfig:
     default_budget: float = 200_000.0
     max_tokens_cap: int = 1 << 20
     request_timeout: float = 600.0
+    max_in_flight: int = 4096
+    """Requests being answered at once; more are refused with 429 (server busy)."""
 
 
 class APIError(Exception):
@@ -179,6 +181,7 @@ class App:
         scheduler.on_batch = self.metrics.on_batch
         self.roles = {b.model: role for role, b in scheduler.engine.backends.items()}
         self.started = time.time()
+        self.active = 0
 
     @property
     def model_names(self) -> list[str]:
@@ -424,43 +427,54 @@ def create_app(scheduler: Scheduler, config: ServeConfig | None = None):
             raise _bad(f"the body is not valid JSON: {str(exc)[:120]}", None,
                        "invalid_json") from None
 
+    async def run(ask: Ask) -> Served:
+        try:
+            future = scheduler.submit(ask.question, ask.budget, strategy=ask.strategy,
+                                      seed=ask.seed)
+        except (BankError, UnknownNameError, ValidationError) as exc:
+            code = "question_not_in_bank" if isinstance(exc, BankError) else "invalid_value"
+            raise _bad(str(exc), getattr(exc, "parameter", None), code) from None
+        except ServeError as exc:
+            raise APIError(exc.status, str(exc), type_="server_error",
+                           code="unavailable") from None
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)),
+                                          cfg.request_timeout)
+        except asyncio.TimeoutError:
+            future.cancel()
+            ledger = future.ledger
+            raise APIError(504, f"no answer within {cfg.request_timeout:g} s (tokens "
+                                f"already spent: {ledger.spent:g} units "
+                                f"{dict(ledger.tokens)}).", type_="server_error",
+                           code="timeout", extra={"spent": ledger.spent,
+                                                  "tokens": dict(ledger.tokens)})
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except ServeError as exc:
+            raise APIError(exc.status, str(exc), type_="server_error",
+                           code="backend_timeout" if exc.status == 504 else
+                           "backend_unavailable",
+                           extra={"spent": exc.spent, "tokens": exc.tokens}) from None
+        except TTSError as exc:
+            raise APIError(503, str(exc), type_="server_error", code="backend_error") \
+                from None
+
     async def answer(request: Request, chat: bool, route: str):
         start = time.perf_counter()
         model_label = "?"
         try:
             ask = state.parse(await read_json(request), chat=chat)
             model_label = ask.model
+            if state.active >= cfg.max_in_flight:
+                raise APIError(429, f"the server is busy ({state.active} requests in flight, "
+                                    f"limit {cfg.max_in_flight}); retry later.",
+                               type_="server_error", code="server_busy")
+            state.active += 1
             try:
-                future = scheduler.submit(ask.question, ask.budget, strategy=ask.strategy,
-                                          seed=ask.seed)
-            except (BankError, UnknownNameError, ValidationError) as exc:
-                code = "question_not_in_bank" if isinstance(exc, BankError) else "invalid_value"
-                raise _bad(str(exc), getattr(exc, "parameter", None), code) from None
-            except ServeError as exc:
-                raise APIError(exc.status, str(exc), type_="server_error",
-                               code="unavailable") from None
-            try:
-                served = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)),
-                                                cfg.request_timeout)
-            except asyncio.TimeoutError:
-                future.cancel()
-                ledger = future.ledger
-                raise APIError(504, f"no answer within {cfg.request_timeout:g} s (tokens "
-                                    f"already spent: {ledger.spent:g} units "
-                                    f"{dict(ledger.tokens)}).", type_="server_error",
-                               code="timeout", extra={"spent": ledger.spent,
-                                                      "tokens": dict(ledger.tokens)})
-            except asyncio.CancelledError:
-                future.cancel()
-                raise
-            except ServeError as exc:
-                raise APIError(exc.status, str(exc), type_="server_error",
-                               code="backend_timeout" if exc.status == 504 else
-                               "backend_unavailable",
-                               extra={"spent": exc.spent, "tokens": exc.tokens}) from None
-            except TTSError as exc:
-                raise APIError(503, str(exc), type_="server_error", code="backend_error") \
-                    from None
+                served = await run(ask)
+            finally:
+                state.active -= 1
         except APIError as err:
             state.metrics.requests.labels(route, model_label, str(err.status)).inc()
             return error_response(err)

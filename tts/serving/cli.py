@@ -47,6 +47,8 @@ def add_cli(sub) -> None:
     p.add_argument("--max-prompt-chars", type=int, default=32_000)
     p.add_argument("--request-timeout", type=float, default=600.0,
                    help="seconds before a request is answered 504 (default 600)")
+    p.add_argument("--max-in-flight", type=int, default=4096,
+                   help="requests answered at once; more get 429 (default 4096)")
     p.add_argument("--no-preload", action="store_true",
                    help="do not load the small live model before serving")
     p.add_argument("--log-level", default="warning")
@@ -130,7 +132,8 @@ def run_serve(args: argparse.Namespace) -> int:
     config = ServeConfig(api_key=api_key, max_body_bytes=args.max_body_bytes,
                          max_prompt_chars=args.max_prompt_chars, max_budget=args.max_budget,
                          default_budget=args.default_budget,
-                         request_timeout=args.request_timeout)
+                         request_timeout=args.request_timeout,
+                         max_in_flight=args.max_in_flight)
     scheduler = Scheduler(engine)
     app = create_app(scheduler, config)
     models = ", ".join(safe(m) for m in app.state.tts.model_names)
