@@ -125,3 +125,135 @@ def test_bank_roles_without_the_small_model(bank_dir, roles, match):
         from tts.evaluate import BankArrays
 
         BankArrays.from_bank(bank)
+
+
+# ---- policy files --------------------------------------------------------------------------
+def _policy() -> dict:
+    from tts.policy import Level, ParamPolicy
+
+    return ParamPolicy(levels=(Level(),)).to_dict()
+
+
+def _ladder_policy() -> dict:
+    return {"format": "tts-ladder-policy/1", "ladder": ["s", "l"],
+            "levels": [{"from_budget": 0, "rungs": [{"role": "small"}, {"role": "large"}]}]}
+
+
+def _level(**changes) -> dict:
+    p = _policy()
+    p["levels"][0].update(changes)
+    return p
+
+
+def _rung(**changes) -> dict:
+    p = _ladder_policy()
+    p["levels"][0]["rungs"][0].update(changes)
+    return p
+
+
+POLICY_CASES = {
+    "non-UTF-8 byte": (b'{"format":\n "\xff"}', r"policy file \S+:2: not UTF-8 text"),
+    "deeply nested JSON": (b"[" * 100_000 + b"]" * 100_000, "JSON nested too deeply"),
+    "invalid JSON": (b'{"format": }', r"policy file \S+:1: not valid JSON"),
+    "not an object": ([1, 2], "a policy must be a JSON object, got list"),
+    "probe_features: 5": ({**_policy(), "probe_features": 5}, r"`probe_features` must be \["),
+    "probe_weights: 5": ({**_policy(), "probe_weights": 5}, "`probe_weights` must be 7 finite"),
+    "probe_weights with a string": ({**_policy(), "probe_weights": ["a"] * 7},
+                                    "`probe_weights` must be 7 finite"),
+    "unknown field": ({**_policy(), "probes": 1}, r"unknown field\(s\) \['probes'\]"),
+    "prompt: 5": ({**_policy(), "prompt": 5}, "`prompt` must be an object, got 5"),
+    "prompt weights: 5": ({**_policy(), "prompt": {"weights": 5, "mean": [], "scale": []}},
+                          "`prompt` weights, mean and scale must be lists"),
+    "prompt features: 5": ({**_policy(), "prompt": {"features": 5, "weights": [], "mean": [],
+                                                     "scale": []}},
+                           r"`prompt\.features` must be"),
+    "notes: [1]": ({**_policy(), "notes": [1]}, "`notes` must be an object"),
+    "levels: {}": ({**_policy(), "levels": {}}, "`levels` must be a non-empty list"),
+    "level probe: \"4\"": (_level(probe="4"), r"levels\[0\]: `probe` must be an integer >= 1, "
+                                              r"got '4'"),
+    "level keep_for_large: \"yes\"": (_level(keep_for_large="yes"),
+                                      "`keep_for_large` must be true or false, got 'yes'"),
+    "level use_large: 1": (_level(use_large=1), "`use_large` must be true or false"),
+    "level max_tokens: 10**400": (_level(max_tokens=HUGE),
+                                  r"`max_tokens` must be an integer <= 1e\+12, got 1000"),
+    "level from_budget: 10**400": (_level(from_budget=HUGE),
+                                   "`from_budget` must be a finite number >= 0"),
+    "level temperature: [1]": (_level(temperature=[1]), "`temperature` must be a finite number"),
+    "level confidence: 10**400": (_level(confidence=HUGE), r"`confidence` must be in \[0.5"),
+    "crossfit heldout_ids: 5": ({"format": "tts-crossfit-policy/1", "folds": [
+        {"heldout_ids": 5, "policy": _policy()}]}, r"folds\[0\]\.heldout_ids must be a list"),
+    "ladder climb_features: 5": ({**_ladder_policy(), "climb_features": 5},
+                                 r"`climb_features` must be \["),
+    "ladder ladder: [5]": ({**_ladder_policy(), "ladder": [5]},
+                           "`ladder` must be distinct model names"),
+    "ladder from_budget: \"0\"": (
+        {**_ladder_policy(), "levels": [{"from_budget": "0", "rungs": [{"role": "small"}]}]},
+        "`from_budget` must be a finite number >= 0, got '0'"),
+    "ladder rung weights: 5": (_rung(weights=5), r"rungs\[0\]: `weights` must be 9 finite"),
+    "ladder rung max_samples: 10**400": (_rung(max_samples=HUGE),
+                                         "`max_samples` must be an integer <= 1e"),
+    "ladder rung role: [\"small\"]": (_rung(role=["small"]), "`role` must be a role"),
+}
+
+
+@pytest.mark.parametrize("case", list(POLICY_CASES))
+def test_bad_policy_file(tmp_path, case):
+    from tts.policy import load_policy
+
+    content, match = POLICY_CASES[case]
+    path = tmp_path / "policy.json"
+    path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
+    with pytest.raises(ValidationError, match=match) as info:
+        load_policy(path)
+    assert f"policy file {path}" in str(info.value)
+
+
+def test_policy_path_that_is_a_folder_or_missing(tmp_path):
+    from tts.policy import load_policy
+
+    with pytest.raises(ValidationError, match="is a folder, not a file"):
+        load_policy(tmp_path)
+    with pytest.raises(ValidationError, match="does not exist"):
+        load_policy(tmp_path / "nope.json")
+
+
+# ---- strategy options (API keywords and `tts solve -o KEY=VALUE`) ---------------------------
+OPTION_CASES = [
+    ("vote", {"max_tokens": HUGE}, r"`max_tokens` must be an integer <= 1e\+12, got "
+                                   r"1000.*\(401 characters\)"),
+    ("vote", {"max_samples": HUGE}, "`max_samples` must be an integer <= 1e"),
+    ("vote", {"temperature": HUGE}, "`temperature` must be a finite number >= 0"),
+    ("vote", {"temperature": "hot"}, "`temperature` must be a finite number >= 0"),
+    ("vote", {"confidence": HUGE}, r"`confidence` must be in \[0.5, 1.0\]"),
+    ("escalate", {"max_tokens": HUGE}, "`max_tokens` must be an integer <= 1e"),
+    ("escalate", {"temperature": -1}, "`temperature` must be a finite number >= 0"),
+    ("cascade", {"keep_for_large": "yes"}, "`keep_for_large` must be true or false, got 'yes'"),
+    ("cascade", {"large_max_tokens": HUGE}, "`max_tokens` must be an integer <= 1e"),
+    ("cascade", {"escalate_below": HUGE}, r"`escalate_below` must be in \[0.0, 1.0\]"),
+    ("chain", {"max_tokens": HUGE}, "`max_tokens` must be an integer <= 1e"),
+    ("chain", {"answer_tokens": HUGE}, "`answer_tokens` must be an integer <= 1e"),
+    ("chain", {"temperature": float("nan")}, "`temperature` must be a finite number"),
+    ("adaptive", {"keep_for_large": "no"}, "`keep_for_large` must be true or false"),
+    ("adaptive", {"prior": HUGE}, "`weights` and `prior` must be finite numbers"),
+]
+
+
+@pytest.mark.parametrize("strategy, options, match", OPTION_CASES)
+def test_bad_strategy_option(strategy, options, match):
+    from tts.strategies import make_strategy
+
+    with pytest.raises(ValidationError, match=match):
+        make_strategy(strategy, **options)
+
+
+def test_cli_huge_option_is_one_clear_line(capsys):
+    from tts.cli import main
+
+    bank = load_bank(tts.BUNDLED_BANK)
+    question = bank.problems[bank.problem_ids[0]].question
+    code = main(["solve", question, "--budget", "1000",
+                 "--strategy", "vote", "-o", "max_tokens=1" + "0" * 400])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "`max_tokens` must be an integer <= 1e+12" in err and "Traceback" not in err
+    assert len(err) < 300

@@ -35,7 +35,7 @@ from scipy.stats import rankdata
 from tts.answers import count_votes
 from tts.errors import TTSError, ValidationError
 from tts.strategies.adaptive import probe_features, probe_logit, sigmoid
-from tts.types import Completion, Problem
+from tts.types import Completion, Problem, is_finite_number, shown
 
 __all__ = ["Estimate", "DifficultyEstimator", "PromptDifficulty", "ProbeDifficulty",
            "LogprobDifficulty", "DifficultyUnavailable", "prompt_features", "PROMPT_FEATURES",
@@ -196,8 +196,9 @@ class PromptDifficulty:
                                   f"got {len(self.weights)}, {len(self.mean)}, "
                                   f"{len(self.scale)}.", parameter="prompt")
         for v in (*self.weights, *self.mean, *self.scale):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValidationError(f"prompt model values must be finite numbers, got {v!r}.",
+            if not is_finite_number(v):
+                raise ValidationError(f"prompt model values must be finite numbers, got "
+                                      f"{shown(v)}.",
                                       parameter="prompt", value=v)
         if any(s <= 0 for s in self.scale):
             raise ValidationError("prompt model scales must be > 0.", parameter="prompt")
@@ -242,9 +243,12 @@ class PromptDifficulty:
             raise ValidationError(f"`prompt` model: unknown field(s) {sorted(unknown)}, missing "
                                   f"field(s) {sorted(missing)}; expected weights, mean, scale "
                                   f"(and features).", parameter="prompt")
-        if "features" in data and list(data["features"]) != list(PROMPT_FEATURES):
+        if "features" in data and data["features"] != list(PROMPT_FEATURES):
             raise ValidationError(f"`prompt.features` must be {list(PROMPT_FEATURES)}, got "
                                   f"{data['features']!r}.", parameter="prompt.features")
+        if not all(isinstance(data[k], list) for k in ("weights", "mean", "scale")):
+            raise ValidationError("`prompt` weights, mean and scale must be lists of numbers.",
+                                  parameter="prompt")
         try:
             return cls(tuple(data["weights"]), tuple(data["mean"]), tuple(data["scale"]))
         except TypeError:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -30,7 +29,7 @@ from tts.budgets import Budget
 from tts.errors import ValidationError
 from tts.signals import CLIMB_FEATURES
 from tts.strategies.ladder import Ladder, Rung
-from tts.types import Problem, Role, ladder_roles
+from tts.types import Problem, Role, is_finite_number, ladder_roles, shown
 
 FORMAT = "tts-ladder-policy/1"
 RUNG_FIELDS = tuple(f.name for f in dataclasses.fields(Rung))
@@ -45,9 +44,8 @@ class LadderLevel:
 
     def __post_init__(self) -> None:
         b = self.from_budget
-        if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b) \
-                or b < 0:
-            raise ValidationError(f"`from_budget` must be a number >= 0, got {b!r}.",
+        if not is_finite_number(b) or b < 0:
+            raise ValidationError(f"`from_budget` must be a finite number >= 0, got {shown(b)}.",
                                   parameter="from_budget", value=b)
         Ladder(rungs=tuple(self.rungs))  # validates the rungs
         object.__setattr__(self, "rungs", tuple(self.rungs))

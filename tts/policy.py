@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
@@ -35,7 +34,7 @@ from tts.budgets import Budget
 from tts.errors import ValidationError
 from tts.strategies import Adaptive, Cascade, Escalate, Strategy, Vote
 from tts.strategies.adaptive import DEFAULT_PROBE_WEIGHTS, PROBE_FEATURES, logit, sigmoid
-from tts.types import Problem, Role
+from tts.types import Problem, Role, is_finite_number, shown
 
 __all__ = ["Policy", "DefaultPolicy", "ParamPolicy", "CrossFitPolicy", "Level", "load_policy",
            "policy_from_dict", "crossfit_from_dict", "FORMAT"]
@@ -98,16 +97,14 @@ class Level:
         if self.probe_weights is not None:
             w = self.probe_weights
             if not isinstance(w, (list, tuple)) or len(w) != len(PROBE_FEATURES) + 1 or any(
-                    isinstance(v, bool) or not isinstance(v, (int, float))
-                    or not math.isfinite(v) for v in w):
+                    not is_finite_number(v) for v in w):
                 raise ValidationError(f"`probe_weights` must be null or {len(PROBE_FEATURES) + 1}"
-                                      f" finite numbers, got {w!r}.", parameter="probe_weights",
-                                      value=w)
+                                      f" finite numbers, got {shown(w)}.",
+                                      parameter="probe_weights", value=w)
             object.__setattr__(self, "probe_weights", tuple(float(v) for v in w))
         b = self.from_budget
-        if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b) \
-                or b < 0:
-            raise ValidationError(f"`from_budget` must be a number >= 0, got {b!r}.",
+        if not is_finite_number(b) or b < 0:
+            raise ValidationError(f"`from_budget` must be a finite number >= 0, got {shown(b)}.",
                                   parameter="from_budget", value=b)
         from tts.strategies._checks import check_fraction
 
@@ -175,11 +172,10 @@ class ParamPolicy:
         object.__setattr__(self, "levels", levels)
         w = self.probe_weights
         if not isinstance(w, (list, tuple)) or len(w) != len(PROBE_FEATURES) + 1 or any(
-                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-                for v in w):
+                not is_finite_number(v) for v in w):
             raise ValidationError(f"`probe_weights` must be {len(PROBE_FEATURES) + 1} finite "
                                   f"numbers (bias, then {', '.join(PROBE_FEATURES)}), got "
-                                  f"{w!r}.", parameter="probe_weights", value=w)
+                                  f"{shown(w, 120)}.", parameter="probe_weights", value=w)
         object.__setattr__(self, "probe_weights", tuple(float(v) for v in w))
         if self.prompt is not None:
             from tts.difficulty import PromptDifficulty
@@ -332,7 +328,7 @@ def policy_from_dict(data: Any, *, source: str = "policy") -> ParamPolicy:
     if data["format"] != FORMAT:
         raise ValidationError(f"{source}: `format` must be {FORMAT!r}, got {data['format']!r}.",
                               parameter="format", value=data["format"])
-    if "probe_features" in data and list(data["probe_features"]) != list(PROBE_FEATURES):
+    if "probe_features" in data and data["probe_features"] != list(PROBE_FEATURES):
         raise ValidationError(f"{source}: `probe_features` must be {list(PROBE_FEATURES)}, got "
                               f"{data['probe_features']!r}.", parameter="probe_features")
     prompt = None
@@ -389,22 +385,27 @@ def crossfit_from_dict(data: Any, *, source: str = "policy") -> CrossFitPolicy:
             raise ValidationError(f"{source}: folds[{i}] must be an object with exactly "
                                   f"`heldout_ids` and `policy`.", parameter=f"folds[{i}]")
         policies.append(policy_from_dict(fold["policy"], source=f"{source} folds[{i}]"))
-        heldout.append([str(x) for x in fold["heldout_ids"]])
+        ids = fold["heldout_ids"]
+        if not isinstance(ids, list) or not all(isinstance(x, (str, int)) for x in ids):
+            raise ValidationError(f"{source}: folds[{i}].heldout_ids must be a list of problem "
+                                  f"ids, got {shown(ids)}.", parameter=f"folds[{i}].heldout_ids")
+        heldout.append([str(x) for x in ids])
     return CrossFitPolicy(policies, heldout)
 
 
 def load_policy(path: str | Path) -> ParamPolicy | CrossFitPolicy:
     """Read a policy JSON file written by `tts tune` (or `ParamPolicy.to_json`); a
     cross-fitted k-fold policy file (`crossfit_policy.json`) gives a CrossFitPolicy."""
+    from functools import partial
+
+    from tts.bank import read_json_file
+
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise ValidationError(f"policy file {p} does not exist.", parameter="policy",
                               value=str(p))
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"policy file {p} is not valid JSON ({exc}).",
-                              parameter="policy", value=str(p)) from None
+    data = read_json_file(p, partial(ValidationError, parameter="policy", value=str(p)),
+                          f"policy file {p}")
     if isinstance(data, Mapping) and data.get("format") == "tts-crossfit-policy/1":
         return crossfit_from_dict(data, source=f"policy file {p}")
     if isinstance(data, Mapping) and data.get("format") == "tts-ladder-policy/1":

@@ -16,6 +16,30 @@ ROLES: tuple[Role, ...] = ("small", "large")
 """The roles of the two-tier case."""
 
 
+MAX_INT = 10**12
+"""Largest token or sample count an option may hold (more is a typo and would overflow float
+prices); equals tts.budgets.budget.MAX_COUNT."""
+
+
+def is_finite_number(value: object) -> bool:
+    """An int or float (numpy's included, bools excluded) that is finite as a float; integers
+    too large for a float are not (never an OverflowError)."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """repr(value), abbreviated when long (a 400-digit integer must not fill the screen)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:20]}... ({len(text)} characters)"
+
+
 def ladder_roles(n: int) -> tuple[Role, ...]:
     """Role names of a ladder of `n` models, cheapest first."""
     if n < 1:
@@ -95,10 +119,9 @@ class GenRequest:
         _check_int("n", self.n, low=1)
         _check_int("max_tokens", self.max_tokens, low=1)
         _check_int("offset", self.offset, low=0)
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) \
-                or not math.isfinite(self.temperature) or self.temperature < 0:
+        if not is_finite_number(self.temperature) or self.temperature < 0:
             raise ValidationError(f"`temperature` must be a finite number >= 0, got "
-                                  f"{self.temperature!r}.", parameter="temperature",
+                                  f"{shown(self.temperature)}.", parameter="temperature",
                                   value=self.temperature)
         if self.temperature == 0 and self.n != 1:
             raise ValidationError(f"`n` must be 1 for greedy sampling (temperature 0), got "
@@ -195,6 +218,7 @@ class Result:
 
 
 def _check_int(name: str, value: object, *, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValidationError(f"`{name}` must be an integer >= {low}, got {value!r}.",
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_INT:
+        raise ValidationError(f"`{name}` must be an integer >= {low} (at most {MAX_INT:.0e}), "
+                              f"got {shown(value)}.",
                               parameter=name, value=value)

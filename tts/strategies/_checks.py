@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
-import math
-
 from tts.errors import ValidationError
-from tts.types import is_role
+from tts.types import MAX_INT, is_finite_number, is_role, shown
 
 
-def check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(f"`{name}` must be an integer >= 1, got {value!r}.",
+def check_positive_int(name: str, value: object, *, low: int = 1) -> None:
+    """An integer in [low, 1e12] (bools refused; larger is a typo and would overflow)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValidationError(f"`{name}` must be an integer >= {low}, got {shown(value)}.",
                               parameter=name, value=value)
+    if value > MAX_INT:
+        raise ValidationError(f"`{name}` must be an integer <= {MAX_INT:.0e}, got "
+                              f"{shown(value)}.", parameter=name, value=value)
 
 
 def check_fraction(name: str, value: object, *, low: float = 0.0, high: float = 1.0) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not math.isfinite(value) or not low <= value <= high:
-        raise ValidationError(f"`{name}` must be in [{low}, {high}], got {value!r}.",
+    if not is_finite_number(value) or not low <= value <= high:  # type: ignore[operator]
+        raise ValidationError(f"`{name}` must be in [{low}, {high}], got {shown(value)}.",
+                              parameter=name, value=value)
+
+
+def check_temperature(name: str, value: object, *, positive: bool = False) -> None:
+    """A finite number >= 0 (> 0 with `positive`)."""
+    if not is_finite_number(value) or value < 0 or (positive and value == 0):  # type: ignore
+        raise ValidationError(f"`{name}` must be a finite number {'>' if positive else '>='} 0, "
+                              f"got {shown(value)}.", parameter=name, value=value)
+
+
+def check_bool(name: str, value: object) -> None:
+    """True or False only: a string such as "no" would be taken as true."""
+    if not isinstance(value, bool):
+        raise ValidationError(f"`{name}` must be true or false, got {shown(value)}.",
                               parameter=name, value=value)
 
 

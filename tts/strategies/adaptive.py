@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from tts.answers import Votes, count_votes
 from tts.errors import ValidationError
 from tts.prompts import format_question
-from tts.strategies._checks import check_fraction, check_positive_int
+from tts.strategies._checks import (check_bool, check_fraction, check_positive_int,
+                                   check_temperature)
+from tts.types import is_finite_number, shown
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy, insufficient, with_tiers
 from tts.strategies.escalate import Escalate, escalate_steps
 from tts.strategies.vote import leader_confidence
@@ -111,25 +113,21 @@ class Adaptive(Strategy):
         check_fraction("confidence", self.confidence, low=0.5)
         check_fraction("escalate_above", self.escalate_above)
         check_fraction("escalate_early_above", self.escalate_early_above)
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) \
-                or not math.isfinite(self.temperature) or self.temperature <= 0:
-            raise ValidationError(f"`temperature` must be a finite number > 0 (the vote samples), "
-                                  f"got {self.temperature!r}.", parameter="temperature",
-                                  value=self.temperature)
+        check_temperature("temperature", self.temperature, positive=True)  # the vote samples
         weights = self.weights
         if not isinstance(weights, (list, tuple)) or len(weights) != len(PROBE_FEATURES) + 1:
             raise ValidationError(f"`weights` must be {len(PROBE_FEATURES) + 1} numbers (bias, "
                                   f"then {', '.join(PROBE_FEATURES)}), got {weights!r}.",
                                   parameter="weights", value=weights)
         for w in (*weights, self.prior):
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
-                raise ValidationError(f"`weights` and `prior` must be finite numbers, got {w!r}.",
+            if not is_finite_number(w):
+                raise ValidationError(f"`weights` and `prior` must be finite numbers, got "
+                                      f"{shown(w)}.",
                                       parameter="weights", value=w)
         object.__setattr__(self, "weights", tuple(float(w) for w in weights))
         object.__setattr__(self, "prior", float(self.prior))
-        if not isinstance(self.large, bool) or not isinstance(self.keep_for_large, bool):
-            raise ValidationError("`large` and `keep_for_large` must be true or false.",
-                                  parameter="large")
+        check_bool("large", self.large)
+        check_bool("keep_for_large", self.keep_for_large)
 
     @property
     def roles(self):  # type: ignore[override]

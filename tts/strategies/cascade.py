@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tts.strategies._checks import check_fraction, check_positive_int
+from tts.strategies._checks import check_bool, check_fraction, check_positive_int
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy, with_tiers
 from tts.strategies.escalate import Escalate, escalate_steps, large_request
 from tts.strategies.vote import Vote
@@ -34,6 +34,7 @@ class Cascade(Strategy):
     def __post_init__(self) -> None:
         check_fraction("escalate_below", self.escalate_below)
         check_positive_int("large_samples", self.large_samples)
+        check_bool("keep_for_large", self.keep_for_large)
         # Vote and Escalate validate the rest when built.
         self._vote()
         self._large()

@@ -18,9 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tts.answers import count_votes
-from tts.errors import ValidationError
 from tts.prompts import CONTINUE_CUE, FINAL_ANSWER_CUE, format_question
-from tts.strategies._checks import check_positive_int, check_role
+from tts.strategies._checks import check_positive_int, check_role, check_temperature
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy, insufficient
 from tts.types import GenRequest, Problem, Role
 
@@ -56,11 +55,9 @@ class Chain(Strategy):
         check_positive_int("max_tokens", self.max_tokens)
         check_positive_int("min_tokens", self.min_tokens)
         check_role("role", self.role)
+        check_temperature("temperature", self.temperature)
         for name in ("answer_tokens", "max_waits"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValidationError(f"`{name}` must be an integer >= 0, got {value!r}.",
-                                      parameter=name, value=value)
+            check_positive_int(name, getattr(self, name), low=0)
         check_positive_int("min_continue", self.min_continue)
 
     @property

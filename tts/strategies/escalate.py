@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from tts.answers import count_votes
 from tts.prompts import format_question
-from tts.strategies._checks import check_positive_int
+from tts.strategies._checks import check_positive_int, check_temperature
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy, insufficient
 from tts.types import GenRequest, Problem, Role
 
@@ -25,6 +25,7 @@ class Escalate(Strategy):
     def __post_init__(self) -> None:
         check_positive_int("samples", self.samples)
         check_positive_int("max_tokens", self.max_tokens)
+        check_temperature("temperature", self.temperature)
 
     def steps(self, problem: Problem, ctx: RunContext) -> Steps:
         return (yield from escalate_steps(self, problem, ctx, role="large"))

@@ -14,7 +14,6 @@ the answer of the rung below in place.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from tts.answers import Votes, count_votes, equivalent
@@ -22,6 +21,7 @@ from tts.errors import ValidationError
 from tts.prompts import format_question
 from tts.signals import CLIMB_FEATURES, climb_logit, climbs
 from tts.strategies._checks import check_fraction, check_mode, check_positive_int, check_role
+from tts.types import is_finite_number, shown
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy, with_tiers
 from tts.strategies.vote import Vote
 from tts.types import GenRequest, Problem, Role
@@ -58,11 +58,7 @@ class Rung:
         check_mode("check_mode", self.check_mode)
         for name in ("wave", "max_samples", "max_tokens"):
             check_positive_int(name, getattr(self, name))
-        if isinstance(self.check_samples, bool) or not isinstance(self.check_samples, int) \
-                or self.check_samples < 0:
-            raise ValidationError(f"`check_samples` must be an integer >= 0, got "
-                                  f"{self.check_samples!r}.", parameter="check_samples",
-                                  value=self.check_samples)
+        check_positive_int("check_samples", self.check_samples, low=0)
         if (self.check_samples > 0) != (self.check_mode is not None):
             raise ValidationError("a rung needs both `check_mode` and `check_samples` > 0, or "
                                   "neither.", parameter="check_mode", value=self.check_mode)
@@ -71,10 +67,9 @@ class Rung:
         check_fraction("climb_above", self.climb_above)
         w = self.weights
         if not isinstance(w, (list, tuple)) or len(w) != len(CLIMB_FEATURES) + 1 or any(
-                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-                for v in w):
+                not is_finite_number(v) for v in w):
             raise ValidationError(f"`weights` must be {len(CLIMB_FEATURES) + 1} finite numbers "
-                                  f"(bias, then {', '.join(CLIMB_FEATURES)}), got {w!r}.",
+                                  f"(bias, then {', '.join(CLIMB_FEATURES)}), got {shown(w)}.",
                                   parameter="weights", value=w)
         object.__setattr__(self, "weights", tuple(float(v) for v in w))
         self.vote()  # validates temperature against max_samples / wave
@@ -113,9 +108,8 @@ class Ladder(Strategy):
         if not rungs or not all(isinstance(r, Rung) for r in rungs):
             raise ValidationError("a ladder needs at least one Rung.", parameter="rungs")
         object.__setattr__(self, "rungs", rungs)
-        if isinstance(self.prior, bool) or not isinstance(self.prior, (int, float)) \
-                or not math.isfinite(self.prior):
-            raise ValidationError(f"`prior` must be a finite number, got {self.prior!r}.",
+        if not is_finite_number(self.prior):
+            raise ValidationError(f"`prior` must be a finite number, got {shown(self.prior)}.",
                                   parameter="prior", value=self.prior)
 
     @property

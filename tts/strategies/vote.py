@@ -9,7 +9,8 @@ from scipy.special import betainc
 
 from tts.answers import Votes, count_votes
 from tts.prompts import format_question
-from tts.strategies._checks import check_fraction, check_mode, check_positive_int, check_role
+from tts.strategies._checks import (check_fraction, check_mode, check_positive_int, check_role,
+                                   check_temperature)
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy, insufficient
 from tts.types import GenRequest, Problem, Role
 
@@ -48,6 +49,7 @@ class Vote(Strategy):
         check_positive_int("wave", self.wave)
         check_positive_int("max_tokens", self.max_tokens)
         check_fraction("confidence", self.confidence, low=0.5)
+        check_temperature("temperature", self.temperature)
         check_role("role", self.role)
         check_mode("mode", self.mode)
 
