@@ -24,7 +24,9 @@ One tuning run on a set of training questions (`tune_ladder`):
    on the inner held-out questions. The cost objective takes the cheapest cap whose pooled
    inner held-out accuracy, less `INNER_SE` standard errors of its paired difference with
    the top model, reaches the top model's pooled inner held-out accuracy (the target,
-   unless given), or the top model alone when none does; the accuracy objective the
+   unless given), or, when none does, the cap with the best inner held-out accuracy (the
+   top model alone is one of its candidates, so this falls back on it where nothing beats
+   it); the accuracy objective the
    margin with the best pooled inner held-out accuracy. Picking the best of many plans on
    the questions that scored them is optimistic (the winner's curse; Varma & Simon 2006,
    Tibshirani & Tibshirani 2009); tuning the selection rule itself on held-out questions
@@ -459,9 +461,10 @@ def choose_rule(data: LadderData, *, objective: str, target: float | None, trial
         ok = [k for k in table if holds(k)]
         goal = top_acc + shift
         if not ok:
+            cap, margin = max(table, key=lambda k: (table[k]["heldout_accuracy"], k[0]))
             record["reason"] = (f"no cap reached {goal:.4f} + {INNER_SE:g} SE on inner held-out "
-                                f"questions: the top model alone")
-            return None, 0.0, {**record, "top_model": True}
+                                f"questions: the cap with the best inner held-out accuracy")
+            return cap, margin, record
         cap, margin = min(ok, key=lambda k: (table[k]["heldout_cost_share"], -k[0]))
         record["reason"] = (f"cheapest cap whose inner held-out accuracy minus {INNER_SE:g} SE "
                             f"of its paired difference reaches {goal:.4f}")
@@ -485,23 +488,17 @@ def tune_ladder(arrays: BankArrays, ladder: Sequence[str], *, objective: str = "
         raise ValidationError(f"ladder tuning has objectives 'cost' and 'accuracy', got "
                               f"{objective!r}.", parameter="objective", value=objective)
     data = prepare_ladder(arrays, ladder, budget=budget, seeds=seeds, count_prompt=count_prompt)
-    top_only = False
     if margin is None:
         cap, margin, rule = choose_rule(
             data, objective=objective, target=target, trials=trials, folds=inner_folds,
             group_by=group_by, max_cost_share=max_cost_share, sampler_seed=sampler_seed,
             split_seed=split_seed)
-        top_only = bool(rule.get("top_model"))
     else:
         cap, rule = max_cost_share, {"reason": "given"}
     run = search(data, trials=trials, max_cost_share=cap, sampler_seed=sampler_seed,
                  storage=storage, study_name=study_name, progress=progress)
     run.margin, run.rule = margin, rule
-    if top_only:
-        run.chosen = next(c for c in run.candidates if c.name == "top-model")
-        run.selection = {"chosen": "top-model", "reason": rule["reason"]}
-    else:
-        run.chosen, run.selection = select_candidate(run, margin)
+    run.chosen, run.selection = select_candidate(run, margin)
     run.selection["max_cost_share"] = cap
     return run
 
