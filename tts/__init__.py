@@ -4,8 +4,10 @@
     >>> r = tts.solve("Janet's ducks lay 16 eggs per day. ...", budget=200_000)
     >>> r.answer, r.strategy, r.cost
 
-`solve` and `solve_many` run on the embedded default, a replay bank of real Llama-2-13B and
-GPT-4 samples on 300 GSM8K questions, unless you pass a bank or an Engine with live backends.
+`solve` and `solve_many` replay the embedded bank of real Llama-2-13B and GPT-4 samples for
+its 300 GSM8K questions; any other prompt goes to the live models pulled with
+`tts.models.pull("small")` / `("large")` (vLLM, loaded once per process), unless you pass a
+bank or an Engine.
 """
 
 from __future__ import annotations
@@ -61,24 +63,108 @@ def solve(prompt: str | Problem, budget: Budget | float, *, engine: Engine | Non
           seed: int | None = 0, **options) -> Result:
     """Answer `prompt` without spending more than `budget` (small-model token units).
 
-    Uses `engine` if given, else replays `bank` (default: the bundled MoT GSM8K bank).
-    `strategy` forces a strategy by instance or name (options as keywords); otherwise the
-    engine's policy decides. A budget too small for any step returns a Result with
-    status "insufficient_budget" and nothing spent.
+    Uses `engine` if given, else replays `bank` when given. Otherwise a question of the
+    bundled MoT GSM8K bank is replayed and any other prompt is answered live by the pulled
+    models (`live_engine()`, kept loaded for the next call). `strategy` forces a strategy
+    by instance or name (options as keywords); otherwise the engine's policy decides. A
+    budget too small for any step returns a Result with status "insufficient_budget" and
+    nothing spent.
+
+    Raises:
+        TTSError: the prompt is not a bundled question and no live model is available (the
+            message says what to call or install).
     """
-    engine = engine or replay_engine(bank, seed=seed)
-    return engine.solve(prompt, budget, strategy=strategy, **options)
+    return solve_many([prompt], budget, engine=engine, strategy=strategy, bank=bank,
+                      seed=seed, **options)[0]
 
 
 def solve_many(prompts: Iterable[str | Problem], budget: Budget | float, *,
                engine: Engine | None = None, strategy: Strategy | str | None = None,
                bank: str | Path | None = None, seed: int | None = 0, **options) -> list[Result]:
-    """`solve` for many prompts, batching their generation steps together."""
-    engine = engine or replay_engine(bank, seed=seed)
-    return engine.solve_many(prompts, budget, strategy=strategy, **options)
+    """`solve` for many prompts, batching their generation steps together (bundled
+    questions are replayed, the others answered live)."""
+    if engine is not None or bank is not None:
+        engine = engine or replay_engine(bank, seed=seed)
+        return engine.solve_many(prompts, budget, strategy=strategy, **options)
+    items = prompts if isinstance(prompts, (str, Problem)) else list(prompts)
+    replay = replay_engine(None, seed=seed)
+    if isinstance(items, (str, Problem)) or not items:
+        return replay.solve_many(items, budget, strategy=strategy, **options)  # its errors
+    known = [_bundled(replay, p) for p in items]
+    live = [p for p, k in zip(items, known) if not k]
+    results: dict[int, Result] = {}
+    if len(live) < len(items):
+        idx = [i for i, k in enumerate(known) if k]
+        for i, r in zip(idx, replay.solve_many([items[i] for i in idx], budget,
+                                               strategy=strategy, **options)):
+            results[i] = r
+    if live:
+        idx = [i for i, k in enumerate(known) if not k]
+        engine = live_engine(seed=seed, prompt=_text(live[0]))
+        for i, r in zip(idx, engine.solve_many(live, budget, strategy=strategy, **options)):
+            results[i] = r
+    return [results[i] for i in range(len(items))]
 
 
-__all__ = ["solve", "solve_many", "replay_engine", "Engine", "Budget", "CostModel", "Result",
+def _text(prompt: str | Problem) -> str:
+    return prompt.question if isinstance(prompt, Problem) else str(prompt)
+
+
+def _bundled(replay: Engine, prompt: str | Problem) -> bool:
+    if isinstance(prompt, Problem) and prompt.id is not None:
+        return True
+    try:
+        replay.backends["small"].lookup(_text(prompt))  # type: ignore[attr-defined]
+    except BankError:
+        return False
+    except TTSError:
+        return True  # bad input: let the engine raise its own error
+    return True
+
+
+_LIVE: dict[tuple, Engine] = {}
+
+
+def live_engine(small: str | None = None, large: str | None = None, *,
+                seed: int | None = 0, prompt: str | None = None) -> Engine:
+    """The Engine `solve` uses for prompts outside the bundled bank: in-process vLLM over the
+    pulled models (small and large when both are pulled, else the one that is; tiny last),
+    built once per process and argument set. Prices: `tts.budgets.default_cost`.
+
+    Raises:
+        TTSError: no model is pulled, or vLLM is not installed; the message says what to run.
+    """
+    from tts import models
+
+    about = f"{prompt[:60]!r} is not one of the bundled bank's questions, so " if prompt else ""
+    if small is None and large is None:
+        pulled = [n for n in ("small", "large", "tiny") if models.is_pulled(n)]
+        if not pulled:
+            raise TTSError(
+                f"{about}tts.solve needs a live model, and none is pulled into "
+                f"{models.models_dir()}. In Python: `import tts.models; "
+                f"tts.models.pull(\"small\"); tts.models.pull(\"large\")` (needs vLLM: run "
+                f"`bash scripts/install_cpu.sh` in the tts repository first, or `bash "
+                f"scripts/install_cpu.sh small large` for both steps), or pass your own "
+                f"`engine=tts.Engine(tts.backends.openai.OpenAIBackend(url, model=name))`.")
+        small = pulled[0]
+        large = "large" if small == "small" and "large" in pulled else None
+    key = (small, large, seed)
+    if key not in _LIVE:
+        try:
+            import vllm  # noqa: F401
+        except ImportError as exc:
+            raise TTSError(f"{about}tts.solve needs vLLM to run the pulled models, and it is not "
+                           f"importable ({exc}). Install it with `bash scripts/install_cpu.sh` "
+                           f"(CPU) or `pip install 'tts-allocator[vllm]'` (GPU).") from None
+        from tts.backends.vllm import VLLMBackend
+
+        _LIVE[key] = Engine(VLLMBackend(small), VLLMBackend(large) if large else None,
+                            seed=seed)
+    return _LIVE[key]
+
+
+__all__ = ["solve", "solve_many", "replay_engine", "live_engine", "Engine", "Budget", "CostModel", "Result",
            "Problem", "Plan", "GenRequest", "Completion", "Strategy", "TTSError",
            "ValidationError", "BankError", "BackendError", "BudgetExceeded", "UnknownNameError",
            "BUNDLED_BANK"]

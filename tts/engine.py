@@ -56,7 +56,7 @@ class Engine:
                 raise ValidationError(f"`{what}` must be a Backend (with .model, .generate and "
                                       f".prompt_tokens), got {type(backend).__name__}.",
                                       parameter=what)
-        self.cost = cost or _backend_cost(ladder[0])
+        self.cost = cost or _backend_cost(ladder)
         if isinstance(small, (list, tuple)):
             check_ladder([b.model for b in ladder], self.cost)
         for backend in ladder:
@@ -246,10 +246,10 @@ def check_ladder(models: Sequence[str], cost: CostModel) -> None:
                 parameter="ladder", value=list(models))
 
 
-def _backend_cost(backend: Backend) -> CostModel:
-    cost = getattr(backend, "cost", None)
+def _backend_cost(ladder: Sequence[Backend]) -> CostModel:
+    cost = getattr(ladder[0], "cost", None)
     if isinstance(cost, CostModel):
         return cost
-    from tts.budgets import QWEN_PARAMS
+    from tts.budgets import default_cost
 
-    return QWEN_PARAMS
+    return default_cost([b.model for b in ladder])  # rules and error: tts.budgets.cost

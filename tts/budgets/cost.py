@@ -8,8 +8,9 @@ The presets below say where their numbers come from.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from tts.errors import UnknownNameError, ValidationError
 
@@ -112,3 +113,72 @@ QWEN_PARAMS = CostModel.from_active_params(
 """Compute-proportional weights for the live Qwen2.5-Coder small/large pair."""
 
 PRESETS: dict[str, CostModel] = {"mot-usd": MOT_USD, "qwen-params": QWEN_PARAMS}
+
+
+# --------------------------------------------------------------------------- unknown models
+
+KNOWN_PARAMS: dict[str, float] = {"qwen2.5-coder-0.5b": 0.49, "qwen2.5-coder-1.5b": 1.54,
+                                  "smollm2-135m": 0.135}
+"""Active parameters (billions) of the models tts pulls, by model name."""
+
+_PARAMS_IN_NAME = re.compile(r"(?<![0-9.])(\d+(?:\.\d+)?)\s*([bm])(?![a-z])", re.IGNORECASE)
+
+
+def params_from_name(model: str) -> float | None:
+    """Active parameters (billions) written in a model name: "llama-3-8b-instruct" -> 8,
+    "qwen2.5-0.5B" -> 0.5, "smollm2-135m" -> 0.135; None when the name says none (or two
+    different sizes, as in a mixture-of-experts "8x7b")."""
+    if re.search(r"\d+x\d", model, re.IGNORECASE):
+        return None
+    sizes = {float(n) * (1e-3 if unit.lower() == "m" else 1.0)
+             for n, unit in _PARAMS_IN_NAME.findall(model)}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def by_params(params: Mapping[str, float], *, unit_model: str | None = None) -> CostModel:
+    """Prices proportional to active parameters (any unit, e.g. billions): the documented way
+    to price models tts cannot size, `Engine(small, large, cost=by_params({"my-small": 0.5,
+    "my-large": 7}))`. One unit = one generated token of `unit_model` (default: the first)."""
+    if not params:
+        raise ValidationError("by_params needs at least one model.", parameter="params")
+    for m, v in params.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or v <= 0:
+            raise ValidationError(f"parameter count of {m!r} must be a number > 0, got {v!r}.",
+                                  parameter="params", value=v)
+    unit = unit_model if unit_model is not None else next(iter(params))
+    return CostModel.from_active_params(
+        dict(params), unit_model=unit,
+        source="active parameters: " + ", ".join(f"{m} {v:g}" for m, v in params.items()))
+
+
+def default_cost(models: Sequence[str]) -> CostModel:
+    """Prices for an engine whose backends bring none.
+
+    - Only pulled models (tiny, small, large): `QWEN_PARAMS`, as before.
+    - One model: it is the unit, price 1 (a one-model engine needs no price).
+    - Several: proportional to active parameters, known for pulled models and read from
+      names that state them ("...-7b-...", "...-0.5B", "...-135m"); one unit = one generated
+      token of the first (cheapest) model.
+
+    Raises:
+        UnknownNameError: several models and some size unknown; the message names them and
+            says to pass `cost=tts.budgets.by_params({...})`.
+    """
+    models = list(dict.fromkeys(models))
+    if all(m in QWEN_PARAMS.models for m in models):
+        return QWEN_PARAMS
+    if len(models) == 1:
+        return CostModel({models[0]: ModelCost(1.0, 1.0)},
+                         source=f"one model ({models[0]}): 1 unit per token")
+    params = {m: KNOWN_PARAMS.get(m) or params_from_name(m) for m in models}
+    unknown = [m for m, v in params.items() if v is None]
+    if unknown:
+        example = ", ".join(f"{m!r}: {params[m] or '<billions>'}" for m in models)
+        raise UnknownNameError(
+            f"no price for model(s) {unknown}: an engine with several models needs each one's "
+            f"price, and tts knows parameter counts only for {sorted(KNOWN_PARAMS)} and names "
+            f"that state a size (e.g. 'qwen2.5-7b'). Pass them: "
+            f"Engine(..., cost=tts.budgets.by_params({{{example}}})) with active parameters in "
+            f"billions, or cost=CostModel({{name: ModelCost(output, prompt)}}).")
+    return by_params({m: float(v) for m, v in params.items()}, unit_model=models[0])
