@@ -257,3 +257,84 @@ def test_cli_huge_option_is_one_clear_line(capsys):
     assert code == 2
     assert "`max_tokens` must be an integer <= 1e+12" in err and "Traceback" not in err
     assert len(err) < 300
+
+
+# ---- Python API ----------------------------------------------------------------------------
+def _replay_small():
+    from tts.backends.replay import ReplayBackend
+
+    bank = load_bank(tts.BUNDLED_BANK)
+    return ReplayBackend(bank, bank.role_model("small")), bank
+
+
+API_CASES = {
+    "solve_many(None)": (lambda: tts.solve_many(None, 1000),
+                         ValidationError, "solve_many takes a list of prompts, got NoneType"),
+    "solve_many(5)": (lambda: tts.solve_many(5, 1000), ValidationError,
+                      "solve_many takes a list of prompts, got int"),
+    "Engine.solve_many(None)": (lambda: tts.replay_engine().solve_many(None, 1000),
+                                ValidationError, "solve_many takes a list of prompts"),
+    "Engine(policy=\"abc\")": (lambda: tts.Engine(_replay_small()[0], policy="abc"),
+                               ValidationError, r"`policy` must be a Policy .* got str 'abc'"),
+    "Engine(seed=\"abc\")": (lambda: tts.Engine(_replay_small()[0], seed="abc"),
+                             ValidationError, r"`seed` must be an integer in \[0, 2\*\*64\)"),
+    "Engine(seed=-1)": (lambda: tts.Engine(_replay_small()[0], seed=-1),
+                        ValidationError, "`seed` must be an integer"),
+    "replay_engine(seed=1.5)": (lambda: tts.replay_engine(seed=1.5), ValidationError,
+                                "`seed` must be an integer"),
+    "Engine(count_prompt=\"no\")": (lambda: tts.Engine(_replay_small()[0], count_prompt="no"),
+                                    ValidationError, "`count_prompt` must be True or False"),
+    "replay_engine(count_prompt=\"no\")": (lambda: tts.replay_engine(count_prompt="no"),
+                                          ValidationError, "`count_prompt` must be True or"),
+    "Budget(count_prompt=\"no\")": (lambda: tts.Budget(tokens=100, count_prompt="no"),
+                                    ValidationError, "`count_prompt` must be True or False"),
+    "Engine(cost=\"no-such-preset\")": (lambda: tts.Engine(_replay_small()[0],
+                                                           cost="no-such-preset"),
+                                        tts.UnknownNameError,
+                                        r"unknown cost preset 'no-such-preset'; presets: "
+                                        r"\['mot-usd', 'qwen-params'\]"),
+    "Engine(cost=5)": (lambda: tts.Engine(_replay_small()[0], cost=5), ValidationError,
+                       "`cost` must be a CostModel or a preset name"),
+    "ReplayBackend(5, model)": (lambda: __import__("tts.backends.replay").backends.replay
+                                .ReplayBackend(5, "m"), ValidationError,
+                                "`bank` must be a SampleBank or the path"),
+    "ReplayBackend(bank, None)": (lambda: __import__("tts.backends.replay").backends.replay
+                                  .ReplayBackend(_replay_small()[1], None), ValidationError,
+                                  "`model` must be a model name of the bank"),
+    "budget 10**400": (lambda: tts.Budget(tokens=HUGE), ValidationError,
+                       r"`budget` must be <= 1e\+12 tokens, got an integer of 401 digits"),
+    "budget \"100\"": (lambda: tts.Budget(tokens="100"), ValidationError,
+                       "`budget` must be a number of tokens, got str"),
+    "budget True": (lambda: tts.Budget(tokens=True), ValidationError,
+                    "`budget` must be a number of tokens, got bool"),
+    "budget NaN": (lambda: tts.Budget(tokens=float("nan")), ValidationError, "got NaN"),
+    "budget inf": (lambda: tts.Budget(tokens=float("inf")), ValidationError,
+                   r"must be <= 1e\+12 tokens, got inf"),
+    "budget np.int64(-5)": (lambda: tts.Budget(tokens=np.int64(-5)), ValidationError,
+                            "must be > 0, got -5"),
+}
+
+
+@pytest.mark.parametrize("case", list(API_CASES))
+def test_bad_api_input(case):
+    call, error, match = API_CASES[case]
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_api_inputs_accepted_in_every_natural_form(tmp_path):
+    """A Path for a bank, a preset name for prices, numpy integers and floats for budgets and
+    seeds: each works and gives the same Result as the plain Python value."""
+    from tts.backends.replay import ReplayBackend
+    from tts.budgets import MOT_USD
+
+    small, bank = _replay_small()
+    question = bank.problems[bank.problem_ids[3]].question
+    assert ReplayBackend(Path(tts.BUNDLED_BANK), small.model).bank.records == bank.records
+    assert tts.Engine(small, cost="mot-usd").cost == MOT_USD
+    base = tts.replay_engine().solve(question, 2000)
+    for budget in (np.int64(2000), np.int32(2000), np.float32(2000.0), np.float64(2000.0)):
+        assert tts.replay_engine().solve(question, budget).answer == base.answer
+        assert tts.Budget(tokens=budget).tokens == 2000.0
+    assert tts.replay_engine(seed=np.int64(0)).solve(question, 2000).answer == base.answer
+    assert tts.Budget(tokens=10, count_prompt=np.bool_(True)).count_prompt is True

@@ -86,9 +86,10 @@ def solve_many(prompts: Iterable[str | Problem], budget: Budget | float, *,
     if engine is not None or bank is not None:
         engine = engine or replay_engine(bank, seed=seed)
         return engine.solve_many(prompts, budget, strategy=strategy, **options)
-    items = prompts if isinstance(prompts, (str, Problem)) else list(prompts)
+    items = prompts if isinstance(prompts, (str, Problem)) or not isinstance(
+        prompts, Iterable) else list(prompts)
     replay = replay_engine(None, seed=seed)
-    if isinstance(items, (str, Problem)) or not items:
+    if not isinstance(items, list) or not items:
         return replay.solve_many(items, budget, strategy=strategy, **options)  # its errors
     known = [_bundled(replay, p) for p in items]
     live = [p for p, k in zip(items, known) if not k]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -9,7 +10,8 @@ from typing import Iterable, Sequence
 from tts.backends import Backend
 from tts.backends.contract import check_results
 from tts.budgets import Budget, CostModel, Ledger
-from tts.errors import BackendError, ValidationError
+from tts.budgets.budget import check_flag
+from tts.errors import BackendError, UnknownNameError, ValidationError
 from tts.policy import DefaultPolicy, Policy
 from tts.strategies import RunContext, Strategy, make_strategy
 from tts.strategies.base import Call, Outcome
@@ -34,9 +36,12 @@ class Engine:
             only called when a plan escalates, so a lazy backend never loads otherwise.
         policy: decides the plan per prompt when no strategy is forced; defaults to
             `DefaultPolicy`.
-        cost: token prices; by default the backends' own (`cost` attribute, e.g. a bank's).
-        count_prompt: also charge prompt tokens, once per prompt per model.
-        seed: seed of every sample stream; the same seed gives the same Results.
+        cost: token prices: a CostModel, or a preset name from `tts.budgets.PRESETS`
+            ("mot-usd", "qwen-params"); by default the backends' own (`cost` attribute, e.g.
+            a bank's).
+        count_prompt: also charge prompt tokens, once per prompt per model (True or False).
+        seed: seed of every sample stream (an integer >= 0, or None); the same seed gives the
+            same Results.
     """
 
     def __init__(self, small: Backend | Sequence[Backend], large: Backend | None = None, *,
@@ -56,15 +61,25 @@ class Engine:
                 raise ValidationError(f"`{what}` must be a Backend (with .model, .generate and "
                                       f".prompt_tokens), got {type(backend).__name__}.",
                                       parameter=what)
+        cost = _cost_model(cost)
         self.cost = cost or _backend_cost(ladder)
         if isinstance(small, (list, tuple)):
             check_ladder([b.model for b in ladder], self.cost)
         for backend in ladder:
             self.cost.of(backend.model)  # unknown model -> clear error now, not mid-run
         self.backends: dict[Role, Backend] = dict(zip(ladder_roles(len(ladder)), ladder))
+        if policy is not None and not callable(getattr(policy, "decide", None)):
+            raise ValidationError(f"`policy` must be a Policy (an object with .decide(), e.g. "
+                                  f"tts.policy.load_policy(path)), got {type(policy).__name__} "
+                                  f"{str(policy)[:40]!r}.", parameter="policy")
         self.policy = policy or DefaultPolicy()
-        self.count_prompt = count_prompt
-        self.seed = seed
+        self.count_prompt = check_flag("count_prompt", count_prompt)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or not 0 <= seed < 2**64):
+            raise ValidationError(f"`seed` must be an integer in [0, 2**64) or None, got "
+                                  f"{type(seed).__name__} {str(seed)[:40]!r}.", parameter="seed",
+                                  value=seed)
+        self.seed = None if seed is None else int(seed)
 
     @property
     def models(self) -> dict[Role, str]:
@@ -218,11 +233,30 @@ def _as_list(prompts: Iterable[str | Problem]) -> list[str | Problem]:
     if isinstance(prompts, (str, Problem)):
         raise ValidationError("solve_many takes a list of prompts; use solve for one.",
                               parameter="prompts")
-    items = list(prompts)
+    try:
+        items = list(prompts)
+    except TypeError:
+        raise ValidationError(f"solve_many takes a list of prompts, got "
+                              f"{type(prompts).__name__}.", parameter="prompts") from None
     if not items:
         raise ValidationError("solve_many needs at least one prompt, got an empty list.",
                               parameter="prompts")
     return items
+
+
+def _cost_model(cost: object) -> CostModel | None:
+    """A CostModel (or None) as given, or the preset of that name (tts.budgets.PRESETS)."""
+    from tts.budgets import PRESETS
+
+    if cost is None or isinstance(cost, CostModel):
+        return cost
+    if isinstance(cost, str):
+        if cost in PRESETS:
+            return PRESETS[cost]
+        raise UnknownNameError(f"unknown cost preset {cost!r}; presets: {sorted(PRESETS)} (or "
+                               f"pass a tts.CostModel).")
+    raise ValidationError(f"`cost` must be a CostModel or a preset name {sorted(PRESETS)}, got "
+                          f"{type(cost).__name__}.", parameter="cost")
 
 
 def check_ladder(models: Sequence[str], cost: CostModel) -> None:

@@ -9,20 +9,29 @@ answer) and charged `max_tokens`.
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import numpy as np
 
 from tts.bank import Record, SampleBank, load_bank, sample_order
-from tts.errors import BankError
+from tts.errors import BankError, ValidationError
 from tts.types import Completion, GenRequest, Problem
 
 
 class ReplayBackend:
     """Backend for one model of a SampleBank."""
 
-    def __init__(self, bank: SampleBank | str, model: str):
-        self.bank = load_bank(bank) if isinstance(bank, str) else bank
+    def __init__(self, bank: SampleBank | str | os.PathLike, model: str):
+        if isinstance(bank, (str, os.PathLike)):
+            bank = load_bank(bank)
+        elif not isinstance(bank, SampleBank):
+            raise ValidationError(f"`bank` must be a SampleBank or the path of a bank folder, "
+                                  f"got {type(bank).__name__}.", parameter="bank")
+        if not isinstance(model, str) or not model:
+            raise ValidationError(f"`model` must be a model name of the bank {bank.models}, got "
+                                  f"{model!r}.", parameter="model", value=model)
+        self.bank = bank
         self.bank.require(model)
         self.model = model
         self._orders: dict[tuple[str, str, int | None], np.ndarray] = {}

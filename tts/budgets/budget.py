@@ -43,29 +43,56 @@ class Budget:
     """Also charge prompt (prefill) tokens, once per prompt per model."""
 
     def __post_init__(self) -> None:
-        check_budget(self.tokens)
+        tokens = check_budget(self.tokens)
+        if type(self.tokens) not in (int, float):  # numpy numbers, Fractions: a plain float
+            object.__setattr__(self, "tokens", tokens)
+        object.__setattr__(self, "count_prompt", check_flag("count_prompt", self.count_prompt))
 
     @classmethod
     def of(cls, budget: Budget | float | int) -> Budget:
         return budget if isinstance(budget, Budget) else cls(tokens=budget)
 
 
+def check_flag(parameter: str, value: object) -> bool:
+    """`value` if it is True or False (numpy's too), else ValidationError: a string such as
+    "no" would otherwise count as true."""
+    if isinstance(value, bool):
+        return value
+    import numpy as np
+
+    if isinstance(value, np.bool_):
+        return bool(value)
+    shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}..."
+    raise ValidationError(f"`{parameter}` must be True or False, got {type(value).__name__} "
+                          f"{shown}.", parameter=parameter, value=value)
+
+
 def check_budget(value: object, parameter: str = "budget") -> float:
-    """Return `value` as a float if it is a usable budget, else raise ValidationError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """Return `value` as a float if it is a usable budget, else raise ValidationError.
+
+    Any real number type is accepted (int, float, numpy integers and floats); bools, strings,
+    NaN, values <= 0 and values above 1e12 (including integers too large for a float) are not.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}..."
         raise ValidationError(f"`{parameter}` must be a number of tokens, got "
-                              f"{type(value).__name__} {value!r}.", parameter=parameter,
+                              f"{type(value).__name__} {shown}.", parameter=parameter,
                               value=value)
-    if math.isnan(value):
+    if isinstance(value, numbers.Integral) and value > MAX_BUDGET:  # no float conversion
+        raise ValidationError(f"`{parameter}` must be <= {MAX_BUDGET:.0e} tokens, got an "
+                              f"integer of {len(str(int(value)))} digits (check the unit).",
+                              parameter=parameter, value=value)
+    number = float(value)
+    if math.isnan(number):
         raise ValidationError(f"`{parameter}` must be a number, got NaN.", parameter=parameter,
                               value=value)
-    if value <= 0:
-        raise ValidationError(f"`{parameter}` must be > 0, got {value}.", parameter=parameter,
+    if number <= 0:
+        raise ValidationError(f"`{parameter}` must be > 0, got {number:g}.", parameter=parameter,
                               value=value)
-    if value > MAX_BUDGET:
-        raise ValidationError(f"`{parameter}` must be <= {MAX_BUDGET:.0e} tokens, got {value:.3g} "
-                              f"(check the unit).", parameter=parameter, value=value)
-    return float(value)
+    if number > MAX_BUDGET:
+        raise ValidationError(f"`{parameter}` must be <= {MAX_BUDGET:.0e} tokens, got "
+                              f"{number:.3g} (check the unit).", parameter=parameter, value=value)
+    return number
 
 
 @dataclass(frozen=True, slots=True)
