@@ -338,3 +338,76 @@ def test_api_inputs_accepted_in_every_natural_form(tmp_path):
         assert tts.Budget(tokens=budget).tokens == 2000.0
     assert tts.replay_engine(seed=np.int64(0)).solve(question, 2000).answer == base.answer
     assert tts.Budget(tokens=10, count_prompt=np.bool_(True)).count_prompt is True
+
+
+# ---- command-line outputs and tuning storage (checked before any work starts) --------------
+def _cli(argv, capsys):
+    from tts.cli import main
+
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, " ".join(err.split())
+
+
+@pytest.mark.parametrize("budget", ["inf", "nan", "-5", "0", "1e400", "2e12"])
+def test_tune_bad_budget_fails_before_optuna(tmp_path, capsys, budget):
+    db = tmp_path / "tune.db"
+    code, err = _cli(["tune", "--budget", budget, "--trials", "2", "--storage",
+                      f"sqlite:///{db}", "--out", str(tmp_path / "out"), "--no-progress"],
+                     capsys)
+    assert code == 2 and "error: `--budget` must be" in err
+    assert not db.exists() and not (tmp_path / "out").exists()  # no study, no FAIL trial
+
+
+def test_tune_bad_budgets_list(tmp_path, capsys):
+    code, err = _cli(["tune", "--budgets", "512,inf", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "`--budgets` must be <= 1e+12 tokens, got inf" in err
+
+
+@pytest.mark.parametrize("content", [b"", b"some notes\n"])
+def test_tune_storage_refuses_a_file_that_is_not_an_optuna_database(tmp_path, capsys, content):
+    db = tmp_path / "notes.db"
+    db.write_bytes(content)
+    code, err = _cli(["tune", "--budget", "512", "--trials", "2", "--storage", f"sqlite:///{db}",
+                      "--out", str(tmp_path / "out"), "--no-progress"], capsys)
+    assert code == 2
+    assert f"{db} exists and is {'empty' if not content else 'not a SQLite database'}" in err
+    assert "will not write Optuna's tables into it" in err
+    assert db.read_bytes() == content
+
+
+def test_tune_storage_refuses_another_sqlite_database_and_a_folder(tmp_path, capsys):
+    import sqlite3
+
+    from tts.tune import check_storage, open_storage
+
+    db = tmp_path / "app.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE users (name TEXT)")
+    con.commit()
+    con.close()
+    before = db.read_bytes()
+    with pytest.raises(ValidationError, match=r"is a SQLite database but not an Optuna one "
+                                              r"\(tables \['users'\]\)"):
+        open_storage(f"sqlite:///{db}")
+    assert db.read_bytes() == before
+    with pytest.raises(ValidationError, match="is not a file"):
+        check_storage(f"sqlite:///{tmp_path}")
+    optuna_db = tmp_path / "optuna.db"
+    assert open_storage(f"sqlite:///{optuna_db}") is not None  # a new file: Optuna creates it
+    check_storage(f"sqlite:///{optuna_db}")  # and then it is an Optuna database
+
+
+@pytest.mark.parametrize("blocker", ["file", "policy.json is a folder"])
+def test_tune_out_unwritable_fails_before_tuning(tmp_path, capsys, blocker):
+    out = tmp_path / "out"
+    if blocker == "file":
+        out.write_text("x")
+    else:
+        (out / "policy.json").mkdir(parents=True)
+    code, err = _cli(["tune", "--budget", "512", "--trials", "500", "--out", str(out),
+                      "--no-progress"], capsys)
+    assert code == 2
+    assert ("is a file, not a folder" if blocker == "file" else "exists and is not a file") \
+        in err

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from tts.budgets.budget import check_budget
 from tts.errors import BankError, ValidationError
 from tts.evaluate import BankArrays, evaluate
 from tts.policy import CrossFitPolicy, Level, ParamPolicy
@@ -216,15 +217,67 @@ class LevelResult:
     se_margin, accuracies and costs of both, questions, seeds, reason (`select`)."""
 
 
+def check_storage(url: str | None) -> None:
+    """Refuse a storage URL that is malformed, or a `sqlite:///FILE` whose FILE exists but is
+    not an Optuna database (an empty file, a folder, some other file or SQLite database):
+    Optuna would write its tables into it. Nothing is created or changed."""
+    if url is None:
+        return
+    if not isinstance(url, str) or "://" not in url:
+        raise ValidationError(f"--storage must be an Optuna RDB URL such as "
+                              f"sqlite:///tune.db, got {url!r}.", parameter="storage", value=url)
+    if not url.startswith("sqlite:"):
+        return
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        database = make_url(url).database
+    except Exception:  # noqa: BLE001 (SQLAlchemy's ArgumentError and friends)
+        raise ValidationError(f"--storage {url!r} is not a valid database URL.",
+                              parameter="storage", value=url) from None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.exists():
+        return
+    fix = "choose a new file name (Optuna creates it) or an existing Optuna database"
+    if not path.is_file():
+        raise ValidationError(f"--storage {url!r}: {path} is not a file; {fix}.",
+                              parameter="storage", value=url)
+    with open(path, "rb") as fh:
+        header = fh.read(16)
+    if header != b"SQLite format 3\x00":
+        what = "is empty" if not header else "is not a SQLite database"
+        raise ValidationError(f"--storage {url!r}: {path} exists and {what}; tts tune will not "
+                              f"write Optuna's tables into it. {fix[0].upper() + fix[1:]}.",
+                              parameter="storage", value=url)
+    try:
+        con = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise ValidationError(f"--storage {url!r}: cannot read {path} ({exc}).",
+                              parameter="storage", value=url) from None
+    if not {"studies", "version_info"} <= tables:
+        shown = sorted(tables)[:5]
+        raise ValidationError(f"--storage {url!r}: {path} is a SQLite database but not an "
+                              f"Optuna one (tables {shown}); tts tune will not write into it. "
+                              f"{fix[0].upper() + fix[1:]}.", parameter="storage", value=url)
+
+
 def open_storage(url: str | None):
-    """An Optuna RDB storage for `url` (None: in memory); a clear error if it cannot open."""
+    """An Optuna RDB storage for `url` (None: in memory); a clear error if it cannot open,
+    or if it names an existing file that is not an Optuna database (`check_storage`)."""
     if url is None:
         return None
     import optuna
 
-    if not isinstance(url, str) or "://" not in url:
-        raise ValidationError(f"--storage must be an Optuna RDB URL such as "
-                              f"sqlite:///tune.db, got {url!r}.", parameter="storage", value=url)
+    check_storage(url)
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
     for attempt in range(5):
@@ -654,7 +707,7 @@ def run_tune(arrays: BankArrays, *, objective: str = "accuracy",
     on the training questions ("tuned" or "baseline:<name>", mean diff, SE); each held-out
     entry repeats the choice(s) under "chosen"."""
     _check_margin(se_margin)
-    budgets = [float(b) for b in budgets]
+    budgets = [check_budget(b, "budgets") for b in budgets]
     if not budgets or any(not b > 0 for b in budgets) or sorted(set(budgets)) != budgets:
         raise ValidationError(f"budgets must be positive and strictly increasing, got "
                               f"{budgets}.", parameter="budgets", value=budgets)
@@ -799,6 +852,7 @@ def _run_cli(args: argparse.Namespace) -> int:
 
     import tts
     from tts.bank import load_bank
+    from tts.sweep import check_writable
 
     if args.budget is not None and args.budgets is not None:
         raise ValidationError("give --budget or --budgets, not both.", parameter="budgets")
@@ -810,8 +864,13 @@ def _run_cli(args: argparse.Namespace) -> int:
                                   f"{args.budgets!r}.", parameter="budgets") from None
     else:
         budgets = [args.budget if args.budget is not None else 262144.0]
+    # Everything that can be refused is refused before any tuning runs.
+    budgets = [check_budget(b, "--budget" if args.budgets is None else "--budgets")
+               for b in budgets]
     if args.seeds < 1:
         raise ValidationError(f"--seeds must be >= 1, got {args.seeds}.", parameter="seeds")
+    check_storage(args.storage)
+    check_writable(args.out, ("policy.json", "report.json", "crossfit_policy.json"))
     bank_path = args.bank if args.bank is not None else tts.BUNDLED_BANK
     arrays = BankArrays.from_bank(load_bank(bank_path))
     if args.ladder is None and args.objective == "cost" and "large" in arrays.models:
