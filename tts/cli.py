@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -119,6 +120,8 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--large", default="large",
                    help="live large model, or 'none' (default large = Qwen2.5-Coder-1.5B-"
                         "Instruct; loaded only when a plan escalates)")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="show vLLM's own logs (by default they go to a log file, path printed)")
 
 
 def _engine_from_args(args):
@@ -136,21 +139,88 @@ def _engine_from_args(args):
 
 
 def _live_engine(args, policy):
-    """An Engine over in-process vLLM engines; prices by active parameters."""
+    """An Engine over in-process vLLM engines (prices: tts.budgets.default_cost), quiet unless
+    --verbose, with progress for engine loads and generation."""
     import os
 
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # keep the table readable
-    from tts.backends.vllm import VLLMBackend
-    from tts.budgets import QWEN_PARAMS
+    from tts.backends.vllm import VLLMBackend, log_file
     from tts.engine import Engine
 
     if args.bank is not None:
         raise ValidationError("--bank replays logged samples; it cannot be combined with --live.",
                               parameter="bank")
-    small = VLLMBackend(args.small)
-    large = None if args.large == "none" else VLLMBackend(args.large)
-    return Engine(small, large, cost=QWEN_PARAMS, seed=args.seed,
-                  count_prompt=args.count_prompt, policy=policy)
+    verbose = bool(getattr(args, "verbose", False))
+    if verbose:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")
+    else:
+        console.print(f"vLLM logs: {safe(log_file())} (--verbose shows them)", soft_wrap=True,
+                      highlight=False)
+    show = LiveProgress()
+    small = VLLMBackend(args.small, verbose=verbose, progress=show)
+    large = None if args.large == "none" else VLLMBackend(args.large, verbose=verbose,
+                                                           progress=show)
+    return Engine(small, large, seed=args.seed, count_prompt=args.count_prompt, policy=policy)
+
+
+class LiveProgress:
+    """Shows engine loads and generation (samples done, output tokens/s) while vLLM's own
+    output goes to its log file: a rich spinner line on a terminal (drawn on a copy of the
+    terminal's file descriptor, which stays visible while fd 1 is redirected), else one plain
+    line per finished load or generate call."""
+
+    def __init__(self) -> None:
+        import os
+        import time
+
+        self._time = time.perf_counter
+        self.tty = console.is_terminal
+        self.progress = None
+        self.task = None
+        self.started = 0.0
+        if self.tty:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            out = open(os.dup(sys.stdout.fileno()), "w", buffering=1, closefd=True)
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                     TimeElapsedColumn(), transient=True,
+                                     console=Console(file=out, emoji=False, highlight=False))
+
+    def __call__(self, event: dict) -> None:
+        what = self._describe(event)
+        finished = event.get("state") == "done" or (
+            event["event"] == "generate" and event["total"] and event["done"] >= event["total"])
+        if event.get("state") == "start" or (event["event"] == "generate" and event["done"] == 0):
+            self.started = self._time()
+        if self.progress is not None:
+            if self.task is None:
+                self.progress.start()
+                self.task = self.progress.add_task(what)
+            self.progress.update(self.task, description=what)
+            if finished:
+                self.progress.console.print(f"[dim]{what} in {self._time() - self.started:.0f} s"
+                                            f"[/]", soft_wrap=True)
+        elif finished:
+            print(f"{what} in {self._time() - self.started:.0f} s", flush=True)
+
+    def close(self) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.stop()
+            self.task = None
+
+    @staticmethod
+    def _describe(event: dict) -> str:
+        model = safe(event["model"])
+        if event["event"] == "load":
+            return f"{'loaded' if event['state'] == 'done' else 'loading'} {model} (vLLM)"
+        speed = f", {event['tokens_per_s']:.0f} tokens/s" if event["tokens_per_s"] else ""
+        return f"{model}: {event['done']}/{event['total']} samples{speed}"
+
+
+def _close_progress(engine) -> None:
+    for backend in getattr(engine, "backends", {}).values():
+        close = getattr(getattr(backend, "progress", None), "close", None)
+        if callable(close):
+            close()
 
 
 def _strategy_from_args(args):
@@ -177,7 +247,10 @@ def parse_options(items: Sequence[str]) -> dict:
 def _run_solve(args) -> int:
     engine = _engine_from_args(args)
     strategy, options = _strategy_from_args(args)
-    result = engine.solve(args.question, args.budget, strategy=strategy, **options)
+    try:
+        result = engine.solve(args.question, args.budget, strategy=strategy, **options)
+    finally:
+        _close_progress(engine)
     if args.json:
         print(json.dumps(result_dict(result), indent=2))
         return 0
@@ -188,7 +261,9 @@ def _run_solve(args) -> int:
 def result_dict(result) -> dict:
     return {"answer": result.answer, "status": result.status, "strategy": result.strategy,
             "plan": result.plan.describe(), "tokens": dict(result.tokens), "cost": result.cost,
-            "budget": result.budget, "votes": dict(result.votes), "difficulty": result.difficulty,
+            "budget": result.budget, "votes": dict(result.votes),
+            "votes_by_model": {m: dict(v) for m, v in result.votes_by_model.items()},
+            "difficulty": result.difficulty,
             "escalated": result.escalated, "trace": list(result.trace),
             "problem_id": result.problem_id}
 
@@ -201,11 +276,15 @@ def print_result(result) -> None:
     table.add_row("spent", f"{result.cost:,.0f} of {result.budget:,.0f} units")
     table.add_row("tokens", ", ".join(f"{safe(m)}: {t:,}" for m, t in result.tokens.items())
                   or "-")
-    table.add_row("votes", ", ".join(f"{safe(a)}: {c}" for a, c in result.votes.items()) or "-")
+    by_model = result.votes_by_model or ({"": result.votes} if result.votes else {})
+    table.add_row("votes", "\n".join(
+        (f"{safe(m)}: " if m else "") + (", ".join(f"{safe(a)} x{c}" for a, c in v.items())
+                                         or "none")
+        for m, v in by_model.items()) or "-")
     if result.difficulty is not None:
         table.add_row("difficulty", f"{result.difficulty:.2f}")
     table.add_row("trace", "\n".join(safe(line) for line in result.trace))
-    console.print(table)
+    console.print(table, width=min(console.width, 80))
 
 
 # ---- demo ----------------------------------------------------------------------------------
@@ -242,18 +321,23 @@ def _run_demo(args) -> int:
     problems = [bank.problems[pid] for pid in bank.problem_ids[:args.n]]
     strategy, options = _strategy_from_args(args)
     start = time.perf_counter()
-    results = engine.solve_many(problems, args.budget, strategy=strategy, **options)
+    try:
+        results = engine.solve_many(problems, args.budget, strategy=strategy, **options)
+    finally:
+        _close_progress(engine)
     elapsed = time.perf_counter() - start
     models = engine.models
+    label = {m: _tier_label(role) for role, m in models.items()}
     table = Table(title=f"{len(problems)} questions from {safe(bank.meta.name)}, budget "
                         f"{args.budget:,.0f} units each",
-                  caption="tokens: " + " / ".join(safe(m) for m in models.values()))
-    table.add_column("question", no_wrap=True, overflow="ellipsis",
-                     max_width=14 if args.live else 22)
+                  caption="votes, tokens: " + ", ".join(
+                      f"{label[m]} = {safe(m)}" for m in models.values())
+                  + "; ↑ escalated; ✗ wrong (gold)", box=box.SIMPLE_HEAD, padding=(0, 1),
+                  pad_edge=False)
+    table.add_column("question", no_wrap=True, overflow="ellipsis", max_width=16)
     table.add_column("plan", no_wrap=True)
-    table.add_column("answer", overflow="fold", min_width=6, max_width=10)
-    table.add_column("gold", overflow="fold", min_width=6, max_width=10)
-    table.add_column("ok", min_width=2)
+    table.add_column("votes", no_wrap=True, overflow="ellipsis", max_width=18)
+    table.add_column("answer", no_wrap=True, overflow="ellipsis", max_width=14)
     table.add_column("tokens", no_wrap=True, justify="right")
     table.add_column("cost", no_wrap=True, justify="right")
     if args.live:
@@ -264,14 +348,40 @@ def _run_demo(args) -> int:
         right += ok
         timing = [f"{r.seconds:.0f}s"] if args.live else []
         table.add_row(safe(problem.question), safe(r.strategy) + ("↑" if r.escalated else ""),
-                      safe(r.answer), safe(problem.gold), "[green]✓[/]" if ok else "[red]✗[/]",
-                      " / ".join(str(r.tokens.get(m, 0)) for m in models.values()),
+                      _votes_cell(r, label),
+                      f"{safe(r.answer)} [green]✓[/]" if ok else
+                      f"{safe(r.answer)} [red]✗[/] ({safe(problem.gold)})",
+                      "/".join(str(r.tokens.get(m, 0)) for m in models.values()),
                       f"{r.cost:,.0f}", *timing)
-    console.print(table)
+    console.print(table, width=min(console.width, 80))
     console.print(f"accuracy {right}/{len(problems)}; mean cost "
                   f"{sum(r.cost for r in results) / len(results):,.0f} units; "
-                  f"{elapsed:.3f} s")
+                  f"{elapsed:.3f} s", soft_wrap=True)
     return 0
+
+
+def _short(answer: str, width: int = 8) -> str:
+    return answer if len(answer) <= width else answer[:width - 1] + "…"
+
+
+def _tier_label(role: str) -> str:
+    return {"small": "S", "large": "L"}.get(role, role.replace("tier", "T"))
+
+
+def _votes_cell(result, label: dict) -> str:
+    """One line per model that voted, cheapest tier first: `S 18x3 20 +2` (the two leading
+    answers with their counts, then the number of other votes)."""
+    by_model = result.votes_by_model or {}
+    lines = []
+    for model, votes in by_model.items():
+        base, _, extra = model.partition(":")
+        tag = label.get(base, safe(base)) + (f":{safe(extra)}" if extra else "")
+        items = list(votes.items())
+        shown = [f"{safe(_short(a))}x{c}" if c > 1 else safe(_short(a)) for a, c in items[:2]]
+        rest = sum(c for _, c in items[2:])
+        counts = " ".join(shown + ([f"+{rest}"] if rest else []))
+        lines.append(f"{tag} {counts or '-'}")
+    return "\n".join(lines) or "-"
 
 
 # ---- bank ----------------------------------------------------------------------------------

