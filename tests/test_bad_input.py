@@ -411,3 +411,68 @@ def test_tune_out_unwritable_fails_before_tuning(tmp_path, capsys, blocker):
     assert code == 2
     assert ("is a file, not a folder" if blocker == "file" else "exists and is not a file") \
         in err
+
+
+# ---- tts bank build: the destination, and what a backend returns ----------------------------
+@pytest.mark.parametrize("blocker, match", [
+    ("dest is a file", "bank folder {dest} is a file, not a folder"),
+    ("parent is a file", "bank folder {dest} cannot be created: {parent} is not a folder"),
+    ("meta.json is a folder", "bank folder: {dest}/meta.json exists and is not a file"),
+    ("samples.jsonl is a folder", "bank folder: {dest}/samples.jsonl exists and is not a file"),
+])
+def test_bank_build_dest_checked_before_any_model_or_server(tmp_path, capsys, blocker, match):
+    parent = tmp_path / "p"
+    dest = parent / "bank"
+    if blocker == "dest is a file":
+        parent.mkdir()
+        dest.write_text("x")
+    elif blocker == "parent is a file":
+        parent.write_text("x")
+    else:
+        (dest / blocker.split()[0]).mkdir(parents=True)
+    # The server does not exist: reaching it would be a connection error, not this one.
+    code, err = _cli(["bank", "build", str(dest), "--server", "http://127.0.0.1:9/v1",
+                      "--served-model", "m", "--samples", "2", "--n", "1"], capsys)
+    assert code == 2 and match.format(dest=dest, parent=parent) in err
+
+
+class _LyingBackend:
+    """Returns what a broken server might: counts outside the request."""
+
+    model = "liar"
+
+    def __init__(self, mutate):
+        self.mutate = mutate
+
+    def prompt_tokens(self, request):
+        return 3
+
+    def generate(self, requests):
+        from tts.types import Completion
+
+        out = [[Completion(text="1", answer="1", tokens=5, prompt_tokens=3)
+                for _ in range(r.n)] for r in requests]
+        return self.mutate(out)
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda out: [[*c, c[0]] for c in out], "returned 3 samples .*n=2|3 samples"),
+    (lambda out: [[__import__("dataclasses").replace(x, tokens=-4) for x in c] for c in out],
+     "tokens"),
+    (lambda out: [[__import__("dataclasses").replace(x, tokens=10**6) for x in c] for c in out],
+     "tokens"),
+    (lambda out: out[:-1], "results for 2 requests"),
+])
+def test_bank_build_refuses_bad_counts_from_a_backend(tmp_path, mutate, match):
+    from tts.backends.contract import check_results  # noqa: F401  (the contract build uses)
+    from tts.budgets import CostModel, ModelCost
+    from tts.build import build_bank
+    from tts.errors import BackendError
+    from tts.types import Problem
+
+    problems = [Problem(f"q{i}?", id=f"p{i}", gold="1") for i in range(2)]
+    cost = CostModel({"liar": ModelCost(1.0, 1.0)}, source="test")
+    with pytest.raises(BackendError, match=f"backend of liar broke the contract.*({match})"):
+        build_bank(_LyingBackend(mutate), problems, tmp_path / "b", samples=2, max_tokens=50,
+                   cost=cost, logprobs=False)
+    assert (tmp_path / "b" / "samples.jsonl").read_text() == ""  # nothing reached the bank

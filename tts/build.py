@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tts.backends import Backend
+from tts.backends.contract import check_results
 from tts.bank import META_FILE, BankMeta, BankWriter, Record, Sample
 from tts.budgets import CostModel
 from tts.errors import BankError, ValidationError
@@ -239,7 +240,7 @@ def _plain(backend: Backend, todo: Sequence[Problem], spec: ModeSpec,
                            seed=spec.seed, mode=spec.mode, problem_id=p.id, logprobs=logprobs)
                 for p in todo]
     t0 = time.perf_counter()
-    results = backend.generate(requests)
+    results = check_results(backend.model, requests, backend.generate(requests))
     seconds = time.perf_counter() - t0
     if len(results) != len(requests) or any(len(c) != spec.n for c in results):
         raise BankError(f"{backend.model} returned {[len(c) for c in results]} samples for "

@@ -492,6 +492,11 @@ def _run_bank_build(args) -> int:
 
     if args.n is not None and args.n < 1:
         raise ValidationError(f"--n must be >= 1, got {args.n}.", parameter="n", value=args.n)
+    from tts.bank import META_FILE, SAMPLES_FILE
+    from tts.sweep import check_writable
+
+    # DEST is checked before a model loads or a question is read (creates the folder).
+    check_writable(args.dest, (META_FILE, SAMPLES_FILE), what="bank folder")
     if args.start < 0:
         raise ValidationError(f"--start must be >= 0, got {args.start}.", parameter="start",
                               value=args.start)
