@@ -255,6 +255,8 @@ class VLLMBackend:
         self.verbose = verbose_default() if verbose is None else bool(verbose)
         self.log_path: Path | None = None if self.verbose else log_file()
         """Where the engine's logs go (None when verbose: the terminal)."""
+        if self.log_path is not None:  # before anything imports vllm (its import logs too)
+            quiet_vllm_logging(self.log_path)
         self.progress = progress
         self.last_confidences: list[list[list[float] | None]] = []
         """Per-token confidences of every sample of the last `generate` (None for samples
