@@ -22,6 +22,14 @@ requires_shared = pytest.mark.skipif(
            f"project's CI, absent from a fresh clone)")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Always list skipped tests with their reason (as `-rs` does), so a run on a machine
+    without ../shared/data, vLLM or PostgreSQL says what it did not test and why."""
+    chars = getattr(config.option, "reportchars", "") or ""
+    if not {"s", "a", "A"} & set(chars):
+        config.option.reportchars = chars + "s"
+
+
 def make_bank(*, n_problems: int = 5, n_small: int = 8, n_large: int = 3, seed: int = 0,
               small_cost: float = 1.0, large_cost: float = 10.0, prompt_tokens: int = 20,
               max_sample_tokens: int = 300, abstain: float = 0.1) -> SampleBank:
