@@ -562,6 +562,7 @@ def _run_bank_info(args) -> int:
             table.add_row(safe(model), safe(mode), str(len(recs)), f"{n / len(recs):.1f}",
                           f"{tokens / max(n, 1):.0f}")
     console.print(table)
+    console.print(f"ladder: {safe(' > '.join(bank.meta.models_cheapest_first))}")
     console.print(f"roles: {safe(dict(bank.meta.roles))}; tokenizer: "
                   f"{safe(bank.meta.tokenizer)}")
     console.print(f"cost: {safe(bank.meta.cost.source)}")
