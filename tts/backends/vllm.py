@@ -286,8 +286,14 @@ class VLLMBackend:
                   file=sys.stderr, flush=True)
         if self.log_path is not None:
             quiet_vllm_logging(self.log_path)
-        with redirect_output(self.log_path):
-            llm = self._build_quietly()
+        try:
+            with redirect_output(self.log_path):
+                llm = self._build_quietly()
+        except BackendError as exc:
+            if self.log_path is None:
+                raise
+            raise BackendError(f"{exc} (vLLM's own messages, the root cause included, are in "
+                               f"{self.log_path})") from exc
         self._event({"event": "load", "model": self.model, "state": "done",
                      "seconds": time.perf_counter() - start})
         return llm
