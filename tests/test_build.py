@@ -422,3 +422,12 @@ def test_corrupt_gz_is_a_clear_error(tmp_path):
     with pytest.raises(BankError, match="cannot write bank"):
         build_bank(FakeLive(), _problems(2), dest, samples=2, max_tokens=30, cost=QWEN_PARAMS)
     assert not (dest / SAMPLES_FILE).exists()  # no half-unpacked file to resume from
+
+
+def test_samples_without_meta_are_not_appended_to(tmp_path):
+    dest = build_bank(FakeLive(), _problems(1), tmp_path / "b", samples=2, max_tokens=30,
+                      cost=QWEN_PARAMS)
+    (dest / "meta.json").unlink()
+    with pytest.raises(BankError, match="holds samples but no meta.json"):
+        build_bank(FakeLive(), _problems(2), dest, samples=2, max_tokens=30, cost=QWEN_PARAMS)
+    assert len(_lines(dest)) == 1

@@ -320,6 +320,10 @@ class BankWriter:
         samples_path = self.root / SAMPLES_FILE
         meta_path = self.root / META_FILE
         gz_path = self.root / SAMPLES_GZ
+        if resume and not meta_path.exists() and (samples_path.exists() or gz_path.exists()):
+            raise BankError(f"{self.root} holds samples but no {META_FILE}; restore it (or "
+                            f"move the samples away) before resuming, so nothing is written "
+                            f"twice.")
         if resume and meta_path.exists():
             if not samples_path.exists() and gz_path.is_file():
                 tmp = samples_path.with_name(samples_path.name + ".tmp")
