@@ -166,7 +166,8 @@ def live_engine(small: str | None = None, large: str | None = None, *,
     return _LIVE[key]
 
 
-__all__ = ["solve", "solve_many", "replay_engine", "live_engine", "Engine", "Budget", "CostModel", "Result",
+__all__ = ["solve", "solve_many", "replay_engine", "live_engine", "Engine", "Budget", "CostModel",
+           "Result",
            "Problem", "Plan", "GenRequest", "Completion", "Strategy", "TTSError",
            "ValidationError", "BankError", "BackendError", "BudgetExceeded", "UnknownNameError",
            "BUNDLED_BANK"]

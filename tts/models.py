@@ -791,4 +791,5 @@ if __name__ == "__main__":
 
 __all__ = ["SPECS", "ModelSpec", "Part", "ModelInfo", "ModelError", "ModelNotPulledError",
            "ChecksumError", "models_dir", "spec", "is_pulled", "model_path", "manifest",
-           "list_models", "pull", "pull_many", "fetch_gguf", "convert_gguf", "verify", "register", "add_cli"]
+           "list_models", "pull", "pull_many", "fetch_gguf", "convert_gguf", "verify",
+           "register", "add_cli"]
