@@ -431,3 +431,17 @@ def test_samples_without_meta_are_not_appended_to(tmp_path):
     with pytest.raises(BankError, match="holds samples but no meta.json"):
         build_bank(FakeLive(), _problems(2), dest, samples=2, max_tokens=30, cost=QWEN_PARAMS)
     assert len(_lines(dest)) == 1
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--chain-lengths", "1024,x"], "--chain-lengths must be comma-separated integers"),
+    (["--start", "-1"], "--start must be >= 0"),
+    (["--start", "100000"], "--start 100000 is past the"),
+    (["--n", "0"], "--n must be >= 1"),
+])
+def test_cli_build_argument_errors_before_any_engine(tmp_path, capsys, extra, match):
+    from tts.cli import main
+
+    assert main(["bank", "build", str(tmp_path / "b"), "--model", "tiny", *extra]) == 2
+    assert match in capsys.readouterr().err.replace("\n", " ")
+    assert not (tmp_path / "b" / "meta.json").exists()
