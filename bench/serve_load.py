@@ -30,8 +30,9 @@ from tests.serve_util import ServeProcess  # noqa: E402
 OUT = ROOT / "bench" / "results" / "serve_load"
 
 
-async def fire(url: str, questions: list[str], budget: float, timeout: float,
-               deadline: float) -> list[dict]:
+async def fire(url: str, questions: list[str], budget: float | None, timeout: float,
+               deadline: float, model: str = "tts-auto",
+               max_tokens: int | None = None) -> list[dict]:
     import openai
 
     client = openai.AsyncOpenAI(base_url=url, api_key="none", max_retries=0, timeout=timeout)
@@ -39,9 +40,10 @@ async def fire(url: str, questions: list[str], budget: float, timeout: float,
     async def one(i: int, q: str) -> dict:
         start = time.perf_counter()
         try:
+            extra = {"max_tokens": max_tokens} if max_tokens else {}
             r = await client.chat.completions.create(
-                model="tts-auto", messages=[{"role": "user", "content": q}],
-                extra_body={"budget": budget})
+                model=model, messages=[{"role": "user", "content": q}],
+                extra_body={"budget": budget} if budget else None, **extra)
             extra = r.model_extra["tts"]
             return {"i": i, "ok": 1, "seconds": time.perf_counter() - start,
                     "answer": r.choices[0].message.content, "status": extra["status"],
@@ -69,6 +71,11 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=None,
                     help="budget per request (default 100000 replay, 150 live)")
     ap.add_argument("--live", action="store_true", help="the tiny model through vLLM")
+    ap.add_argument("--model", default="tts-auto",
+                    help="model to ask: tts-auto (the policy, default) or a ladder model by "
+                         "name (one sample of --max-tokens; budget derived by the server)")
+    ap.add_argument("--max-tokens", type=int, default=64,
+                    help="tokens per sample when --model names a ladder model")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per request")
     ap.add_argument("--deadline", type=float, default=None, help="seconds for the whole run")
     args = ap.parse_args(argv)
@@ -76,7 +83,9 @@ def main(argv=None) -> int:
         ap.error("--n must be in 1..1000")
     import tts
 
-    budget = args.budget or (150.0 if args.live else 100_000.0)
+    direct = args.model != "tts-auto"
+    budget = None if direct else (args.budget or (150.0 if args.live else 100_000.0))
+    max_tokens = args.max_tokens if direct else None
     timeout = args.timeout or (1200.0 if args.live else 60.0)
     deadline = args.deadline or (3600.0 if args.live else 120.0)
     bank = tts._load(str(tts.BUNDLED_BANK))
@@ -85,27 +94,37 @@ def main(argv=None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     tag = "serve_load_live" if args.live else "serve_load"
     server_args = ["--small", "tiny", "--large", "none"] if args.live else []
+    server_args += ["--request-timeout", str(timeout)]
     with ServeProcess(*server_args, startup_timeout=900 if args.live else 60,
                       log=Path(tempfile.gettempdir()) / f"tts_{tag}_server.log") as server:
         ready = server.ready_seconds
         # two single requests before the load (the first also warms up HTTP): neither may
         # reload a model, so both take about the same time, far below the start-up
         singles = [asyncio.run(fire(server.url, questions[k:k + 1], budget, timeout,
-                                    deadline))[0]["seconds"] for k in (0, 1)]
+                                    deadline, args.model, max_tokens))[0]["seconds"]
+                   for k in (0, 1)]
         start = time.perf_counter()
-        rows = asyncio.run(fire(server.url, questions, budget, timeout, deadline))
+        rows = asyncio.run(fire(server.url, questions, budget, timeout, deadline, args.model,
+                                max_tokens))
         serve_s = time.perf_counter() - start
     if args.live:
         from tts.backends.vllm import VLLMBackend
         from tts.budgets import QWEN_PARAMS
 
         engine = tts.Engine(VLLMBackend("tiny").load(), cost=QWEN_PARAMS, seed=0)
-        engine.solve_many(questions[:1], budget)
     else:
         engine = tts.replay_engine()
-        engine.solve_many(questions[:1], budget)
+    strategy = None
+    if direct:  # what the server runs for a model by name (tts.serving.app.App._direct)
+        from tts.strategies import Vote
+
+        role = {b.model: r for r, b in engine.backends.items()}[args.model]
+        strategy = Vote(max_samples=1, wave=1, max_tokens=max_tokens, temperature=0.7,
+                        confidence=1.0, role=role)
+        budget = max_tokens * engine.cost.of(args.model).output
+    engine.solve_many(questions[:1], budget, strategy=strategy)
     start = time.perf_counter()
-    refs = engine.solve_many(questions, budget)
+    refs = engine.solve_many(questions, budget, strategy=strategy)
     direct_s = time.perf_counter() - start
     errors = sum(1 - r["ok"] for r in rows)
     same = sum(r["ok"] and r["answer"] == (x.answer or "") for r, x in zip(rows, refs))
@@ -136,13 +155,15 @@ def main(argv=None) -> int:
     b.set_title(f"throughput ratio {ratio:.2f}")
     fig.tight_layout()
     fig.savefig(OUT / f"{tag}.png", dpi=110)
-    cmd = "python bench/serve_load.py" + (f" --live --n {args.n} --budget {budget:g}"
-                                          if args.live else f" --n {args.n}")
+    cmd = "python bench/serve_load.py" + (" --live" if args.live else "") + f" --n {args.n}" + (
+        f" --model {args.model} --max-tokens {max_tokens}" if direct else
+        (f" --budget {budget:g}" if args.budget else ""))
     (OUT / f"{tag}.md").write_text(
         f"# tts serve load test ({'live tiny model, vLLM CPU' if args.live else 'replay'})\n\n"
         f"Command: `{cmd}` (2-core CPU, loopback; client, server and engine share the cores)."
         f"\n\n| measure | value |\n|---|---|\n"
-        f"| concurrent requests | {args.n} |\n| budget per request | {budget:g} |\n"
+        f"| concurrent requests | {args.n} |\n| model | {args.model} |\n"
+        f"| budget per request | {budget:g} |\n"
         f"| errors | {errors} |\n| answers equal to solve_many | {same}/{args.n} |\n"
         f"| p50 latency | {p50:.3f} s |\n| p95 latency | {p95:.3f} s |\n"
         f"| wall time, served | {serve_s:.2f} s |\n| wall time, solve_many | {direct_s:.2f} s |\n"
