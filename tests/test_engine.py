@@ -78,8 +78,10 @@ def test_chain_on_bank_without_chain_samples_says_so():
 
 
 def test_question_not_in_bank():
+    """Replay of a given bank answers only its questions (tts.solve without a bank sends
+    other prompts to live models)."""
     with pytest.raises(BankError, match="question not found in bank"):
-        tts.solve("What is the airspeed of an unladen swallow?", 1000)
+        tts.solve("What is the airspeed of an unladen swallow?", 1000, bank=tts.BUNDLED_BANK)
 
 
 def test_budget_too_small_is_an_explicit_result():
