@@ -14,14 +14,14 @@ One tuning run on a set of training questions (`tune_ladder`):
    floor in [0.5, 1] below which it always climbs (so no tuned policy can stop climbing on
    questions whose own vote is split); the top rung's greedy answer or vote.
 3. Candidates: the best trials re-scored with twice the seeds, plus fixed plans (the top
-   model alone; the default cascade).
+   model alone; the default cascade from every lower tier in every representation).
 4. Selection (`select_candidate`): the most accurate candidate within the cap, kept over the
    best fixed plan within the cap only if it wins by more than m standard errors of the
    paired per-question difference.
-5. The cap (cost objective) and m (accuracy objective) are not constants: an inner
+5. The cap and m (cost objective) or m (accuracy objective) are not constants: an inner
    cross-validation on the training questions (`choose_rule`) runs steps 1-4 on each inner
-   training split for every cap of `CAPS` / margin of `MARGINS` and scores the selected plan
-   on the inner held-out questions. The cost objective takes the cheapest cap whose pooled
+   training split for every cap of `CAPS` and margin of `MARGINS` and scores the selected
+   plan on the inner held-out questions. The cost objective takes the cheapest rule whose pooled
    inner held-out accuracy, less `INNER_SE` standard errors of its paired difference with
    the top model, reaches the top model's pooled inner held-out accuracy (the target,
    unless given), or, when none does, the cap with the best inner held-out accuracy (the
@@ -273,14 +273,20 @@ def suggest_rungs(trial: Any, data: LadderData) -> tuple[Rung, ...]:
 
 
 def baselines(data: LadderData) -> dict[str, tuple[Rung, ...]]:
-    """Fixed plans every selection compares with: the top model alone and the default
-    cascade (a 16-sample vote of the cheapest model that climbs below 60% agreement)."""
-    small_mode = data.modes["small"][0] if "sample" not in data.modes["small"] else "sample"
-    cap = data.max_samples[("small", small_mode)]
-    cascade = (Rung(role="small", mode=small_mode, wave=min(4, cap), max_samples=min(16, cap),
-                    max_tokens=MAX_TOKENS, confidence=0.95, climb_below=0.6),
-               top_rung(data.greedy["large"]))
-    return {"top-model": (top_rung(data.greedy["large"]),), "cascade": cascade}
+    """Fixed plans every selection compares with: the top model alone, and the default
+    cascade (a vote of up to 16 samples in waves of 4 with Adaptive-Consistency stopping,
+    climbing to the top model below 60% agreement) from every lower tier in every sampled
+    representation. Fixed plans are not fitted to the training questions, so they carry no
+    winner's curse: a tuned plan has to beat them clearly to be kept."""
+    top = top_rung(data.greedy["large"])
+    out = {"top-model": (top,)}
+    for role in data.roles[:-1]:
+        for mode in data.modes[role]:
+            cap = data.max_samples[(role, mode)]
+            out[f"cascade-{role}-{mode}"] = (
+                Rung(role=role, mode=mode, wave=min(4, cap), max_samples=min(16, cap),
+                     max_tokens=MAX_TOKENS, confidence=0.95, climb_below=0.6), top)
+    return out
 
 
 # ---- one tuning run -------------------------------------------------------------------------
@@ -416,7 +422,7 @@ def choose_rule(data: LadderData, *, objective: str, target: float | None, trial
     """Step 5: (cost cap, margin) chosen on inner held-out questions (module docstring)."""
     parts = group_folds(data.arrays, folds, group_by, split_seed + 17)
     caps = list(CAPS) if objective == "cost" else [max_cost_share]
-    margins = [0.0] if objective == "cost" else list(MARGINS)
+    margins = list(MARGINS)
     pooled: dict[tuple, dict[str, list]] = {(c, m): {"correct": [], "cost": []}
                                             for c in caps for m in margins}
     top_correct = []
@@ -465,7 +471,7 @@ def choose_rule(data: LadderData, *, objective: str, target: float | None, trial
             record["reason"] = (f"no cap reached {goal:.4f} + {INNER_SE:g} SE on inner held-out "
                                 f"questions: the cap with the best inner held-out accuracy")
             return cap, margin, record
-        cap, margin = min(ok, key=lambda k: (table[k]["heldout_cost_share"], -k[0]))
+        cap, margin = min(ok, key=lambda k: (table[k]["heldout_cost_share"], -k[0], -k[1]))
         record["reason"] = (f"cheapest cap whose inner held-out accuracy minus {INNER_SE:g} SE "
                             f"of its paired difference reaches {goal:.4f}")
         return cap, margin, record
