@@ -311,7 +311,8 @@ def _build_cmd(dest, questions, *extra):
     return [sys.executable, "-m", "tts.cli", "bank", "build", str(dest), "--model", "tiny",
             "--questions", str(questions), "--start", "1", "--n", "5", "--samples", "3",
             "--max-tokens", "24", "--batch", "1", "--chains", "2", "--chain-lengths", "64",
-            "--answer-tokens", "8", "--max-waits", "2", "--seed", "7", *extra]
+            "--answer-tokens", "8", "--max-waits", "2", "--seed", "7", "--no-prefix-caching",
+            *extra]
 
 
 def _run(cmd, **kw):
@@ -369,19 +370,11 @@ def test_killed_build_resumes_without_loss_or_duplicates(tmp_path) -> None:
     assert a[:len(written)] == written  # nothing rewritten
     keys = [(d["problem_id"], d["mode"]) for d in map(json.loads, a)]
     assert len(keys) == len(set(keys)) == 10  # no duplicates, no loss
-    # The same samples as the uninterrupted build: texts, answers, tokens and finish reasons
-    # exactly; logprobs and confidences up to float noise (bf16 kernels round differently when
-    # the prefix cache or the batch around a sequence differs).
-    exact = {(d["problem_id"], d["mode"]): d for d in map(json.loads, b)}
-    for d in map(json.loads, a):
-        other = exact[(d["problem_id"], d["mode"])]
-        assert {k: v for k, v in d.items() if k != "samples"} == \
-            {k: v for k, v in other.items() if k != "samples"}
-        for s, t in zip(d["samples"], other["samples"], strict=True):
-            assert (s["text"], s["answer"], s["tokens"], s["finish"]) == \
-                (t["text"], t["answer"], t["tokens"], t["finish"])
-            assert s["logprob"] == pytest.approx(t["logprob"], abs=0.02)
-            assert s["min_conf"] == pytest.approx(t["min_conf"], abs=0.05)
+    # The same samples as the uninterrupted build, bit for bit. Without prefix caching every
+    # prompt is computed in the same batch as in an uninterrupted run; with it (the default), a
+    # restarted engine starts cold, bf16 kernels round differently, and logprobs (rarely a
+    # sampled token) can differ in the last digits.
+    assert sorted(a) == sorted(b)
     assert [k[0] for k in keys if k[1] == "sample"] == [f"gsm8k-test-{i}" for i in range(1, 6)]
     for d in map(json.loads, a):
         for s in d["samples"]:

@@ -453,6 +453,9 @@ def _add_bank(sub) -> None:
                        help="do not ask for logprobs (no mean logprob or confidence)")
     build.add_argument("--gzip", action="store_true",
                        help="refresh samples.jsonl.gz after every batch (committed form)")
+    build.add_argument("--no-prefix-caching", action="store_true",
+                       help="vLLM: recompute shared prompt prefixes, so a resumed build equals "
+                            "an uninterrupted one bit for bit (slower, above all for chains)")
     build.set_defaults(run=_run_bank_build)
     info = bsub.add_parser("info", help="summarise a bank")
     info.add_argument("path", type=Path)
@@ -526,7 +529,8 @@ def _run_bank_build(args) -> int:
         # Room for the longest chain, its continuation prompts and the forced answer.
         longest = max([args.max_tokens, args.chain_tokens, *lengths]) + args.answer_tokens
         backend = VLLMBackend(args.model,
-                              max_model_len=max(2048, -(-(longest + 1024) // 256) * 256))
+                              max_model_len=max(2048, -(-(longest + 1024) // 256) * 256),
+                              enable_prefix_caching=not args.no_prefix_caching)
     cost = QWEN_PARAMS if backend.model in QWEN_PARAMS.models else CostModel(
         {backend.model: ModelCost(1.0, 1.0)},
         source="unit price: edit meta.json to set this model's price")
