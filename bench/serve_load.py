@@ -46,7 +46,7 @@ async def fire(url: str, questions: list[str], budget: float | None, timeout: fl
                 extra_body={"budget": budget} if budget else None, **extra)
             extra = r.model_extra["tts"]
             return {"i": i, "ok": 1, "seconds": time.perf_counter() - start,
-                    "answer": r.choices[0].message.content, "status": extra["status"],
+                    "answer": extra["answer"] or "", "status": extra["status"],
                     "cost": extra["cost"], "error": ""}
         except Exception as exc:  # every failure is counted, never retried
             return {"i": i, "ok": 0, "seconds": time.perf_counter() - start, "answer": "",
