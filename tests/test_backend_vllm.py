@@ -325,8 +325,8 @@ def _run(cmd, **kw):
 def test_killed_build_resumes_without_loss_or_duplicates(tmp_path) -> None:
     """A real `tts bank build` killed (SIGKILL) once its first records are on disk, then
     rerun: no record lost or written twice, the same records as an uninterrupted build; a
-    resume with other
-    settings is refused naming the setting and both values; prices a user set survive."""
+    resume with other settings is refused naming the setting and both values; prices a user
+    set survive."""
     import json
     import os
     import signal
@@ -376,7 +376,8 @@ def test_killed_build_resumes_without_loss_or_duplicates(tmp_path) -> None:
     # remaining prompts (and on machine load), so a sampled token can differ (seen in CI-like
     # runs even with --no-prefix-caching).
     def shape(lines):
-        return sorted((d["problem_id"], d["mode"], len(d["samples"])) for d in map(json.loads, lines))
+        return sorted((d["problem_id"], d["mode"], len(d["samples"]))
+                      for d in map(json.loads, lines))
 
     assert shape(a) == shape(b)
     assert [k[0] for k in keys if k[1] == "sample"] == [f"gsm8k-test-{i}" for i in range(1, 6)]
