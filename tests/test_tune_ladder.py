@@ -12,7 +12,8 @@ from tts.errors import BankError, ValidationError
 from tts.evaluate import BankArrays, evaluate
 from tts.ladder_policy import LadderPolicy
 from tts.policy import load_policy
-from tts.tune_ladder import (CAPS, Candidate, TuneRun, group_folds, prepare_ladder, run_ladder_tune,
+from tts.tune_ladder import (CAPS, Candidate, TuneRun, group_folds, prepare_ladder,
+                             run_ladder_tune,
                              scenario, search, select_candidate)
 
 DATE = BankArrays.from_bank(load_bank(tts.BUNDLED_DATE_BANK))

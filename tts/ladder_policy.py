@@ -158,14 +158,9 @@ def ladder_policy_from_dict(data: Any, *, source: str = "policy") -> LadderPolic
     if not isinstance(ladder, list):
         raise ValidationError(f"{source}: `ladder` must be a list of model names, got "
                               f"{ladder!r}.", parameter="ladder")
-    prompt = None
-    if data.get("prompt") is not None:
-        from tts.difficulty import PromptDifficulty
+    from tts.policy import prompt_model
 
-        try:
-            prompt = PromptDifficulty.from_dict(data["prompt"])
-        except ValidationError as exc:
-            raise ValidationError(f"{source}: {exc}", parameter="prompt") from None
+    prompt = prompt_model(data.get("prompt"), source)
     levels_data = data["levels"]
     if not isinstance(levels_data, list) or not levels_data:
         raise ValidationError(f"{source}: `levels` must be a non-empty list.",

@@ -94,14 +94,10 @@ class Level:
     None to use the policy's `probe_weights`."""
 
     def __post_init__(self) -> None:
-        if self.probe_weights is not None:
-            w = self.probe_weights
-            if not isinstance(w, (list, tuple)) or len(w) != len(PROBE_FEATURES) + 1 or any(
-                    not is_finite_number(v) for v in w):
-                raise ValidationError(f"`probe_weights` must be null or {len(PROBE_FEATURES) + 1}"
-                                      f" finite numbers, got {shown(w)}.",
-                                      parameter="probe_weights", value=w)
-            object.__setattr__(self, "probe_weights", tuple(float(v) for v in w))
+        from tts.strategies._checks import check_weights
+
+        object.__setattr__(self, "probe_weights", check_weights(
+            "probe_weights", self.probe_weights, PROBE_FEATURES, nullable=True))
         b = self.from_budget
         if not is_finite_number(b) or b < 0:
             raise ValidationError(f"`from_budget` must be a finite number >= 0, got {shown(b)}.",
@@ -313,6 +309,18 @@ _TOP_FIELDS = {"format", "probe_features", "probe_weights", "prompt", "levels", 
 _REQUIRED_TOP = {"format", "probe_weights", "prompt", "levels"}
 
 
+def prompt_model(data: Any, source: str) -> Any:
+    """The PromptDifficulty of a policy file's `prompt` field (None stays None)."""
+    if data is None:
+        return None
+    from tts.difficulty import PromptDifficulty
+
+    try:
+        return PromptDifficulty.from_dict(data)
+    except ValidationError as exc:
+        raise ValidationError(f"{source}: {exc}", parameter="prompt") from None
+
+
 def policy_from_dict(data: Any, *, source: str = "policy") -> ParamPolicy:
     """Build a ParamPolicy from its JSON data; every problem is a ValidationError."""
     if not isinstance(data, Mapping):
@@ -331,14 +339,7 @@ def policy_from_dict(data: Any, *, source: str = "policy") -> ParamPolicy:
     if "probe_features" in data and data["probe_features"] != list(PROBE_FEATURES):
         raise ValidationError(f"{source}: `probe_features` must be {list(PROBE_FEATURES)}, got "
                               f"{data['probe_features']!r}.", parameter="probe_features")
-    prompt = None
-    if data["prompt"] is not None:
-        from tts.difficulty import PromptDifficulty
-
-        try:
-            prompt = PromptDifficulty.from_dict(data["prompt"])
-        except ValidationError as exc:
-            raise ValidationError(f"{source}: {exc}", parameter="prompt") from None
+    prompt = prompt_model(data.get("prompt"), source)
     levels_data = data["levels"]
     if not isinstance(levels_data, list) or not levels_data:
         raise ValidationError(f"{source}: `levels` must be a non-empty list of objects.",

@@ -335,15 +335,8 @@ def tune_level(data: TuneData, budget: float, *, objective: str = "accuracy",
         directions = ["maximize" if objective == "accuracy" else "minimize"]
     study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
                                 directions=directions, load_if_exists=True)
-    settings = {"fingerprint": data.fingerprint, "objective": objective, "budget": budget,
-                "target": target, "from_budget": from_budget}
-    old = study.user_attrs.get("settings")
-    if old is None:
-        study.set_user_attr("settings", settings)
-    elif old != settings:
-        raise ValidationError(f"study {name!r} in this storage was made with other data or "
-                              f"settings ({old} vs {settings}); pick another --study-name.",
-                              parameter="study_name", value=name)
+    claim_study(study, name, {"fingerprint": data.fingerprint, "objective": objective,
+                              "budget": budget, "target": target, "from_budget": from_budget})
 
     def run(trial: optuna.trial.Trial):
         level = suggest_level(trial, data, budget, from_budget)
@@ -406,6 +399,18 @@ def tune_level(data: TuneData, budget: float, *, objective: str = "accuracy",
     pick = best if chosen == "tuned" else baselines[chosen.split(":", 1)[1]]
     return LevelResult(pick.level, pick.value, done(), name, chosen=chosen,
                        tuned_level=best.level, selection=record)
+
+
+def claim_study(study: Any, name: str, settings: Mapping[str, Any]) -> None:
+    """Mark a new study with its data and settings, or refuse to resume one made with
+    others (a stored study resumes only the same search)."""
+    old = study.user_attrs.get("settings")
+    if old is None:
+        study.set_user_attr("settings", dict(settings))
+    elif old != dict(settings):
+        raise ValidationError(f"study {name!r} in this storage was made with other data or "
+                              f"settings ({old} vs {dict(settings)}); pick another "
+                              f"--study-name.", parameter="study_name", value=name)
 
 
 def extended_seeds(data: TuneData) -> tuple[int, ...]:

@@ -47,7 +47,7 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -55,13 +55,12 @@ import numpy as np
 from tts.errors import BankError, ValidationError
 from tts.evaluate import BankArrays, Evaluation, evaluate, ladder_features
 from tts.ladder_policy import LadderPolicy, single_level
-from tts.signals import AGREEMENT_CLIMB_WEIGHTS, CLIMB_FEATURES, MOT_CLIMB_WEIGHTS
+from tts.signals import AGREEMENT_CLIMB_WEIGHTS, MOT_CLIMB_WEIGHTS
 from tts.strategies.ladder import Ladder, Rung
 from tts.types import ladder_roles
 
 __all__ = ["LadderData", "prepare_ladder", "suggest_rungs", "tune_ladder", "select_candidate",
-           "choose_rule", "run_ladder_tune", "CAPS", "group_folds", "scenario", "MARGINS",
-           "heldout_summary"]
+           "choose_rule", "run_ladder_tune", "CAPS", "group_folds", "scenario", "MARGINS"]
 
 MARGINS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 """Margins (standard errors) the inner cross-validation chooses from."""
@@ -343,15 +342,10 @@ def search(data: LadderData, *, trials: int, max_cost_share: float | None = None
                                 sampler=optuna.samplers.TPESampler(
                                     seed=sampler_seed, n_startup_trials=min(25, trials)),
                                 load_if_exists=True)
-    settings = {"fingerprint": data.fingerprint, "format": FORMAT,
-                "max_cost_share": max_cost_share}
-    old = study.user_attrs.get("settings")
-    if old is None:
-        study.set_user_attr("settings", settings)
-    elif old != settings:
-        raise ValidationError(f"study {name!r} in this storage was made with other data or "
-                              f"settings ({old} vs {settings}); pick another --study-name.",
-                              parameter="study_name", value=name)
+    from tts.tune import claim_study
+
+    claim_study(study, name, {"fingerprint": data.fingerprint, "format": FORMAT,
+                              "max_cost_share": max_cost_share})
 
     def run(trial):
         ev = _score(data, suggest_rungs(trial, data), data.seeds)
@@ -517,26 +511,6 @@ def policy_of(run: TuneRun, notes: Mapping[str, Any] | None = None) -> LadderPol
 
 
 # ---- reports -------------------------------------------------------------------------------
-def heldout_summary(arrays: BankArrays, policy: Any, budget: float, seeds: Sequence[int],
-                    count_prompt: bool, ladder: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, cost, the top model's own numbers and per-tier usage on `arrays`."""
-    arrays = arrays.with_ladder(ladder)
-    ev = evaluate(arrays, policy, budget, seeds, count_prompt=count_prompt)
-    top = evaluate(arrays, Ladder(rungs=(Rung(role="large", mode="greedy", temperature=0.0,
-                                              max_samples=1, wave=1, max_tokens=MAX_TOKENS),)),
-                   budget, seeds, count_prompt=count_prompt)
-    usage = {m: {"share_of_questions": float((ev.tokens[m] > 0).mean()),
-                 "mean_tokens": float(ev.tokens[m].mean()),
-                 "cost_share": float((ev.tokens[m] > 0).mean())} for m in ladder}
-    # cost per tier: recompute from tokens is not exact with prompts; report token shares.
-    return {"questions": len(arrays), "seeds": list(seeds), "accuracy": ev.accuracy,
-            "mean_cost": ev.mean_cost, "escalation_rate": ev.escalation_rate,
-            "large_greedy_accuracy": top.accuracy, "large_only_cost": top.mean_cost,
-            "cost_share_of_large_only": ev.mean_cost / top.mean_cost,
-            "per_tier": {m: {k: v for k, v in u.items() if k != "cost_share"}
-                         for m, u in usage.items()}}
-
-
 def run_ladder_tune(arrays: BankArrays, ladder: Sequence[str], *, objective: str = "cost",
                     budget: float = 262144.0, target: float | None = None, trials: int = 300,
                     folds: int = 5, group_by: str = "question", seeds: Sequence[int] = (0, 1, 2),
@@ -546,8 +520,6 @@ def run_ladder_tune(arrays: BankArrays, ladder: Sequence[str], *, objective: str
                     study_name: str | None = None,
                     progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
     """K-fold held-out report of `tune_ladder` plus the deployable policy (all questions)."""
-    from tts.policy import CrossFitPolicy  # noqa: F401  (k-fold policies are per fold here)
-
     t0 = time.perf_counter()
     arrays = arrays.with_ladder(ladder)
     parts = group_folds(arrays, folds, group_by, split_seed)
@@ -609,5 +581,3 @@ def _boot(x: np.ndarray, n: int = 1000, seed: int = 0) -> list[float]:
     means = x[rng.integers(0, len(x), (n, len(x)))].mean(1)
     return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
 
-
-_ = (replace, CLIMB_FEATURES)

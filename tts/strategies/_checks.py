@@ -48,3 +48,17 @@ def check_mode(name: str, value: object) -> None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise ValidationError(f"`{name}` must be a mode name such as \"sample\" or \"pot\" (or "
                               f"null), got {value!r}.", parameter=name, value=value)
+
+
+def check_weights(name: str, value: object, features: tuple[str, ...], *,
+                  nullable: bool = False) -> tuple[float, ...] | None:
+    """A logistic model's weights: the bias, then one finite number per feature."""
+    if value is None and nullable:
+        return None
+    if not isinstance(value, (list, tuple)) or len(value) != len(features) + 1 or any(
+            not is_finite_number(v) for v in value):
+        raise ValidationError(f"`{name}` must be {'null or ' if nullable else ''}"
+                              f"{len(features) + 1} finite numbers (bias, then "
+                              f"{', '.join(features)}), got {shown(value)}.", parameter=name,
+                              value=value)
+    return tuple(float(v) for v in value)

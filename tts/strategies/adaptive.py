@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from tts.answers import Votes, count_votes
 from tts.errors import ValidationError
 from tts.prompts import format_question
+from tts.signals import climb_logit
+from tts.signals import threshold_logit as logit
 from tts.strategies._checks import (check_bool, check_fraction, check_positive_int,
                                    check_temperature)
 from tts.types import is_finite_number, shown
@@ -43,15 +45,6 @@ DEFAULT_PROBE_WEIGHTS: tuple[float, ...] = (3.0, -6.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 """Untuned default: difficulty 0.5 at agreement 0.5, rising as agreement falls."""
 
 
-def logit(p: float) -> float:
-    """log(p / (1 - p)), with 0 -> -inf and 1 -> +inf (thresholds that always / never fire)."""
-    if p <= 0.0:
-        return -math.inf
-    if p >= 1.0:
-        return math.inf
-    return math.log(p / (1.0 - p))
-
-
 def sigmoid(z: float) -> float:
     if z >= 0:
         return 1.0 / (1.0 + math.exp(-z))
@@ -65,12 +58,8 @@ def probe_features(votes: Votes, samples: int, prior: float) -> tuple[float, ...
             1 / samples, prior)
 
 
-def probe_logit(weights: tuple[float, ...], features: tuple[float, ...]) -> float:
-    """weights[0] + sum(w * f), summed left to right (the evaluator uses the same order)."""
-    z = weights[0]
-    for w, f in zip(weights[1:], features):
-        z = z + w * f
-    return z
+probe_logit = climb_logit
+"""weights[0] + sum(w * f), summed left to right (one definition with the ladder's score)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,8 @@ from tts.answers import Votes, count_votes, equivalent
 from tts.errors import ValidationError
 from tts.prompts import format_question
 from tts.signals import CLIMB_FEATURES, climb_logit, climbs
-from tts.strategies._checks import check_fraction, check_mode, check_positive_int, check_role
+from tts.strategies._checks import (check_fraction, check_mode, check_positive_int, check_role,
+                                    check_weights)
 from tts.types import is_finite_number, shown
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy, with_tiers
 from tts.strategies.vote import Vote
@@ -65,13 +66,8 @@ class Rung:
         check_fraction("confidence", self.confidence, low=0.5)
         check_fraction("climb_below", self.climb_below)
         check_fraction("climb_above", self.climb_above)
-        w = self.weights
-        if not isinstance(w, (list, tuple)) or len(w) != len(CLIMB_FEATURES) + 1 or any(
-                not is_finite_number(v) for v in w):
-            raise ValidationError(f"`weights` must be {len(CLIMB_FEATURES) + 1} finite numbers "
-                                  f"(bias, then {', '.join(CLIMB_FEATURES)}), got {shown(w)}.",
-                                  parameter="weights", value=w)
-        object.__setattr__(self, "weights", tuple(float(v) for v in w))
+        object.__setattr__(self, "weights", check_weights("weights", self.weights,
+                                                         CLIMB_FEATURES))
         self.vote()  # validates temperature against max_samples / wave
 
     def vote(self) -> Vote:
