@@ -13,8 +13,7 @@ from tts.evaluate import BankArrays, evaluate
 from tts.ladder_policy import LadderPolicy
 from tts.policy import load_policy
 from tts.tune_ladder import (CAPS, Candidate, TuneRun, group_folds, prepare_ladder,
-                             run_ladder_tune,
-                             scenario, search, select_candidate)
+                             run_ladder_tune, scenario, search, select_candidate)
 
 DATE = BankArrays.from_bank(load_bank(tts.BUNDLED_DATE_BANK))
 TWO = ["gpt-3.5-turbo", "gpt-4"]
