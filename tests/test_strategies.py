@@ -118,3 +118,26 @@ def test_registry_errors_name_choices():
         make_strategy("vote", wave=0)
     with pytest.raises(ValidationError, match="escalate_below"):
         Cascade(escalate_below=1.5)
+
+
+def test_chain_replays_the_mode_it_names():
+    """Budget-forced chains are stored per length ("chain-1024"); Chain(mode=...) replays
+    that mode, and the vectorised evaluator agrees with the engine."""
+    from tts.bank import Record
+    from tts.errors import BankError
+    from tts.evaluate import BankArrays, evaluate
+
+    bank = make_bank(n_problems=4, seed=5)
+    for pid in list(bank.problems):
+        rec = bank.records.pop((pid, "s", "chain"))
+        bank.add_record(Record(pid, "s", "chain-1024", rec.prompt_tokens, rec.samples))
+    plan = Chain(max_tokens=1024, mode="chain-1024")
+    engine = Engine(ReplayBackend(bank, "s"), ReplayBackend(bank, "l"), count_prompt=True)
+    results = engine.solve_many([bank.problems[p] for p in bank.problem_ids], 5_000,
+                                strategy=plan)
+    ev = evaluate(BankArrays.from_bank(bank), plan, 5_000, [0], count_prompt=True)
+    assert [r.cost for r in results] == ev.cost[0].tolist()
+    assert [r.answer for r in results] == ev.answers(BankArrays.from_bank(bank))[0]
+    with pytest.raises(BankError, match="chain"):
+        Engine(ReplayBackend(bank, "s")).solve(bank.problems["p0"], 5_000,
+                                                   strategy=Chain(max_tokens=1024))

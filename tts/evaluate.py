@@ -844,14 +844,14 @@ def _check(run: _Run, rows: np.ndarray, model: str, rung: Any,
 
 def _chain(run: _Run, rows: np.ndarray, strategy: Chain, keys: list) -> None:
     model = run.a.models[strategy.role]
-    m = run.a.mode(model, "chain")
+    m = run.a.mode(model, strategy.mode)
     c = run.a.cost.of(model)
     if run.count_prompt:
         run.require_records(rows, m)
         prompt_units = m.prompt_tokens * c.prompt
     else:
         prompt_units = np.zeros(len(rows))
-    if (strategy.answer_tokens or strategy.max_waits) and _has_texts(run.a, model, "chain"):
+    if (strategy.answer_tokens or strategy.max_waits) and _has_texts(run.a, model, strategy.mode):
         raise ValidationError("evaluate cannot vectorise Chain budget forcing (answer_tokens, "
                               "max_waits) on a bank that stores chain texts: forcing depends on "
                               "the text; use Engine.solve_many.", parameter="plan")
@@ -873,15 +873,15 @@ def _chain(run: _Run, rows: np.ndarray, strategy: Chain, keys: list) -> None:
     # Each row has its own length cap: read its first chain sample directly.
     order0 = np.zeros(len(rows), np.int64)
     for i in np.flatnonzero(go):
-        order0[i] = sample_order(run.a.problem_ids[i], model, "chain", seed, int(m.size[i]))[0]
+        order0[i] = sample_order(run.a.problem_ids[i], model, strategy.mode, seed, int(m.size[i]))[0]
     tok = m.tokens[idx, order0]
     cls = m.cls[idx, order0]
     truncated = tok > length
     generated = np.minimum(tok, length)
-    run.commit(go, model, units, generated, due, "chain")
+    run.commit(go, model, units, generated, due, strategy.mode)
     answered = go & ~truncated & (cls >= 0)
     run.status = np.where(go, np.where(answered, ANSWERED, ABSTAINED), run.status)
-    key = (model, "chain")
+    key = (model, strategy.mode)
     if key not in keys:
         keys.append(key)
     run.answer_mode = np.where(answered, keys.index(key), run.answer_mode)

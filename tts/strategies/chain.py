@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from tts.answers import count_votes
 from tts.prompts import CONTINUE_CUE, FINAL_ANSWER_CUE, format_question
-from tts.strategies._checks import check_positive_int, check_role, check_temperature
+from tts.strategies._checks import check_mode, check_positive_int, check_role, check_temperature
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy, insufficient
 from tts.types import GenRequest, Problem, Role
 
@@ -39,7 +39,8 @@ class Chain(Strategy):
             continued while its share lasts; 0 turns it off.
         min_continue: a "Wait" continuation needs at least this many tokens of share left.
 
-    Replay needs "chain" samples in the bank; a bank without them is reported as such.
+    Replay needs samples of `mode` in the bank ("chain", or a budget-forced length such as
+    "chain-1024" from `tts bank build`); a bank without them is reported as such.
     """
 
     name = "chain"
@@ -50,11 +51,14 @@ class Chain(Strategy):
     answer_tokens: int = 0
     max_waits: int = 0
     min_continue: int = 32
+    mode: str = "chain"
+    """Bank mode of the chain samples (live backends ignore it)."""
 
     def __post_init__(self) -> None:
         check_positive_int("max_tokens", self.max_tokens)
         check_positive_int("min_tokens", self.min_tokens)
         check_role("role", self.role)
+        check_mode("mode", self.mode)
         check_temperature("temperature", self.temperature)
         for name in ("answer_tokens", "max_waits"):
             check_positive_int(name, getattr(self, name), low=0)
@@ -67,7 +71,7 @@ class Chain(Strategy):
     def steps(self, problem: Problem, ctx: RunContext) -> Steps:
         model = ctx.model(self.role)
         prompt = format_question(problem.question)
-        probe = GenRequest(prompt=prompt, max_tokens=1, mode="chain", problem_id=problem.id)
+        probe = GenRequest(prompt=prompt, max_tokens=1, mode=self.mode, problem_id=problem.id)
         prompt_units = ctx.prompt_units(self.role, probe)
         per_token = ctx.ledger.cost.of(model).output
         held = self.answer_tokens * per_token  # kept back for a forced final answer
@@ -76,7 +80,7 @@ class Chain(Strategy):
         if length < self.min_tokens:
             return insufficient(ctx, f"a {self.min_tokens}-token chain of {model}")
         request = GenRequest(prompt=prompt, max_tokens=length, temperature=self.temperature,
-                             seed=ctx.seed, mode="chain", problem_id=problem.id)
+                             seed=ctx.seed, mode=self.mode, problem_id=problem.id)
         call = ctx.try_call(self.role, request)
         if call is None:
             return insufficient(ctx, f"a {length}-token chain of {model}")
@@ -98,7 +102,7 @@ class Chain(Strategy):
                 waits += 1
                 text += CONTINUE_CUE
                 more = GenRequest(prompt=prompt, max_tokens=left, temperature=self.temperature,
-                                  seed=ctx.seed, offset=waits, mode="chain",
+                                  seed=ctx.seed, offset=waits, mode=self.mode,
                                   problem_id=problem.id, assistant_prefix=text)
                 cont = ctx.try_call(self.role, more)
                 if cont is None:
@@ -121,7 +125,7 @@ class Chain(Strategy):
     def _force_answer(self, ctx: RunContext, request: GenRequest, text: str):
         """Cut thinking and ask for the final answer (greedy, `answer_tokens` at most)."""
         ask = GenRequest(prompt=request.prompt, max_tokens=self.answer_tokens, temperature=0,
-                         mode="chain", problem_id=request.problem_id,
+                         mode=self.mode, problem_id=request.problem_id,
                          assistant_prefix=text + FINAL_ANSWER_CUE)
         call = ctx.try_call(self.role, ask)
         if call is None:
