@@ -21,11 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
 from tts.evaluate import BankArrays, evaluate
 from tts.strategies import Ladder, Rung
-from tts.tune_ladder import MAX_TOKENS, run_ladder_tune
+from tts.tune_ladder import MAX_TOKENS, run_ladder_tune, top_rung
 
 CAPS = (0.2, 0.4, 0.6)
 
@@ -34,8 +32,7 @@ def fixed_plans(arrays: BankArrays, ladder: Sequence[str], budget: float, seeds,
                 ) -> list[dict[str, Any]]:
     """Accuracy and cost share of plain plans on every question (nothing tuned)."""
     arrays = arrays.with_ladder(ladder)
-    top = Rung(role="large", mode="greedy", temperature=0.0, max_samples=1, wave=1,
-               max_tokens=MAX_TOKENS)
+    top = top_rung(arrays.bank.modes(ladder[-1]))
     ref = evaluate(arrays, Ladder(rungs=(top,)), budget, seeds, count_prompt=count_prompt)
     out = []
     small = ladder[0]
@@ -201,5 +198,3 @@ def summarise(arrays: BankArrays, ladders: Sequence[Sequence[str]], out: Path, n
                                       "objective) chosen by inner cross-validation "
                                       "(tts.tune_ladder.choose_rule); outer folds report"}}
 
-
-_ = np

@@ -117,12 +117,9 @@ class LadderPolicy:
     def vector_groups(self, arrays, budget: Budget) -> list[tuple]:
         """`tts.evaluate` hook: every row runs this level's ladder with its own prior."""
         self.check_models(arrays.models)
-        priors = np.zeros(len(arrays))
-        if self.prompt is not None:
-            key = ("prompt-logits", self.prompt)
-            priors = arrays.cache.get(key)
-            if priors is None:
-                priors = arrays.cache[key] = self.prompt.logits(arrays.questions)
+        from tts.policy import prompt_priors
+
+        priors = prompt_priors(self.prompt, arrays)
         rungs = self.level(budget.tokens).rungs
         return [(np.ones(len(arrays), bool), Ladder(rungs=rungs), priors, None)]
 

@@ -222,13 +222,7 @@ class ParamPolicy:
         return groups
 
     def priors(self, arrays) -> np.ndarray:
-        if self.prompt is None:
-            return np.zeros(len(arrays))
-        key = ("prompt-logits", self.prompt)
-        got = arrays.cache.get(key)
-        if got is None:
-            got = arrays.cache[key] = self.prompt.logits(arrays.questions)
-        return got
+        return prompt_priors(self.prompt, arrays)
 
     # ---- persistence ---------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -307,6 +301,18 @@ class CrossFitPolicy:
 # ---- loading -------------------------------------------------------------------------------
 _TOP_FIELDS = {"format", "probe_features", "probe_weights", "prompt", "levels", "notes"}
 _REQUIRED_TOP = {"format", "probe_weights", "prompt", "levels"}
+
+
+def prompt_priors(prompt: Any, arrays: Any) -> np.ndarray:
+    """The prompt model's logit of every question of `arrays` (zeros without a model),
+    cached on the arrays so every trial of a study computes them once."""
+    if prompt is None:
+        return np.zeros(len(arrays))
+    key = ("prompt-logits", prompt)
+    got = arrays.cache.get(key)
+    if got is None:
+        got = arrays.cache[key] = prompt.logits(arrays.questions)
+    return got
 
 
 def prompt_model(data: Any, source: str) -> Any:

@@ -147,9 +147,10 @@ def _modes(arrays: BankArrays, model: str) -> tuple[list[str], list[str], dict[s
     return sorted(sampled), sorted(greedy), sizes
 
 
-def top_rung(data_or_greedy: Any) -> Rung:
-    greedy = data_or_greedy
-    mode = "greedy" if "greedy" in greedy else greedy[0]
+def top_rung(greedy_modes: Sequence[str]) -> Rung:
+    """The top model's greedy answer ("greedy" when the bank has it, else its first greedy
+    mode)."""
+    mode = "greedy" if "greedy" in greedy_modes else greedy_modes[0]
     return Rung(role="large", mode=mode, temperature=0.0, max_samples=1, wave=1,
                 max_tokens=MAX_TOKENS)
 
