@@ -131,6 +131,22 @@ def test_seeds_reproduce_and_streams_split_into_waves(tiny) -> None:
 
 
 @pytest.mark.live
+def test_progress_events_report_generation(tiny) -> None:
+    """The progress hook (what `tts demo --live` shows) goes through vLLM's tqdm stand-in,
+    which vLLM also calls around the requests it adds: both must work."""
+    events: list[dict] = []
+    tiny.progress = events.append
+    try:
+        (out,) = tiny.generate([GenRequest(prompt=QUESTION, n=3, max_tokens=8, seed=1)])
+    finally:
+        tiny.progress = None
+    assert len(out) == 3
+    ticks = [e for e in events if e["event"] == "generate"]
+    assert ticks and ticks[0]["done"] == 0 and ticks[-1]["done"] == ticks[-1]["total"] == 3
+    assert all(e["model"] == tiny.model for e in ticks)
+
+
+@pytest.mark.live
 def test_token_counts_are_the_engines(tiny) -> None:
     from vllm import SamplingParams
 

@@ -431,10 +431,15 @@ class VLLMBackend:
             self._event({"event": "generate", "model": self.model, "done": done,
                          "total": total, "tokens_per_s": speed})
 
+        def ticks(iterable: Any = None, **kw: Any) -> Any:
+            # vLLM calls its tqdm stand-in twice: around the requests it adds (an iterable,
+            # passed through untouched) and as the bar of finished prompts (our ticks).
+            return iterable if iterable is not None else _Ticks(report, **kw)
+
         try:
             with redirect_output(self.log_path):
-                outputs = llm.generate(prompts, params, use_tqdm=(
-                    (lambda **kw: _Ticks(report, **kw)) if self.progress is not None else False))
+                outputs = llm.generate(prompts, params,
+                                       use_tqdm=ticks if self.progress is not None else False)
         except Exception as exc:
             raise BackendError(f"vLLM generation with {self.model} failed: "
                                f"{type(exc).__name__}: {exc}") from exc

@@ -5,18 +5,23 @@
 #
 #   nohup nice -n 19 bash bench/results/qwen_gsm8k/build.sh > /tmp/qwen_build.log 2>&1 &
 #
-# Order keeps a partial bank useful: small samples for all 300 questions, then the large
-# model (4 samples, then greedy), then the small model's budget-forced chains (1024, then 2048).
+# Questions go in chunks, each chunk complete (small samples, large samples + greedy, the small
+# model's budget-forced chains at 1024 then 2048) before the next starts, so a partial bank is
+# a smaller but whole experiment: every analysis runs on the questions it holds.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 TTS=${TTS:-.venv/bin/tts}
 BANK=bench/results/qwen_gsm8k/bank
-QUESTIONS=(--questions ../shared/data/gsm8k/test.jsonl --start 400 --n 300 --seed 0 --gzip)
+CHUNKS=${CHUNKS:-"400:80 480:55 535:55 590:55 645:55"}
 
-"$TTS" bank build "$BANK" --model small --role small "${QUESTIONS[@]}" \
-    --samples 16 --temperature 0.7 --max-tokens 512 --batch 8
-"$TTS" bank build "$BANK" --model large --role large "${QUESTIONS[@]}" \
-    --samples 4 --greedy --temperature 0.7 --max-tokens 512 --batch 16
-"$TTS" bank build "$BANK" --model small --role small "${QUESTIONS[@]}" \
-    --samples 0 --chains 2 --chain-lengths 1024,2048 --answer-tokens 32 --max-waits 16 \
-    --temperature 0.7 --batch 16
+for chunk in $CHUNKS; do
+    QUESTIONS=(--questions ../shared/data/gsm8k/test.jsonl --start "${chunk%:*}" --n "${chunk#*:}"
+               --seed 0 --gzip)
+    "$TTS" bank build "$BANK" --model small --role small "${QUESTIONS[@]}" \
+        --samples 16 --temperature 0.7 --max-tokens 512 --batch 8
+    "$TTS" bank build "$BANK" --model large --role large "${QUESTIONS[@]}" \
+        --samples 4 --greedy --temperature 0.7 --max-tokens 512 --batch 16
+    "$TTS" bank build "$BANK" --model small --role small "${QUESTIONS[@]}" \
+        --samples 0 --chains 2 --chain-lengths 1024,2048 --answer-tokens 32 --max-waits 16 \
+        --temperature 0.7 --batch 16
+done
