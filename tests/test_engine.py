@@ -132,3 +132,55 @@ def test_escalations_reach_the_large_engine_in_one_batch():
     assert escalated > 1 and large.calls == [escalated]
     assert len(small.calls) > 1  # votes stop after different numbers of waves
     assert results == tts.solve_many(problems, 1_000_000, strategy="cascade")
+
+
+# ---- the public surface for other drivers (the server's scheduler) --------------------------
+def drive(engine, job):
+    """Run a Job by hand, one call at a time: what a driver other than solve_many does."""
+    gen, reply = job.steps(), None
+    while True:
+        try:
+            calls = gen.send(reply)
+        except StopIteration as stop:
+            return engine.result(job, stop.value)
+        reply = []
+        for call in calls:
+            (completions,) = engine.backends[call.role].generate([call.request])
+            job.commit(call, completions)
+            reply.append(completions)
+
+
+@pytest.mark.parametrize("budget, strategy", [(200_000, None), (400_000, "cascade"),
+                                              (3_000, "vote"), (1, None)])
+def test_plan_steps_commit_result_equal_solve(budget, strategy):
+    engine = tts.replay_engine()
+    bank = engine.backends["small"].bank
+    for pid in bank.problem_ids[:12]:
+        question = bank.problems[pid].question
+        job = engine.plan(question, budget, strategy=strategy)
+        assert job.problem.id == pid and job.ctx.ledger.spent == 0  # nothing generated yet
+        assert drive(engine, job) == engine.solve(question, budget, strategy=strategy)
+
+
+def test_plan_seed_overrides_the_engines_and_bad_input_raises_like_solve():
+    engine = tts.replay_engine(seed=0)
+    job = engine.plan(JANET, 50_000, strategy="vote", seed=7)
+    assert drive(engine, job) == tts.replay_engine(seed=7).solve(JANET, 50_000, strategy="vote")
+    with pytest.raises(ValidationError, match="> 0"):
+        engine.plan(JANET, -1)
+    with pytest.raises(ValidationError, match="seed"):
+        engine.plan(JANET, 1000, seed=-3)
+    with pytest.raises(UnknownNameError, match="magic"):
+        engine.plan(JANET, 1000, strategy="magic")
+    with pytest.raises(BankError):
+        engine.plan("What is 2+2?", 1000)
+
+
+def test_commit_of_fewer_samples_charges_only_those():
+    engine = tts.replay_engine()
+    job = engine.plan(JANET, 50_000, strategy="vote")
+    calls = job.steps().send(None)
+    completions = engine.backends["small"].generate([calls[0].request])[0]
+    assert len(completions) > 1
+    job.commit(calls[0], completions[:1])
+    assert job.ctx.ledger.tokens == {"llama-2-13b": completions[0].tokens}

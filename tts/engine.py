@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 import time
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Generator, Iterable, Sequence
 
 from tts.backends import Backend
 from tts.backends.contract import check_results
@@ -15,16 +15,41 @@ from tts.errors import BackendError, UnknownNameError, ValidationError
 from tts.policy import DefaultPolicy, Policy
 from tts.strategies import RunContext, Strategy, make_strategy
 from tts.strategies.base import Call, Outcome
-from tts.types import GenRequest, Plan, Problem, Result, Role, ladder_roles
+from tts.types import Completion, GenRequest, Plan, Problem, Result, Role, ladder_roles
+
+__all__ = ["Engine", "Job", "check_ladder"]
 
 
 @dataclass
-class _Job:
+class Job:
+    """One prompt on its way through an Engine: what `Engine.plan` decided for it.
+
+    A driver other than `solve_many` (the server's scheduler) runs it as the Engine does:
+    send each step of `steps()` to the backends, `commit` what came back, and turn the
+    strategy's Outcome into a Result with `Engine.result`.
+    """
+
     problem: Problem
     strategy: Strategy
     ctx: RunContext
+    """Its ledger (`ctx.ledger`: the budget, spent so far), models, seed and trace."""
     difficulty: float | None = None
+    """The policy's difficulty estimate, when the policy chose the strategy."""
     seconds: float | None = None
+    """Wall time until the outcome; set by the driver."""
+
+    def steps(self) -> Generator[list[Call], list[list[Completion]] | None, Outcome]:
+        """The strategy's generator: yields lists of reserved Calls, receives their
+        completions (one list per call, in order), returns the Outcome."""
+        return self.strategy.steps(self.problem, self.ctx)
+
+    def commit(self, call: Call, completions: Sequence[Completion]) -> None:
+        """Charge what a call really generated (the backend's counts, already checked with
+        `tts.backends.contract`) and release the rest of its reservation; fewer samples than
+        reserved (a partly failed call) charge only those."""
+        completions = list(completions)
+        self.ctx.ledger.commit(call.reservation, [c.tokens for c in completions],
+                               completions[0].prompt_tokens if completions else None)
 
 
 class Engine:
@@ -98,22 +123,56 @@ class Engine:
         budget = self._budget(budget)
         problems = [self._problem(p) for p in _as_list(prompts)]
         forced = self._strategy(strategy, options)
-        jobs = []
-        for problem in problems:
-            ctx = RunContext(Ledger(budget, self.cost), self.models, self._prompt_tokens,
-                             seed=self.seed)
-            if forced is not None:
-                plan_strategy, difficulty = forced, None
-            else:
-                plan_strategy, difficulty = self.policy.decide(problem, budget, self.models)
-            self._check_roles(plan_strategy)
-            jobs.append(_Job(problem, plan_strategy, ctx, difficulty))
+        jobs = [self._job(problem, budget, forced, self.seed) for problem in problems]
         outcomes = self._run(jobs, start)
-        return [self._result(job, out) for job, out in zip(jobs, outcomes)]
+        return [self.result(job, out) for job, out in zip(jobs, outcomes)]
+
+    def plan(self, prompt: str | Problem, budget: Budget | float, *,
+             strategy: Strategy | str | None = None, seed: int | None = None,
+             **options) -> Job:
+        """Validate one prompt and decide its strategy, as `solve` does, without generating.
+
+        Raises the same errors as `solve` for bad input (prompt, budget, strategy, a question
+        a replay bank lacks, a strategy needing a model the engine does not have). `seed`
+        overrides the engine's seed for this prompt. Run the Job with its `steps()` and
+        `commit()`, then `result()`.
+        """
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or not 0 <= seed < 2**64):
+            raise ValidationError(f"`seed` must be an integer in [0, 2**64) or None, got "
+                                  f"{type(seed).__name__} {str(seed)[:40]!r}.", parameter="seed",
+                                  value=seed)
+        budget = self._budget(budget)
+        problem = self._problem(prompt)
+        forced = self._strategy(strategy, options)
+        return self._job(problem, budget, forced, self.seed if seed is None else int(seed))
+
+    def result(self, job: Job, outcome: Outcome) -> Result:
+        """The Result of a Job whose strategy returned `outcome`."""
+        ledger = job.ctx.ledger
+        out = outcome
+        difficulty = out.difficulty if out.difficulty is not None else job.difficulty
+        return Result(answer=out.answer, status=out.status, strategy=job.strategy.name,
+                      plan=Plan(job.strategy.name, job.strategy.options()),
+                      tokens=dict(ledger.tokens), cost=ledger.spent, budget=ledger.limit,
+                      votes=out.votes.as_dict(), votes_by_model=_votes_by_model(job, out),
+                      difficulty=difficulty, escalated=out.escalated,
+                      trace=tuple(job.ctx.trace), problem_id=job.problem.id,
+                      seconds=job.seconds)
+
+    def _job(self, problem: Problem, budget: Budget, forced: Strategy | None,
+             seed: int | None) -> Job:
+        ctx = RunContext(Ledger(budget, self.cost), self.models, self._prompt_tokens, seed=seed)
+        if forced is not None:
+            plan_strategy, difficulty = forced, None
+        else:
+            plan_strategy, difficulty = self.policy.decide(problem, budget, self.models)
+        self._check_roles(plan_strategy)
+        return Job(problem, plan_strategy, ctx, difficulty)
 
     # ---- driving -------------------------------------------------------------------------
-    def _run(self, jobs: Sequence[_Job], start: float) -> list[Outcome]:
-        gens = [job.strategy.steps(job.problem, job.ctx) for job in jobs]
+    def _run(self, jobs: Sequence[Job], start: float) -> list[Outcome]:
+        gens = [job.steps() for job in jobs]
         outcomes: list[Outcome | None] = [None] * len(jobs)
         pending: dict[int, list[Call]] = {}
         for i, gen in enumerate(gens):
@@ -131,9 +190,7 @@ class Engine:
                 requests = [call.request for _, _, call in batch]
                 results = check_results(backend.model, requests, backend.generate(requests))
                 for (i, j, call), completions in zip(batch, results):
-                    jobs[i].ctx.ledger.commit(
-                        call.reservation, [c.tokens for c in completions],
-                        completions[0].prompt_tokens)
+                    jobs[i].commit(call, completions)
                     replies[i][j] = completions
             for i in ready:
                 del pending[i]
@@ -167,17 +224,6 @@ class Engine:
         pending[i] = calls
 
     # ---- helpers -------------------------------------------------------------------------
-    def _result(self, job: _Job, out: Outcome) -> Result:
-        ledger = job.ctx.ledger
-        difficulty = out.difficulty if out.difficulty is not None else job.difficulty
-        return Result(answer=out.answer, status=out.status, strategy=job.strategy.name,
-                      plan=Plan(job.strategy.name, job.strategy.options()),
-                      tokens=dict(ledger.tokens), cost=ledger.spent, budget=ledger.limit,
-                      votes=out.votes.as_dict(), votes_by_model=_votes_by_model(job, out),
-                      difficulty=difficulty, escalated=out.escalated,
-                      trace=tuple(job.ctx.trace), problem_id=job.problem.id,
-                      seconds=job.seconds)
-
     def _prompt_tokens(self, role: Role, request: GenRequest) -> int:
         return self.backends[role].prompt_tokens(request)
 
@@ -219,7 +265,7 @@ class Engine:
                                   parameter="strategy", value=strategy.name)
 
 
-def _votes_by_model(job: _Job, out: Outcome) -> dict[str, dict[str, int]]:
+def _votes_by_model(job: Job, out: Outcome) -> dict[str, dict[str, int]]:
     """Outcome.tier_votes by model name ("role:k" keys become "model:k")."""
     models = job.ctx.models
     named = {}
