@@ -18,6 +18,9 @@ tried again afterwards, so a replica that comes back is used again. Generation r
 safe to retry: a sample is fixed by its seed, and only the usage of the answer that arrives is
 charged.
 
+When a batch fails, the BackendError raised carries `partial`: per request, the samples whose
+replies did arrive (generated, so a caller such as `tts serve` charges them).
+
 Two vLLM-server extensions are used when asked for: `assistant_prefix` continues an assistant
 message (`continue_final_message`), and `prompt_tokens` asks the server's `/tokenize` unless
 a local tokenizer folder is given.
@@ -288,14 +291,19 @@ class OpenAIBackend:
         if not jobs:
             return []
         url = "/chat/completions"
+        failure: BaseException | None = None
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs))) as pool:
             futures = [pool.submit(self._post, url, body) for _, _, body in jobs]
             try:
                 replies = [f.result() for f in futures]
-            except BaseException:
+            except BaseException as exc:
+                failure = exc
                 for f in futures:
                     f.cancel()
-                raise
+        if failure is not None:  # the pool has drained: what did arrive was generated
+            if isinstance(failure, BackendError):
+                failure.partial = self._arrived(requests, jobs, futures)  # type: ignore
+            raise failure
         out: list[list[Completion | None]] = [[None] * req.n for req in requests]
         for (r, i, body), reply in zip(jobs, replies):
             for k, completion in enumerate(self._completions(requests[r], body, reply)):
@@ -306,6 +314,19 @@ class OpenAIBackend:
                                    f"{sum(c is not None for c in samples)} "
                                    f"choices for a request of n={requests[r].n}.")
         return out  # type: ignore[return-value]
+
+    def _arrived(self, requests: list[GenRequest], jobs: list[tuple[int, int, dict[str, Any]]],
+                 futures: list) -> list[list[Completion]]:
+        """Per request, the samples whose replies arrived before a failure (the server
+        generated them, so a caller may charge them)."""
+        out: list[list[Completion]] = [[] for _ in requests]
+        for (r, _, body), f in zip(jobs, futures):
+            if f.done() and not f.cancelled() and f.exception() is None:
+                try:
+                    out[r].extend(self._completions(requests[r], body, f.result()))
+                except BackendError:
+                    pass
+        return out
 
     def _completions(self, req: GenRequest, body: dict[str, Any],
                      reply: dict[str, Any]) -> list[Completion]:

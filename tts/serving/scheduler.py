@@ -2,8 +2,9 @@
 
 `Engine.solve_many` drives a fixed set of prompts in lockstep rounds. A server cannot wait for
 a round: requests arrive one by one. The `Scheduler` keeps every in-flight request's strategy
-generator (the same generators, ledgers, policy and Result building as the Engine — planning
-and results go through the Engine's own helpers) and, whenever a backend is idle and some
+generator (planned with `Engine.plan`, charged with `Job.commit`, finished with
+`Engine.result`: the same strategies, ledgers, policy and Results as `solve_many`) and,
+whenever a backend is idle and some
 requests have steps pending for it, sends all of those steps to it as one `generate` batch. A
 request that arrives while a batch runs joins the next batch of that backend; it never waits
 for a lockstep round of the others. Each backend has its own worker thread (one batch in flight
@@ -12,7 +13,11 @@ generation never blocks the caller's thread or event loop.
 
 A batch that fails (the backend raised, or broke the contract) fails only the requests in it,
 each with a `ServeError` carrying the reason and the tokens already spent; the loop keeps
-running, and the next batch tries the backend again.
+running, and the next batch tries the backend again. "Already spent" is complete: earlier
+steps, the request's calls of the same step that went to another backend (the request waits
+for them before it fails), and the samples a failed batch did produce when the backend's error
+carries them (`error.partial`: per request, the completions that came back — the OpenAI
+backend attaches the replies that arrived before a replica failed).
 
 Example:
     >>> sched = Scheduler(tts.replay_engine())                  # doctest: +SKIP
@@ -30,11 +35,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from tts.backends.contract import check_results
-from tts.budgets import Ledger
-from tts.engine import Engine, _Job
+from tts.backends.contract import check_completions, check_results
+from tts.engine import Engine, Job
 from tts.errors import TTSError
-from tts.strategies import RunContext, Strategy
+from tts.strategies import Strategy
 from tts.strategies.base import Call
 from tts.types import Completion, Problem, Result, Role
 
@@ -69,17 +73,22 @@ class Served:
 
 @dataclass(eq=False)
 class _Flight:
-    job: _Job
+    job: Job
     gen: Any
     future: Future
     start: float
     calls: list[Call] = field(default_factory=list)
     replies: list[list[Completion] | None] = field(default_factory=list)
     outstanding: int = 0
+    """Calls of the current step sent or pending, not yet back."""
     generated: int = 0
     prompt_tokens: int = 0
     batches: int = 0
     texts: dict[str | None, str] = field(default_factory=dict)
+    error: tuple[str, int] | None = None
+    """(reason, status) once a call of the current step failed; the request fails when its
+    other calls are back (and charged)."""
+    error_note: str = ""
     done: bool = False
 
 
@@ -117,35 +126,17 @@ class Scheduler:
         return len(self._flights)
 
     # ---- public ------------------------------------------------------------------------
-    def plan(self, prompt: str | Problem, budget: float, *,
-             strategy: Strategy | str | None = None) -> tuple[Problem, Strategy, float | None]:
-        """The problem, strategy and difficulty a request would run with (raises TTSError on
-        bad input, e.g. a question a replay bank does not hold)."""
-        engine = self.engine
-        budget_ = engine._budget(budget)
-        problem = engine._problem(prompt)
-        forced = engine._strategy(strategy, {})
-        if forced is not None:
-            plan, difficulty = forced, None
-        else:
-            plan, difficulty = engine.policy.decide(problem, budget_, engine.models)
-        engine._check_roles(plan)
-        return problem, plan, difficulty
-
     def submit(self, prompt: str | Problem, budget: float, *,
                strategy: Strategy | str | None = None, seed: int | None = None) -> Future:
         """Start answering `prompt` under `budget`; the Future gives a `Served` or raises
-        ServeError (backend failure) — bad input raises here, before anything runs."""
+        ServeError (backend failure) — bad input raises here (`Engine.plan`'s errors), before
+        anything runs."""
         if self._closed:
             raise ServeError("the scheduler is shut down.", status=503)
-        engine = self.engine
-        problem, plan, difficulty = self.plan(prompt, budget, strategy=strategy)
-        ctx = RunContext(Ledger(engine._budget(budget), engine.cost), engine.models,
-                         engine._prompt_tokens, seed=engine.seed if seed is None else seed)
-        job = _Job(problem, plan, ctx, difficulty)
+        job = self.engine.plan(prompt, budget, strategy=strategy, seed=seed)
         future: Future = Future()  # cancel() works until it is done: the request is dropped
-        future.ledger = ctx.ledger  # type: ignore[attr-defined]  # spent so far, for errors
-        flight = _Flight(job, plan.steps(problem, ctx), future, time.perf_counter())
+        future.ledger = job.ctx.ledger  # type: ignore[attr-defined]  # spent so far, for errors
+        flight = _Flight(job, job.steps(), future, time.perf_counter())
         self._events.put(("submit", flight))
         return future
 
@@ -200,7 +191,7 @@ class Scheduler:
         except StopIteration as stop:
             job = flight.job
             job.seconds = time.perf_counter() - flight.start
-            result = self.engine._result(job, stop.value)
+            result = self.engine.result(job, stop.value)
             text = flight.texts.get(result.answer)
             self._drop(flight)
             try:
@@ -247,41 +238,96 @@ class Scheduler:
     def _finish_batch(self, role: Role, batch: list[tuple[_Flight, int]], fut: Future) -> None:
         self._busy[role] = False
         model = self.engine.backends[role].model
+        failure: tuple[str, int] | None = None
         try:
             results, seconds = fut.result()
         except BaseException as exc:  # the backend failed: fail this batch's requests only
             reason = f"{model} failed: {exc}" if isinstance(exc, TTSError) else \
                 f"{model} failed: {type(exc).__name__}: {exc}"
-            status = 504 if "timeout" in str(exc).lower() else 503
-            for flight, _ in batch:
-                self._fail(flight, reason, status)
-            return
-        self.batches[model].append(len(batch))
-        if self.on_batch is not None:
-            try:
-                self.on_batch(model, len(batch), seconds)
-            except Exception:  # metrics must never break serving
-                pass
+            failure = (reason, 504 if "timeout" in str(exc).lower() else 503)
+            results = self._partial(exc, batch, model)
+        else:
+            self.batches[model].append(len(batch))
+            if self.on_batch is not None:
+                try:
+                    self.on_batch(model, len(batch), seconds)
+                except Exception:  # metrics must never break serving
+                    pass
         for (flight, j), completions in zip(batch, results):
             if flight.done:
                 continue
-            call = flight.calls[j]
-            try:
-                flight.job.ctx.ledger.commit(call.reservation, [c.tokens for c in completions],
-                                             completions[0].prompt_tokens)
-            except TTSError as exc:
-                self._fail(flight, f"{model}: {exc}", 503)
+            complete = completions is not None and \
+                len(completions) == flight.calls[j].request.n
+            if completions:  # generated, so charged: also what a failed batch did produce
+                if not self._charge(flight, j, completions, model):
+                    self._call_failed(flight, f"{model}: {flight.error_note}", 503)
+                    continue
+            if not complete:
+                self._call_failed(flight, *(failure or (f"{model} returned too few samples.",
+                                                        503)))
                 continue
             flight.batches += 1
-            flight.generated += sum(c.tokens for c in completions)
-            flight.prompt_tokens += completions[0].prompt_tokens if completions else 0
-            for c in completions:
-                if c.text and c.answer not in flight.texts:
-                    flight.texts[c.answer] = c.text
             flight.replies[j] = completions
             flight.outstanding -= 1
-            if flight.outstanding == 0:
+            if flight.error is not None:
+                if flight.outstanding == 0:
+                    self._fail(flight, *flight.error)
+            elif flight.outstanding == 0:
                 self._advance(flight, flight.replies)
+
+    @staticmethod
+    def _partial(exc: BaseException, batch: list[tuple[_Flight, int]],
+                 model: str) -> list[list[Completion] | None]:
+        """What a failed batch did produce, per request, when the error carries it
+        (`exc.partial`, as the OpenAI backend attaches): a request with all its samples is
+        served as if the batch had succeeded; the others fail, their samples charged."""
+        partial = getattr(exc, "partial", None)
+        if not isinstance(partial, list) or len(partial) != len(batch):
+            return [None] * len(batch)
+        out: list[list[Completion] | None] = []
+        for (flight, j), got in zip(batch, partial):
+            request = flight.calls[j].request
+            if not isinstance(got, list) or not got:
+                out.append(None)
+                continue
+            try:
+                got = check_completions(model, request, got) if len(got) == request.n else \
+                    [c for c in got if isinstance(c, Completion)][:request.n]
+            except TTSError:
+                got = []
+            out.append(got or None)
+        return out
+
+    def _charge(self, flight: _Flight, j: int, completions: list[Completion],
+                model: str) -> bool:
+        """Commit a call's completions to the request's ledger; False if the ledger refused
+        them (the reason in `flight.error_note`)."""
+        try:
+            flight.job.commit(flight.calls[j], completions)
+        except TTSError as exc:
+            flight.error_note = str(exc)
+            return False
+        flight.generated += sum(c.tokens for c in completions)
+        flight.prompt_tokens += completions[0].prompt_tokens
+        for c in completions:
+            if c.text and c.answer not in flight.texts:
+                flight.texts[c.answer] = c.text
+        return True
+
+    def _call_failed(self, flight: _Flight, reason: str, status: int) -> None:
+        """A call of the flight's current step failed: drop its calls still waiting for a
+        backend, and fail it once the ones already sent are back (and charged)."""
+        flight.outstanding -= 1
+        if flight.error is None:
+            flight.error = (reason, status)
+            for pending in self._pending.values():
+                if any(f is flight for f, _ in pending):
+                    kept = [(f, j) for f, j in pending if f is not flight]
+                    flight.outstanding -= len(pending) - len(kept)
+                    pending.clear()
+                    pending.extend(kept)
+        if flight.outstanding <= 0:
+            self._fail(flight, *flight.error)
 
     def _fail(self, flight: _Flight, reason: str, status: int) -> None:
         if flight.done:
