@@ -207,6 +207,9 @@ BAD = [  # (id, route, body (dict, or raw bytes), headers override, expected sta
     ("prompt-token-ids", "completions", {"model": "tts-auto", "prompt": [1, 2, 3]}, None, 400),
     ("missing-prompt", "completions", {"model": "tts-auto"}, None, 400),
     ("echo", "completions", {"model": "tts-auto", "prompt": Q0, "echo": True}, None, 400),
+    ("basic-auth-scheme", "chat", _chat(), {"Authorization": f"Basic {KEY}"}, 401),
+    ("models-without-key", "GET /v1/models", None, {"Authorization": ""}, 401),
+    ("metrics-without-key", "GET /metrics", None, {"Authorization": ""}, 401),
     ("get-on-post-route", "GET chat", None, None, 405),
     ("unknown-route", "GET /v1/nothing", None, None, 404),
 ]
@@ -364,27 +367,178 @@ def test_replicas_spread_and_skip_a_dead_one(tmp_path) -> None:
             assert 'tts_requests_total{model="llama-2-13b",route="chat",status="200"}' in metrics
 
 
+# ---- ladders, partial failures, security ---------------------------------------------------
+DATE = tts.BUNDLED_BANK.parent / "mot_date"
+DATE_LADDER = ["llama-2-13b", "gpt-3.5-turbo", "gpt-4"]
+
+
+def test_replay_ladder_server(tmp_path) -> None:
+    """`tts serve --bank mot_date --ladder a,b,c --policy ladder.json`: three tiers by name,
+    tts-auto runs the policy's ladder (climbing to the top on some questions), answers, usage
+    and plan equal the engine's."""
+    from tts.ladder_policy import LadderLevel, LadderPolicy
+    from tts.policy import load_policy
+    from tts.strategies import Rung
+
+    policy = LadderPolicy(ladder=tuple(DATE_LADDER), levels=(LadderLevel(0, (
+        Rung(role="small", mode="pot", max_samples=4, climb_below=0.9),
+        Rung(role="tier1", mode="pot", max_samples=4, climb_above=0.5),  # always climbs
+        Rung(role="large", mode="greedy", temperature=0.0, max_samples=1))),))
+    path = tmp_path / "ladder.json"
+    policy.to_json(path)
+    engine = tts.replay_engine(DATE, ladder=DATE_LADDER, policy=load_policy(path))
+    questions = [p.question for p in list(tts._load(str(DATE)).problems.values())[:20]]
+    with ServeProcess("--bank", str(DATE), "--ladder", ",".join(DATE_LADDER), "--policy",
+                      str(path), log=tmp_path / "ladder.log") as server:
+        client = openai.OpenAI(base_url=server.url, api_key="none", max_retries=0, timeout=30)
+        models = {m.id: m.model_extra["tts"] for m in client.models.list()}
+        assert list(models) == ["tts-auto", *DATE_LADDER]
+        assert [models[m]["role"] for m in DATE_LADDER] == ["small", "tier1", "large"]
+        with ThreadPoolExecutor(10) as pool:
+            replies = list(pool.map(lambda q: chat(client, q, extra_body={"budget": 200_000}),
+                                    questions))
+        refs = engine.solve_many(questions, 200_000)
+        for r, ref in zip(replies, refs):
+            extra = r.model_extra["tts"]
+            assert (r.choices[0].message.content, extra["plan"]["strategy"]) == \
+                (ref.answer or "", "ladder")
+            assert extra["tokens"] == dict(ref.tokens) and extra["cost"] == \
+                pytest.approx(ref.cost)
+            assert r.usage.completion_tokens == sum(ref.tokens.values())
+        climbed = [len(r.model_extra["tts"]["tokens"]) for r in replies]
+        assert 1 in climbed and 3 in climbed  # kept the cheapest answer / climbed to the top
+        mid = chat(client, questions[0], model="gpt-3.5-turbo", extra_body={"samples": 3})
+        assert mid.model_extra["tts"]["plan"]["options"]["role"] == "tier1"
+        assert mid.model_extra["tts"]["tokens"].keys() == {"gpt-3.5-turbo"}
+
+
+def test_openai_backend_error_carries_what_did_arrive() -> None:
+    """One request of a batch is refused by the server (HTTP 400, not retried): the error
+    carries the other request's samples, which the server did generate."""
+    from tts.backends.openai import OpenAIBackend
+    from tts.errors import BackendError
+    from tts.types import GenRequest
+
+    with ServeProcess() as replica:
+        backend = OpenAIBackend(replica.url, model="llama-2-13b", max_retries=0)
+        good = GenRequest(prompt=Q0, n=3, seed=0)
+        bad = GenRequest(prompt="What is 2+2?", n=2, seed=0)
+        with pytest.raises(BackendError, match="HTTP 400") as err:
+            backend.generate([good, bad])
+        got, lost = err.value.partial
+        assert lost == [] and len(got) == 3
+        assert got == backend.generate([good])[0]
+
+
+def test_a_backend_refusing_one_request_fails_only_that_one(tmp_path) -> None:
+    """Front `tts serve --server` over a replay server that refuses questions outside its bank:
+    requests sent together share batches, yet only the refused one fails (503 with the
+    backend's reason and tokens spent); the others are answered."""
+    with ServeProcess(log=tmp_path / "backend.log") as backend, \
+            ServeProcess("--server", backend.url, "--served-model", "llama-2-13b",
+                         log=tmp_path / "front.log") as front:
+        client = openai.OpenAI(base_url=front.url, api_key="none", max_retries=0, timeout=60)
+        questions = [p.question for p in PROBLEMS[:12]] + ["What is 2+2?"]
+
+        def one(q):
+            try:
+                return chat(client, q, extra_body={"budget": 8000}).model_extra["tts"]
+            except openai.APIStatusError as exc:
+                return exc
+
+        for _ in range(3):  # several rounds: the refused request lands in shared batches
+            with ThreadPoolExecutor(len(questions)) as pool:
+                out = list(pool.map(one, questions))
+            assert all(isinstance(o, dict) and o["status"] == "answered" for o in out[:-1])
+            err = out[-1]
+            assert isinstance(err, openai.APIStatusError) and err.status_code == 503
+            body = err.response.json()["error"]
+            assert "not found in bank" in body["message"]
+            assert "tokens already spent" in body["message"] and body["spent"] == 0
+
+
+def test_security_defaults(monkeypatch) -> None:
+    from tts.cli import build_parser
+    from tts.errors import ValidationError
+    from tts.serving.cli import build_engine
+
+    args = build_parser().parse_args(["serve"])
+    assert args.host == "127.0.0.1" and args.api_key is None
+    remote = build_parser().parse_args(["serve", "--server", "http://10.0.0.5:8000/v1",
+                                        "--served-model", "m", "--backend-api-key", "K"])
+    with pytest.raises(ValidationError, match="plain http"):
+        build_engine(remote)  # the key would travel unencrypted: refused before serving
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    plain = build_parser().parse_args(["serve", "--server", "http://10.0.0.5:8000/v1",
+                                       "--served-model", "m"])
+    assert build_engine(plain).backends["small"].api_key is None  # env key not forwarded
+
+
+def test_api_key_from_the_environment(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TTS_SERVE_API_KEY", "env-key-456")
+    with ServeProcess(log=tmp_path / "env.log") as server:
+        base = f"http://127.0.0.1:{server.port}"
+        assert httpx.get(base + "/health").status_code == 200
+        assert httpx.get(base + "/v1/models").status_code == 401
+        ok = httpx.get(base + "/v1/models", headers={"Authorization": "Bearer env-key-456"})
+        assert ok.status_code == 200
+
+
 # ---- live ----------------------------------------------------------------------------------
 @pytest.mark.live
-def test_live_tiny_model_second_request_needs_no_reload(tmp_path) -> None:
+def test_live_tiny_model_answers_streams_and_never_reloads(tmp_path) -> None:
+    """`tts serve --small tiny --large small` (vLLM CPU): the small model loads before serving,
+    the large one stays unloaded until a plan escalates; requests are answered (usage, plan,
+    streaming, errors) and a second request reloads nothing (load count stays 1; timed)."""
     from tts import models
 
     if importlib.util.find_spec("vllm") is None or not models.is_pulled("tiny"):
         pytest.skip("needs vLLM and the tiny model (`tts models pull tiny`)")
-    with ServeProcess("--small", "tiny", "--large", "none", startup_timeout=600,
-                      log=tmp_path / "live.log") as server:
-        client = openai.OpenAI(base_url=server.url, api_key="none", max_retries=0, timeout=300)
-        (info,) = [m for m in client.models.list() if m.id == "smollm2-135m"]
-        assert info.model_extra["tts"]["loaded"] is True
+    large = "small" if models.is_pulled("small") else "none"
+    with ServeProcess("--small", "tiny", "--large", large, "--api-key", KEY,
+                      startup_timeout=600, log=tmp_path / "live.log") as server:
+        client = openai.OpenAI(base_url=server.url, api_key=KEY, max_retries=0, timeout=300)
+
+        def info():
+            return {m.id: m.model_extra["tts"] for m in client.models.list()}
+
+        before = info()
+        assert before["smollm2-135m"]["loaded"] is True and before["smollm2-135m"]["loads"] == 1
+        if large != "none":  # lazy: loads only when a plan first escalates
+            assert before["qwen2.5-coder-0.5b"] == {**before["qwen2.5-coder-0.5b"],
+                                                    "loaded": False, "loads": 0}
         times = []
         for _ in range(2):
             start = time.perf_counter()
             r = chat(client, "What is 17 * 23?", model="smollm2-135m", max_tokens=24, seed=1)
             times.append(time.perf_counter() - start)
+            extra = r.model_extra["tts"]
             assert r.choices[0].message.content and r.usage.completion_tokens <= 24
-        stream = list(chat(client, "What is 2 + 3?", model="tts-auto", stream=True,
-                           extra_body={"budget": 300}))
-        assert stream[-1].choices[0].finish_reason in ("stop", "length")
+            assert extra["tokens"] == {"smollm2-135m": r.usage.completion_tokens}
+            assert extra["plan"]["strategy"] == "vote" and extra["plan"]["options"]["role"] \
+                == "small"
+        stream = list(chat(client, "What is 2 + 3?", stream=True,
+                           stream_options={"include_usage": True},
+                           extra_body={"budget": 300, "strategy": "vote"}))
+        final = [c for c in stream if c.choices and c.choices[0].finish_reason]
+        assert len(final) == 1 and final[0].choices[0].finish_reason in ("stop", "length")
+        plan = final[0].model_extra["tts"]
+        assert plan["plan"]["strategy"] == "vote" and plan["escalated"] is False
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == \
+            (plan["answer"] or "")
+        assert 0 < stream[-1].usage.completion_tokens and plan["cost"] <= 300
+        tight = chat(client, "What is 2 + 3?", extra_body={"budget": 1, "strategy": "vote"})
+        assert tight.model_extra["tts"]["status"] == "insufficient_budget"
+        with pytest.raises(openai.BadRequestError, match="budget"):
+            chat(client, "What is 2 + 3?", extra_body={"budget": float("-1")})
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=server.url, api_key="wrong", max_retries=0).models.list()
+        after = info()
+        assert after["smollm2-135m"]["loads"] == 1  # no reload across all of the above
+        if large != "none":
+            assert after["qwen2.5-coder-0.5b"]["loaded"] is False
+        metrics = httpx.get(f"http://127.0.0.1:{server.port}/metrics",
+                            headers={"Authorization": f"Bearer {KEY}"}).text
+        assert 'tts_model_loads{model="smollm2-135m"} 1.0' in metrics
         print(f"\nlive tiny: server ready after {server.ready_seconds:.1f} s (model load), "
               f"request 1 {times[0]:.2f} s, request 2 {times[1]:.2f} s")
-        assert times[1] < server.ready_seconds

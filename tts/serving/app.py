@@ -86,7 +86,7 @@ def _bad(message: str, param: str | None = None, code: str = "invalid_value") ->
 class Metrics:
     """Prometheus metrics of one app (its own registry, so several apps can coexist)."""
 
-    def __init__(self, scheduler: Scheduler):
+    def __init__(self, scheduler: Scheduler, loads: dict[str, int] | None = None):
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry()
@@ -107,6 +107,13 @@ class Metrics:
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r)
         in_flight = Gauge("tts_in_flight", "Requests being answered", registry=r)
         in_flight.set_function(lambda: scheduler.in_flight)
+        if loads is not None:
+            built = Gauge("tts_model_loads", "Engine builds per live model (stays 1: models "
+                          "stay loaded)", ["model"], registry=r)
+            for backend in scheduler.engine.backends.values():
+                if hasattr(backend, "loaded"):
+                    built.labels(backend.model).set_function(
+                        lambda m=backend.model: loads.get(m, 0))
 
     def on_batch(self, model: str, size: int, seconds: float) -> None:
         self.batches.labels(model).inc()
@@ -174,10 +181,13 @@ class Ask:
 class App:
     """Holds the scheduler, limits and metrics; builds the FastAPI app."""
 
-    def __init__(self, scheduler: Scheduler, config: ServeConfig | None = None):
+    def __init__(self, scheduler: Scheduler, config: ServeConfig | None = None,
+                 loads: dict[str, int] | None = None):
         self.scheduler = scheduler
+        self.loads = loads if loads is not None else {}
+        """Engine builds per live model so far (filled by the CLI's load callback)."""
         self.config = config or ServeConfig()
-        self.metrics = Metrics(scheduler)
+        self.metrics = Metrics(scheduler, self.loads)
         scheduler.on_batch = self.metrics.on_batch
         self.roles = {b.model: role for role, b in scheduler.engine.backends.items()}
         self.started = time.time()
@@ -368,13 +378,15 @@ class App:
         return r.answer or "", "stop"
 
 
-def create_app(scheduler: Scheduler, config: ServeConfig | None = None):
-    """The FastAPI app serving `scheduler` (see the module docstring)."""
+def create_app(scheduler: Scheduler, config: ServeConfig | None = None, *,
+               loads: dict[str, int] | None = None):
+    """The FastAPI app serving `scheduler` (see the module docstring); `loads` counts engine
+    builds per live model (shown in /v1/models and /metrics)."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response, StreamingResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    state = App(scheduler, config)
+    state = App(scheduler, config, loads)
     cfg = state.config
     app = FastAPI(title="tts serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.tts = state
@@ -547,6 +559,7 @@ def create_app(scheduler: Scheduler, config: ServeConfig | None = None):
             info = {"kind": "model", "role": role, "price": engine.cost.of(model).output}
             if hasattr(backend, "loaded"):
                 info["loaded"] = bool(backend.loaded)  # live engines load once, when needed
+                info["loads"] = state.loads.get(model, 0)
             data.append({"id": model, "object": "model", "created": int(state.started),
                          "owned_by": "tts", "tts": info})
         return {"object": "list", "data": data}

@@ -23,7 +23,8 @@ def add_cli(sub) -> None:
     p.add_argument("--large", default=None,
                    help="live large model, loaded when a plan first escalates ('none': none)")
     p.add_argument("--ladder", default=None,
-                   help="live ladder, cheapest first, comma-separated (e.g. tiny,small,large)")
+                   help="ladder, cheapest first, comma-separated: live models (e.g. "
+                        "tiny,small,large), or with --bank model names of the bank")
     p.add_argument("--server", default=None,
                    help="OpenAI-compatible replicas, comma-separated base URLs with /v1")
     p.add_argument("--served-model", default=None, help="model id on --server")
@@ -55,8 +56,9 @@ def add_cli(sub) -> None:
     p.set_defaults(run=run_serve)
 
 
-def build_engine(args):
-    """The Engine the flags describe."""
+def build_engine(args, on_load=None):
+    """The Engine the flags describe. `on_load(event)` receives live models' load events
+    (`tts.backends.vllm.VLLMBackend`'s progress events with "event": "load")."""
     import tts
     from tts.engine import Engine
 
@@ -65,10 +67,15 @@ def build_engine(args):
         from tts.policy import load_policy
 
         policy = load_policy(args.policy)
-    live = args.small is not None or args.large is not None or args.ladder is not None
+    ladder = None if args.ladder is None else \
+        [n.strip() for n in args.ladder.split(",") if n.strip()]
+    replay_ladder = ladder is not None and args.bank is not None
+    live = args.small is not None or args.large is not None or \
+        (ladder is not None and not replay_ladder)
     if sum(bool(x) for x in (live, args.server, args.bank is not None)) > 1:
-        raise ValidationError("choose one backend: --bank (replay), --small/--large/--ladder "
-                              "(live vLLM) or --server (OpenAI-compatible).", parameter="bank")
+        raise ValidationError("choose one backend: --bank (replay, with --ladder a ladder of "
+                              "its models), --small/--large/--ladder (live vLLM) or --server "
+                              "(OpenAI-compatible).", parameter="bank")
     if args.server:
         from tts.backends.openai import OpenAIBackend
         from tts.budgets import QWEN_PARAMS, CostModel, ModelCost
@@ -90,20 +97,23 @@ def build_engine(args):
         from tts.backends.vllm import VLLMBackend
         from tts.budgets import QWEN_PARAMS
 
-        if args.ladder is not None:
+        def progress(event: dict) -> None:
+            if on_load is not None and event.get("event") == "load":
+                on_load(event)
+
+        if ladder is not None:
             if args.small is not None or args.large is not None:
                 raise ValidationError("give --ladder or --small/--large, not both.",
                                       parameter="ladder")
-            names = [n.strip() for n in args.ladder.split(",") if n.strip()]
-            return Engine([VLLMBackend(n) for n in names], cost=QWEN_PARAMS, seed=args.seed,
-                          count_prompt=args.count_prompt, policy=policy)
-        small = VLLMBackend(args.small or "small")
+            return Engine([VLLMBackend(n, progress=progress) for n in ladder], cost=QWEN_PARAMS,
+                          seed=args.seed, count_prompt=args.count_prompt, policy=policy)
+        small = VLLMBackend(args.small or "small", progress=progress)
         large_name = args.large or "none"
-        large = None if large_name == "none" else VLLMBackend(large_name)
+        large = None if large_name == "none" else VLLMBackend(large_name, progress=progress)
         return Engine(small, large, cost=QWEN_PARAMS, seed=args.seed,
                       count_prompt=args.count_prompt, policy=policy)
     return tts.replay_engine(args.bank, seed=args.seed, count_prompt=args.count_prompt,
-                             policy=policy)
+                             policy=policy, ladder=ladder)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -123,10 +133,20 @@ def run_serve(args: argparse.Namespace) -> int:
         if not value > 0 or value != value or value == float("inf"):
             raise ValidationError(f"--{name.replace('_', '-')} must be a finite number > 0.",
                                   parameter=name, value=value)
-    engine = build_engine(args)
+    loads: dict[str, int] = {}  # engine builds per live model (/v1/models, /metrics)
+
+    def on_load(event: dict) -> None:
+        model = str(event.get("model"))
+        if event.get("state") == "done":
+            loads[model] = loads.get(model, 0) + 1
+            err_console.print(f"loaded {safe(model)} in {event.get('seconds', 0):.1f} s",
+                              highlight=False)
+        else:
+            err_console.print(f"loading {safe(model)} ...", highlight=False)
+
+    engine = build_engine(args, on_load)
     first = engine.backends["small"]
     if hasattr(first, "load") and not args.no_preload:
-        err_console.print(f"loading {safe(first.model)} ...", highlight=False)
         first.load()  # in the main thread, before serving; the large model stays lazy
     api_key = args.api_key or os.environ.get("TTS_SERVE_API_KEY") or None
     config = ServeConfig(api_key=api_key, max_body_bytes=args.max_body_bytes,
@@ -135,7 +155,7 @@ def run_serve(args: argparse.Namespace) -> int:
                          request_timeout=args.request_timeout,
                          max_in_flight=args.max_in_flight)
     scheduler = Scheduler(engine)
-    app = create_app(scheduler, config)
+    app = create_app(scheduler, config, loads=loads)
     models = ", ".join(safe(m) for m in app.state.tts.model_names)
     err_console.print(f"tts serve on http://{safe(args.host)}:{args.port}/v1 (models: {models}; "
                       f"api key {'required' if api_key else 'not required'})", highlight=False)
@@ -143,8 +163,10 @@ def run_serve(args: argparse.Namespace) -> int:
         err_console.print("[yellow]warning:[/] listening beyond loopback without --api-key.",
                           highlight=False)
     try:
+        # loop/http "auto": uvloop and httptools when installed (uvicorn[standard]);
+        # no access log: a line per request costs more than a replayed answer
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                    timeout_graceful_shutdown=5)
+                    access_log=False, timeout_graceful_shutdown=5)
     finally:
         scheduler.close()
         for backend in engine.backends.values():
