@@ -1,9 +1,18 @@
-"""What a ladder looks at before it climbs: one definition of the features and the climb rule.
+"""The decision rules of every plan, written once: the features a vote is scored by, the
+score, when a vote stops, and when a prompt escalates (climbs) to a bigger model.
 
-The live strategy (`tts.strategies.ladder`) computes these from the answers it drew; the
+The live strategies (`tts.strategies`) compute these from the answers they drew; the
 vectorised evaluator (`tts.evaluate`) computes the same numbers for whole banks at once. Both
-call `climb_logit` and `climbs` below, which use only `+`, `*` and comparisons, so they give
-bit-identical decisions on Python floats and on numpy arrays.
+call the functions below, which use only `+`, `*`, `/` and comparisons, so they give
+bit-identical decisions on Python numbers and on numpy arrays:
+
+* `vote_signals`: the first five features of a vote (both `CLIMB_FEATURES` and the adaptive
+  strategy's `PROBE_FEATURES` start with them); `climb_logit`: the score of a feature vector;
+* `vote_stops`: the Adaptive-Consistency stop after a wave (Adaptive, ladder rungs; `Vote`
+  in `tts.strategies.vote` states the same test inline, see `vote_stops`);
+* `climbs`: climb / escalate. A ladder rung uses the agreement floor and the score; a
+  cascade only the floor (`escalate_below`); the adaptive strategy only the score
+  (`escalate_above`).
 
 Features of one rung (a vote of one model in one representation), in `CLIMB_FEATURES` order:
 
@@ -34,6 +43,25 @@ MOT_CLIMB_WEIGHTS: tuple[float, ...] = (6.0, -6.0, 0.0, 0.0, 0.0, -6.0, 0.0, 0.0
 """Untuned mixture-of-thought score: difficulty 0.5 when agreement + check_agreement = 1."""
 
 
+def vote_signals(agreement: Any, entropy: Any, abstained: Any, distinct: Any,
+                 samples: Any) -> tuple[Any, ...]:
+    """agreement, entropy, abstain_share, distinct_share and inv_samples of a vote over
+    `samples` >= 1 draws, `abstained` of which gave no answer; floats or numpy arrays."""
+    return agreement, entropy, abstained / samples, distinct / samples, 1 / samples
+
+
+def vote_stops(total: Any, confidence: Any, threshold: float) -> Any:
+    """The stop test after a wave: somebody answered and the leader's confidence
+    (`leader_confidence(top, runner_up)`) is >= `threshold`; a threshold of 1.0 never stops.
+
+    `Vote.steps` writes the same test inline (`tts/strategies/vote.py` is being reworked for
+    confidence-weighted votes in a separate change, which is to call this function).
+    """
+    if hasattr(total, "__array__"):
+        return (total > 0) & (confidence >= threshold) & (threshold < 1.0)
+    return threshold < 1.0 and total > 0 and confidence >= threshold
+
+
 def climb_logit(weights: Any, features: Any) -> Any:
     """weights[0] + sum(w * f), summed left to right; floats or numpy arrays alike."""
     z = weights[0]
@@ -52,11 +80,13 @@ def threshold_logit(p: float) -> float:
 
 
 def climbs(answered: Any, agreement: Any, z: Any, climb_below: float, climb_above: float) -> Any:
-    """The climb rule: nobody answered, or agreement below the floor, or the score is high.
+    """The climb (escalate) rule: nobody answered, or agreement below the floor, or the
+    score is high.
 
     `climb_below` is a safety floor the tuner cannot remove (a rung whose own vote is split
     climbs even where training questions never needed it); `climb_above` is the threshold
-    on the sigmoid of the score.
+    on the sigmoid of the score. A cascade is the floor alone (`climb_above` 1.0 never fires
+    for a finite score), the adaptive strategy the score alone (`climb_below` 0.0).
     """
     return ~answered | (agreement < climb_below) | (z >= threshold_logit(climb_above)) \
         if hasattr(answered, "__array__") else \

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from tts.answers import Votes, count_votes
 from tts.errors import ValidationError
 from tts.prompts import format_question
-from tts.signals import climb_logit
+from tts.signals import climb_logit, climbs, vote_signals, vote_stops
 from tts.signals import threshold_logit as logit
 from tts.strategies._checks import (check_bool, check_fraction, check_positive_int,
                                    check_temperature)
@@ -54,8 +54,8 @@ def sigmoid(z: float) -> float:
 
 def probe_features(votes: Votes, samples: int, prior: float) -> tuple[float, ...]:
     """The `PROBE_FEATURES` of a vote over `samples` drawn samples (samples >= 1)."""
-    return (votes.agreement, votes.entropy, votes.abstained / samples, votes.distinct / samples,
-            1 / samples, prior)
+    return (*vote_signals(votes.agreement, votes.entropy, votes.abstained, votes.distinct,
+                          samples), prior)
 
 
 probe_logit = climb_logit
@@ -138,7 +138,7 @@ class Adaptive(Strategy):
                 max_tokens=self.large_max_tokens,
                 temperature=0.0 if greedy else self.temperature, seed=ctx.seed,
                 problem_id=problem.id))
-        early, final = logit(self.escalate_early_above), logit(self.escalate_above)
+        early = logit(self.escalate_early_above)
         answers: list[str | None] = []
         votes = count_votes(answers)
         z: float | None = None
@@ -165,8 +165,8 @@ class Adaptive(Strategy):
                 ctx.note(f"adaptive: difficulty {sigmoid(z):.2f} after {len(answers)} samples "
                          f">= {self.escalate_early_above}: escalate now")
                 break
-            if self.confidence < 1.0 and votes.total and \
-                    leader_confidence(votes.top, votes.runner_up) >= self.confidence:
+            if vote_stops(votes.total, leader_confidence(votes.top, votes.runner_up),
+                          self.confidence):
                 break
         difficulty = None if z is None else sigmoid(z)
         if status_small == "insufficient_budget":
@@ -183,7 +183,8 @@ class Adaptive(Strategy):
             ctx.ledger.cancel(held.reservation)
         if not self.large:
             return small
-        if small.status == "answered" and not escalate_now and z is not None and z < final:
+        if not escalate_now and not climbs(small.status == "answered", votes.agreement, z, 0.0,
+                                           self.escalate_above):
             ctx.note(f"adaptive: keep small answer (difficulty {difficulty:.2f} < "
                      f"{self.escalate_above})")
             return small

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tts.signals import climbs
 from tts.strategies._checks import check_bool, check_fraction, check_positive_int
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy, with_tiers
 from tts.strategies.escalate import Escalate, escalate_steps, large_request
@@ -55,7 +56,9 @@ class Cascade(Strategy):
         if held is not None:
             ctx.ledger.cancel(held.reservation)
         votes = small.votes
-        if small.status == "answered" and votes.agreement >= self.escalate_below:
+        # The climb rule with the agreement floor alone (no score: 1.0 never fires).
+        if not climbs(small.status == "answered", votes.agreement, 0.0, self.escalate_below,
+                      1.0):
             ctx.note(f"cascade: keep small answer (agreement {votes.agreement:.2f} >= "
                      f"{self.escalate_below})")
             return small

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from tts.answers import Votes, count_votes, equivalent
 from tts.errors import ValidationError
 from tts.prompts import format_question
-from tts.signals import CLIMB_FEATURES, climb_logit, climbs
+from tts.signals import CLIMB_FEATURES, climb_logit, climbs, vote_signals
 from tts.strategies._checks import (check_fraction, check_mode, check_positive_int, check_role,
                                     check_weights)
 from tts.types import is_finite_number, shown
@@ -85,8 +85,8 @@ def rung_features(votes: Votes, check_agree: int, check_drawn: int, lower_same: 
                   prior: float) -> tuple[float, ...]:
     """The `CLIMB_FEATURES` of a rung's vote (at least one sample drawn)."""
     samples = votes.total + votes.abstained
-    return (votes.agreement, votes.entropy, votes.abstained / samples, votes.distinct / samples,
-            1 / samples, check_agree / check_drawn if check_drawn else 0.0,
+    return (*vote_signals(votes.agreement, votes.entropy, votes.abstained, votes.distinct,
+                          samples), check_agree / check_drawn if check_drawn else 0.0,
             1.0 if lower_same else 0.0, prior)
 
 

@@ -1,0 +1,99 @@
+"""The evaluator's vote phase: waves of one model's samples for every problem at once, with
+the same stop rule (`tts.signals.vote_stops`) and probe score (`tts.signals`) as the live
+strategies (`Vote`, `Adaptive`, ladder rungs), until max_samples, the budget or a stop.
+
+Everything that decides how a vote is tallied or when it stops belongs here (and in
+`tts.signals`), so a change to voting is made in one place on the evaluator's side.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tts.errors import ValidationError
+from tts.evaluate.arrays import Prefix
+from tts.evaluate.ledger import ABSTAINED, ANSWERED, INSUFFICIENT, Run
+from tts.signals import climb_logit, vote_signals, vote_stops
+
+__all__ = ["VoteOut", "vote_phase", "apply_vote"]
+
+
+@dataclass
+class VoteOut:
+    """Per row: samples drawn `k`, whether the first wave was unaffordable, early escalation,
+    the last probe score `z` (nan without one), the stream's prefix and its (model, mode)."""
+
+    k: np.ndarray
+    insufficient: np.ndarray
+    escalate_now: np.ndarray
+    z: np.ndarray
+    pre: Prefix
+    key: tuple[str, str]
+
+    def answered(self) -> np.ndarray:
+        return ~self.insufficient & (self.pre.total[np.arange(len(self.k)), self.k] > 0)
+
+
+def vote_phase(run: Run, rows: np.ndarray, *, model: str, max_samples: int, probe: int,
+               wave: int, max_tokens: int, temperature: float, confidence: float,
+               weights: tuple[float, ...] | None = None, prior: np.ndarray | float = 0.0,
+               early: float = math.inf, mode: str | None = None) -> VoteOut:
+    """Draw waves of samples until max_samples, the budget, the stop test or early escalation
+    (`Vote.steps` and `Adaptive.steps` for every row of `rows`)."""
+    greedy = temperature == 0
+    mode = mode if mode is not None else "greedy" if greedy else "sample"
+    m = run.a.mode(model, mode)
+    pre = run.a.prefix(model, mode, None if greedy else run.seed, max_tokens)
+    p = len(rows)
+    idx = np.arange(p)
+    k = np.zeros(p, np.int64)
+    insufficient = np.zeros(p, bool)
+    escalate_now = np.zeros(p, bool)
+    z = np.full(p, np.nan)
+    active = rows.copy()
+    while active.any():
+        want = np.minimum(np.where(k == 0, probe, wave), max_samples - k)
+        if greedy and (active & (want > 1)).any():
+            w = int(want[active & (want > 1)][0])
+            raise ValidationError(f"`n` must be 1 for greedy sampling (temperature 0), got {w}.",
+                                  parameter="n", value=w)
+        if run.count_prompt:
+            run.require_records(active, m)
+        due = run.due(model, m)
+        n = np.where(active, run.affordable(model, max_tokens, due, want), 0)
+        stopped = active & (n == 0)
+        insufficient |= stopped & (k == 0)
+        active = active & ~stopped
+        if not active.any():
+            break
+        run.require_samples(active, m, k, n)
+        units = (n * max_tokens) * run.a.cost.of(model).output + due * run.a.cost.of(model).prompt
+        generated = pre.cum_tokens[idx, np.minimum(k + n, m.width)] - pre.cum_tokens[idx, k]
+        run.commit(active, model, units, generated, due, mode)
+        k = np.where(active, k + n, k)
+        kk = np.minimum(k, m.width)
+        if weights is not None:  # the adaptive strategy's probe score (PROBE_FEATURES)
+            zz = climb_logit(weights, (*vote_signals(
+                pre.agreement[idx, kk], pre.entropy[idx, kk], k - pre.total[idx, kk],
+                pre.distinct[idx, kk], np.maximum(k, 1)), np.broadcast_to(prior, (p,))))
+            z = np.where(active, zz, z)
+            now = active & (zz >= early)
+            escalate_now |= now
+            active = active & ~now
+        active = active & ~vote_stops(pre.total[idx, kk], pre.confidence[idx, kk], confidence)
+        active = active & (k < max_samples)
+    return VoteOut(np.minimum(k, m.width), insufficient, escalate_now, z, pre, (model, mode))
+
+
+def apply_vote(run: Run, rows: np.ndarray, out: VoteOut, keys: list) -> None:
+    """Make the vote the outcome of `rows` (status, answer, samples drawn)."""
+    answered = out.answered()
+    run.status = np.where(rows, np.where(out.insufficient, INSUFFICIENT,
+                                         np.where(answered, ANSWERED, ABSTAINED)), run.status)
+    run.set_answer(rows & ~out.insufficient, out.key, out.pre, out.k, keys)
+    run.correct = np.where(rows & out.insufficient, False, run.correct)
+    run.answer_mode = np.where(rows & out.insufficient, -1, run.answer_mode)
+    run.small_samples = np.where(rows, out.k, run.small_samples)
