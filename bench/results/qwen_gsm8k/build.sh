@@ -5,9 +5,9 @@
 #
 #   nohup nice -n 19 bash bench/results/qwen_gsm8k/build.sh > /tmp/qwen_build.log 2>&1 &
 #
-# Questions go in chunks, each chunk complete (small samples, large samples + greedy, the small
-# model's budget-forced chains at 1024 then 2048) before the next starts, so a partial bank is
-# a smaller but whole experiment: every analysis runs on the questions it holds.
+# Questions go in chunks, each chunk complete (small samples + greedy, large samples + greedy,
+# the small model's budget-forced chains at 512, 1024, 2048) before the next starts, so a
+# partial bank is a smaller but whole experiment: every analysis runs on the questions it holds.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 TTS=${TTS:-.venv/bin/tts}
@@ -18,10 +18,10 @@ for chunk in $CHUNKS; do
     QUESTIONS=(--questions ../shared/data/gsm8k/test.jsonl --start "${chunk%:*}" --n "${chunk#*:}"
                --seed 0 --gzip)
     "$TTS" bank build "$BANK" --model small --role small "${QUESTIONS[@]}" \
-        --samples 16 --temperature 0.7 --max-tokens 512 --batch 8
+        --samples 16 --greedy --temperature 0.7 --max-tokens 512 --batch 8
     "$TTS" bank build "$BANK" --model large --role large "${QUESTIONS[@]}" \
         --samples 4 --greedy --temperature 0.7 --max-tokens 512 --batch 16
     "$TTS" bank build "$BANK" --model small --role small "${QUESTIONS[@]}" \
-        --samples 0 --chains 2 --chain-lengths 1024,2048 --answer-tokens 32 --max-waits 16 \
+        --samples 0 --chains 2 --chain-lengths 512,1024,2048 --answer-tokens 32 --max-waits 16 \
         --temperature 0.7 --batch 16
 done

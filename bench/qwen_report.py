@@ -1,0 +1,492 @@
+"""What our own small/large pair says (issue 10): per-model accuracy curves, parallel voting
+against one long chain at equal tokens, small-with-samples against large per difficulty bin,
+and confidence-weighted voting -- all read from the Qwen GSM8K bank, on the questions it holds.
+
+    python bench/qwen_report.py [--bank bench/results/qwen_gsm8k/bank]
+                                [--out bench/results/qwen_gsm8k/report] [--boot 2000]
+
+Writes `summary.json`, one CSV per table, `report.md` and `report.png` into --out. Every
+comparison between strategies uses only the questions that hold every mode it compares, and
+says how many. Nothing here is tuned on the questions it scores:
+
+* maj@k is the mean over `PERMUTATIONS` random orders of a question's samples (ties broken by
+  first appearance, as `tts.answers.count_votes` does); pass@k is the unbiased estimator.
+* Parallel vs sequential: one budget-forced chain of length L against vote@N at the same mean
+  generated tokens (N fractional: linear between the two neighbouring k), paired bootstrap over
+  questions for the CIs.
+* Difficulty bins (Snell et al. 2024): a question's difficulty is the small model's pass rate
+  on samples 8-15, and its small votes use samples 0-7, so a bin never looks at the samples it
+  scores. Bin edges are quintiles fitted on the other half of the questions (2-fold), and the
+  strategy that wins a (bin, budget) cell is picked on the other half too; its accuracy is
+  reported on this half. Compute is generated tokens times active parameters (small tokens).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from rich.console import Console
+from rich.progress import track
+
+from tts.answers import class_ids, is_correct
+from tts.bank import SampleBank, load_bank
+
+ROOT = Path(__file__).resolve().parents[1]
+BANK = ROOT / "bench/results/qwen_gsm8k/bank"
+OUT = ROOT / "bench/results/qwen_gsm8k/report"
+PERMUTATIONS = 200
+BUDGETS = (256, 512, 1024, 2048, 4096)  # small-model tokens per question
+BINS = 5
+console = Console()
+
+
+# ---- one (model, mode) as arrays ------------------------------------------------------------
+@dataclass(frozen=True)
+class Mode:
+    """The samples of one (model, mode) on `questions`: answer class, correctness, tokens."""
+
+    model: str
+    mode: str
+    questions: tuple[str, ...]
+    classes: np.ndarray        # (Q, S) int, -1 = abstained; ids shared across a question's modes
+    correct: np.ndarray        # (Q, S) bool
+    class_correct: np.ndarray  # (Q, C) bool: is class c of question q the gold answer
+    tokens: np.ndarray         # (Q, S) generated tokens
+    finish_length: np.ndarray  # (Q, S) bool: cut at the cap
+    conf: np.ndarray           # (Q, S) lowest window confidence (nan if not logged)
+    logprob: np.ndarray        # (Q, S) mean token logprob (nan if not logged)
+
+    def subset(self, questions: Sequence[str]) -> "Mode":
+        index = {q: i for i, q in enumerate(self.questions)}
+        rows = np.array([index[q] for q in questions], dtype=int)
+        return Mode(self.model, self.mode, tuple(questions), self.classes[rows],
+                    self.correct[rows], self.class_correct[rows], self.tokens[rows],
+                    self.finish_length[rows], self.conf[rows], self.logprob[rows])
+
+    def samples(self, cols: slice) -> "Mode":
+        return Mode(self.model, self.mode, self.questions, self.classes[:, cols],
+                    self.correct[:, cols], self.class_correct, self.tokens[:, cols],
+                    self.finish_length[:, cols], self.conf[:, cols], self.logprob[:, cols])
+
+
+def load_modes(bank: SampleBank) -> dict[tuple[str, str], Mode]:
+    """Every (model, mode) of the bank, on the questions where it has its full sample count;
+    answer classes are computed once per question over all its samples, so votes of
+    different modes and models name the same answers alike."""
+    by_question: dict[str, list] = {}
+    for (pid, model, mode), rec in bank.records.items():
+        by_question.setdefault(pid, []).append((model, mode, rec))
+    per_mode: dict[tuple[str, str], dict[str, tuple]] = {}
+    for pid in track(sorted(by_question), description="answer classes", console=console,
+                     transient=True):
+        gold = bank.problems[pid].gold
+        recs = sorted(by_question[pid], key=lambda t: (t[0], t[1]))
+        answers = [s.answer for _, _, rec in recs for s in rec.samples]
+        ids = class_ids(answers)
+        n_classes = max(ids, default=-1) + 1
+        class_ok = np.zeros(max(n_classes, 1), dtype=bool)
+        for a, c in zip(answers, ids):
+            if c >= 0 and not class_ok[c] and is_correct(a, gold):
+                class_ok[c] = True
+        at = 0
+        for model, mode, rec in recs:
+            n = len(rec.samples)
+            per_mode.setdefault((model, mode), {})[pid] = (ids[at:at + n], rec.samples, class_ok)
+            at += n
+    out = {}
+    for key, rows in per_mode.items():
+        size = max(len(v[1]) for v in rows.values())
+        qs = tuple(sorted(q for q, v in rows.items() if len(v[1]) == size))
+        width = max(len(rows[q][2]) for q in qs)
+        cls = np.array([rows[q][0] for q in qs], dtype=int).reshape(len(qs), size)
+        ok = np.zeros((len(qs), width), dtype=bool)
+        for i, q in enumerate(qs):
+            ok[i, :len(rows[q][2])] = rows[q][2]
+        samples = [rows[q][1] for q in qs]
+
+        def grid(get) -> np.ndarray:
+            return np.array([[get(s) for s in row] for row in samples],
+                            dtype=float).reshape(len(qs), size)
+
+        correct = np.where(cls >= 0, np.take_along_axis(ok, np.maximum(cls, 0), axis=1), False)
+        out[key] = Mode(key[0], key[1], qs, cls, correct, ok, grid(lambda s: s.tokens),
+                        grid(lambda s: s.finish == "length").astype(bool),
+                        grid(lambda s: np.nan if s.min_conf is None else s.min_conf),
+                        grid(lambda s: np.nan if s.logprob is None else s.logprob))
+    return out
+
+
+# ---- voting ---------------------------------------------------------------------------------
+def vote_correct(m: Mode, order: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """(Q, R, S) bool: is the (weighted) vote over the first k samples of each order right,
+    for k = 1..S. `order` is (Q, R, S) sample indices; ties go to the answer seen first."""
+    q_n, r_n, s_n = order.shape
+    cls = np.take_along_axis(m.classes[:, None, :].repeat(r_n, 1), order, axis=2)
+    w = np.ones_like(cls, dtype=float) if weights is None else np.take_along_axis(
+        weights[:, None, :].repeat(r_n, 1), order, axis=2)
+    width = m.class_correct.shape[1]
+    onehot = (cls[..., None] == np.arange(width)) * w[..., None]          # (Q, R, S, C)
+    tally = np.cumsum(onehot, axis=2)
+    seen = np.cumsum(cls[..., None] == np.arange(width), axis=2) > 0
+    first = np.argmax(cls[..., None] == np.arange(width), axis=2)[:, :, None, :]  # (Q,R,1,C)
+    tally = np.where(seen, tally, -np.inf)
+    top = tally == tally.max(axis=3, keepdims=True)
+    leader = np.argmax(np.where(top, -first, -np.inf), axis=3)            # (Q, R, S)
+    any_vote = seen.any(axis=3)
+    right = np.take_along_axis(m.class_correct[:, None, :].repeat(r_n, 1), leader, axis=2)
+    return right & any_vote
+
+
+def orders(m: Mode, rng: np.random.Generator, n: int = PERMUTATIONS) -> np.ndarray:
+    s = m.classes.shape[1]
+    return np.argsort(rng.random((len(m.questions), n, s)), axis=2)
+
+
+def maj_at_k(m: Mode, rng: np.random.Generator) -> np.ndarray:
+    """(Q, S): per question, the share of random orders whose first-k vote is right."""
+    return vote_correct(m, orders(m, rng)).mean(axis=1)
+
+
+def pass_at_k(m: Mode) -> np.ndarray:
+    """(S,) unbiased pass@k (Chen et al. 2021), averaged over questions."""
+    n = m.correct.shape[1]
+    c = m.correct.sum(axis=1)
+    out = []
+    for k in range(1, n + 1):
+        fail = [math.comb(n - ci, k) / math.comb(n, k) if n - ci >= k else 0.0 for ci in c]
+        out.append(1.0 - float(np.mean(fail)))
+    return np.array(out)
+
+
+def interp_k(curve: np.ndarray, k: float) -> np.ndarray:
+    """Per-question value of a (Q, S) maj@k curve at fractional k (linear in k)."""
+    k = min(max(k, 1.0), curve.shape[1])
+    lo = int(math.floor(k))
+    hi = min(lo + 1, curve.shape[1])
+    frac = k - lo
+    return curve[:, lo - 1] * (1 - frac) + curve[:, hi - 1] * frac
+
+
+def boot_ci(values: np.ndarray, rng: np.random.Generator, boot: int) -> tuple[float, float]:
+    idx = rng.integers(0, len(values), (boot, len(values)))
+    means = values[idx].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+# ---- the four analyses ----------------------------------------------------------------------
+def per_model(modes: dict, stats: dict, rng: np.random.Generator) -> list[dict[str, Any]]:
+    rows = []
+    for (model, mode), m in sorted(modes.items()):
+        s = m.classes.shape[1]
+        maj = maj_at_k(m, rng).mean(axis=0) if s > 1 else m.correct.mean(axis=0)
+        rows.append({
+            "model": model, "mode": mode, "questions": len(m.questions), "samples": s,
+            "per_sample_acc": float(m.correct.mean()),
+            "maj_at_k": [round(float(x), 4) for x in maj],
+            "pass_at_k": [round(float(x), 4) for x in pass_at_k(m)],
+            "mean_tokens": float(m.tokens.mean()),
+            "cut_at_cap": float(m.finish_length.mean()),
+            "build_tokens_per_s": (stats.get(model, {}).get(mode) or {}).get("tokens_per_s"),
+        })
+    return rows
+
+
+def parallel_vs_chain(modes: dict, small: str, rng: np.random.Generator, boot: int
+                      ) -> list[dict[str, Any]]:
+    chains = sorted((md for (mo, md) in modes if mo == small and md.startswith("chain-")),
+                    key=lambda md: int(md.split("-")[1]))
+    if (small, "sample") not in modes:
+        return []
+    rows = []
+    for mode in chains:
+        qs = sorted(set(modes[(small, "sample")].questions) & set(modes[(small, mode)].questions))
+        if not qs:
+            continue
+        vote = modes[(small, "sample")].subset(qs)
+        chain = modes[(small, mode)].subset(qs)
+        curve = maj_at_k(vote, rng)                       # (Q, 16)
+        chain_acc = chain.correct.mean(axis=1)            # one chain: mean over the logged chains
+        chain_tokens = float(chain.tokens.mean())
+        k = chain_tokens / float(vote.tokens.mean())
+        vote_acc = interp_k(curve, k)
+        diff = vote_acc - chain_acc
+        rows.append({
+            "chain": mode, "questions": len(qs), "chain_tokens": round(chain_tokens, 1),
+            "vote_samples": round(k, 2), "vote_tokens": round(k * float(vote.tokens.mean()), 1),
+            "chain_acc": float(chain_acc.mean()), "chain_ci": boot_ci(chain_acc, rng, boot),
+            "vote_acc": float(vote_acc.mean()), "vote_ci": boot_ci(vote_acc, rng, boot),
+            "vote_minus_chain": float(diff.mean()), "diff_ci": boot_ci(diff, rng, boot),
+            "vote_beyond_samples": k > curve.shape[1],
+        })
+    return rows
+
+
+@dataclass(frozen=True)
+class Config:
+    family: str   # "small-vote", "small-chain", "large"
+    name: str
+    cost: np.ndarray     # (Q,) small-token-equivalent compute
+    correct: np.ndarray  # (Q,) expected correctness
+
+
+def configs(modes: dict, small: str, large: str, qs: Sequence[str], ratio: float,
+            rng: np.random.Generator) -> list[Config]:
+    """Every fixed configuration of the three families on `qs`, per question."""
+    out = []
+    vote = modes[(small, "sample")].subset(qs).samples(slice(0, 8))  # 8-15 set the bins
+    curve = maj_at_k(vote, rng)
+    mean_tok = vote.tokens.mean(axis=1)
+    for k in range(1, curve.shape[1] + 1):
+        out.append(Config("small-vote", f"vote@{k}", k * mean_tok, curve[:, k - 1]))
+    for (mo, md), m in modes.items():
+        if mo == small and md.startswith("chain-"):
+            c = m.subset(qs)
+            out.append(Config("small-chain", md, c.tokens.mean(axis=1), c.correct.mean(axis=1)))
+    if (large, "greedy") in modes:
+        g = modes[(large, "greedy")].subset(qs)
+        out.append(Config("large", "greedy", g.tokens[:, 0] * ratio, g.correct[:, 0]))
+    if (large, "sample") in modes:
+        lv = modes[(large, "sample")].subset(qs)
+        lcurve = maj_at_k(lv, rng)
+        ltok = lv.tokens.mean(axis=1) * ratio
+        for k in range(2, lcurve.shape[1] + 1):
+            out.append(Config("large", f"vote@{k}", k * ltok, lcurve[:, k - 1]))
+    return out
+
+
+def difficulty_bins(modes: dict, small: str, large: str, ratio: float,
+                    rng: np.random.Generator) -> dict[str, Any]:
+    need = [(small, "sample")] + [k for k in modes if k[0] == large]
+    need += [k for k in modes if k[0] == small and k[1].startswith("chain-")]
+    if len(need) < 2 or (small, "sample") not in modes or modes[(small, "sample")].classes.shape[1] < 16:
+        return {}
+    qs = sorted(set.intersection(*(set(modes[k].questions) for k in need)))
+    if len(qs) < 2 * BINS:
+        return {"questions": len(qs), "note": "too few questions hold every mode"}
+    difficulty = modes[(small, "sample")].subset(qs).samples(slice(8, 16)).correct.mean(axis=1)
+    cfgs = configs(modes, small, large, qs, ratio, rng)
+    fold = rng.permutation(len(qs)) % 2
+    families = sorted({c.family for c in cfgs})
+    cells = []
+    for budget in BUDGETS:
+        for b in range(BINS):
+            heldout = {f: [] for f in families}
+            winners, sizes = [], []
+            for f_out in (0, 1):
+                fit, score = fold != f_out, fold == f_out
+                edges = np.quantile(difficulty[fit], np.linspace(0, 1, BINS + 1)[1:-1])
+                # bin 0 = hardest (lowest pass rate); equal edges leave some bins empty
+                bins = np.digitize(difficulty, edges, right=True)
+                in_fit, in_score = fit & (bins == b), score & (bins == b)
+                sizes.append(int(in_score.sum()))
+                best = {}
+                for f in families:
+                    ok = [c for c in cfgs if c.family == f
+                          and in_fit.any() and c.cost[in_fit].mean() <= budget]
+                    if ok:
+                        best[f] = max(ok, key=lambda c: c.correct[in_fit].mean())
+                for f, c in best.items():
+                    if in_score.any():
+                        heldout[f].append((c.correct[in_score].sum(), int(in_score.sum()), c.name))
+                if best:
+                    winners.append(max(best, key=lambda f: best[f].correct[in_fit].mean()))
+            row: dict[str, Any] = {"budget": budget, "bin": b, "questions": sum(sizes),
+                                   "picked_on_other_half": winners}
+            for f in families:
+                got = heldout[f]
+                n = sum(g[1] for g in got)
+                row[f] = (float(sum(g[0] for g in got) / n) if n else None)
+                row[f + "_configs"] = [g[2] for g in got]
+            cells.append(row)
+    return {"questions": len(qs), "bins": BINS, "budgets": list(BUDGETS),
+            "families": families, "cells": cells}
+
+
+def confidence_votes(modes: dict, small: str, rng: np.random.Generator, boot: int
+                     ) -> list[dict[str, Any]]:
+    """Plain vote against votes weighted by confidence and against keeping the most confident
+    half (DeepConf's filter), all over the same N samples (equal tokens)."""
+    m = modes.get((small, "sample"))
+    if m is None or np.isnan(m.conf).all():
+        return []
+    rows = []
+    order = orders(m, rng, 100)
+    plain = vote_correct(m, order).mean(axis=1)
+    conf_w = np.nan_to_num(m.conf, nan=0.0)
+    weighted = vote_correct(m, order, np.maximum(conf_w, 1e-9)).mean(axis=1)
+    lp_w = np.exp(np.nan_to_num(m.logprob, nan=-50.0))
+    by_lp = vote_correct(m, order, lp_w).mean(axis=1)
+    for k in (4, 8, 16):
+        if k > m.classes.shape[1]:
+            continue
+        # filter: within the first k of each order, keep the ceil(k/2) most confident
+        first = order[:, :, :k]
+        c = np.take_along_axis(np.broadcast_to(conf_w[:, None, :], order.shape), first, axis=2)
+        keep = np.argsort(-c, axis=2, kind="stable")[:, :, :max(1, k // 2)]
+        kept = np.sort(np.take_along_axis(first, keep, axis=2), axis=2)
+        filtered = vote_correct(m, kept)[:, :, -1].mean(axis=1)
+        for name, acc in (("plain", plain[:, k - 1]), ("min_conf-weighted", weighted[:, k - 1]),
+                          ("logprob-weighted", by_lp[:, k - 1]), ("top-half by min_conf",
+                                                                  filtered)):
+            rows.append({"samples": k, "vote": name, "questions": len(m.questions),
+                         "acc": float(acc.mean()), "ci": boot_ci(acc, rng, boot),
+                         "minus_plain": float((acc - plain[:, k - 1]).mean()),
+                         "diff_ci": boot_ci(acc - plain[:, k - 1], rng, boot)})
+    return rows
+
+
+# ---- output ---------------------------------------------------------------------------------
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        path.unlink(missing_ok=True)
+        return
+    keys = list(rows[0])
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, keys)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: json.dumps(v) if isinstance(v, (list, tuple, dict)) else v
+                        for k, v in r.items()})
+
+
+def _ci(ci) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    lines = [f"# Qwen GSM8K: what the bank says ({summary['bank_questions']} questions built)",
+             "", f"`{summary['command']}`. Compute = generated tokens x active parameters, in "
+             f"small-model tokens (a large token = {summary['ratio']:.2f}).", "",
+             "## 1. Per model and mode", "",
+             "| model | mode | questions | samples | per-sample | maj@1 | maj@4 | maj@8 | maj@16 |"
+             " pass@16 | mean tokens | cut at cap | build tok/s |", "|" + "---|" * 13]
+    for r in summary["per_model"]:
+        maj, pas = r["maj_at_k"], r["pass_at_k"]
+
+        def at(v, k):
+            return f"{v[k - 1]:.3f}" if len(v) >= k else ""
+        lines.append(f"| {r['model']} | {r['mode']} | {r['questions']} | {r['samples']} | "
+                     f"{r['per_sample_acc']:.3f} | {at(maj, 1)} | {at(maj, 4)} | {at(maj, 8)} | "
+                     f"{at(maj, 16)} | {at(pas, 16) or at(pas, len(pas))} | "
+                     f"{r['mean_tokens']:.0f} | {r['cut_at_cap']:.2f} | "
+                     f"{r['build_tokens_per_s'] or ''} |")
+    lines += ["", "## 2. Parallel vote vs one long chain, equal mean generated tokens", ""]
+    if summary["parallel_vs_chain"]:
+        lines += ["| chain | questions | tokens | chain acc [95% CI] | vote@N | vote acc [95% CI] |"
+                  " vote - chain [95% CI] |", "|" + "---|" * 7]
+        for r in summary["parallel_vs_chain"]:
+            lines.append(f"| {r['chain']} | {r['questions']} | {r['chain_tokens']:.0f} | "
+                         f"{r['chain_acc']:.3f} {_ci(r['chain_ci'])} | {r['vote_samples']:.2f} | "
+                         f"{r['vote_acc']:.3f} {_ci(r['vote_ci'])} | "
+                         f"{r['vote_minus_chain']:+.3f} {_ci(r['diff_ci'])} |")
+    else:
+        lines.append("Not yet: the bank holds no chains.")
+    lines += ["", "## 3. Small + samples vs large, per difficulty bin (held-out, 2-fold)", ""]
+    d = summary["difficulty"]
+    if d.get("cells"):
+        fams = d["families"]
+        lines += [f"{d['questions']} questions holding every mode; bin 0 = hardest.", "",
+                  "| budget | bin | questions | " + " | ".join(fams) + " | picked on other half |",
+                  "|" + "---|" * (4 + len(fams))]
+        for c in d["cells"]:
+            vals = " | ".join("" if c[f] is None else f"{c[f]:.3f}" for f in fams)
+            lines.append(f"| {c['budget']} | {c['bin']} | {c['questions']} | {vals} | "
+                         f"{', '.join(c['picked_on_other_half'])} |")
+    else:
+        lines.append(f"Not yet: {d.get('note', 'the bank holds no large samples or chains')}.")
+    lines += ["", "## 4. Confidence-weighted vote vs plain vote, same samples (equal tokens)", ""]
+    if summary["confidence"]:
+        lines += ["| samples | vote | questions | acc [95% CI] | minus plain [95% CI] |",
+                  "|" + "---|" * 5]
+        for r in summary["confidence"]:
+            lines.append(f"| {r['samples']} | {r['vote']} | {r['questions']} | {r['acc']:.3f} "
+                         f"{_ci(r['ci'])} | {r['minus_plain']:+.3f} {_ci(r['diff_ci'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    for r in summary["per_model"]:
+        if r["samples"] > 1:
+            ks = np.arange(1, len(r["maj_at_k"]) + 1)
+            a.plot(ks * r["mean_tokens"], r["maj_at_k"], marker="o", ms=3,
+                   label=f"{r['model']} {r['mode']} maj@k")
+    for r in summary["parallel_vs_chain"]:
+        a.errorbar([r["chain_tokens"]], [r["chain_acc"]],
+                   yerr=[[r["chain_acc"] - r["chain_ci"][0]], [r["chain_ci"][1] - r["chain_acc"]]],
+                   marker="s", capsize=3, label=f"one {r['chain']}")
+    a.set_xscale("log")
+    a.set_xlabel("mean generated tokens per question")
+    a.set_ylabel("accuracy")
+    a.set_title("parallel votes vs one chain")
+    a.legend(fontsize=7)
+    for r in summary["per_model"]:
+        b.plot(np.arange(1, len(r["pass_at_k"]) + 1), r["pass_at_k"], marker=".",
+               label=f"{r['model']} {r['mode']}")
+    b.set_xlabel("k")
+    b.set_ylabel("pass@k")
+    b.set_title("pass@k")
+    b.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bank", default=str(BANK))
+    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--boot", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    bank = load_bank(args.bank)
+    meta = json.loads((Path(args.bank) / "meta.json").read_text())
+    stats = (meta.get("build") or {}).get("stats", {})
+    small, large = bank.meta.roles["small"], bank.meta.roles.get("large")
+    ratio = _ratio(meta, small, large)
+    rng = np.random.default_rng(args.seed)
+    modes = load_modes(bank)
+    summary = {
+        "command": "python bench/qwen_report.py" + (f" --bank {args.bank}"
+                                                    if Path(args.bank) != BANK else ""),
+        "bank_questions": len(bank.problem_ids), "ratio": ratio,
+        "per_model": per_model(modes, stats, rng),
+        "parallel_vs_chain": parallel_vs_chain(modes, small, rng, args.boot),
+        "difficulty": difficulty_bins(modes, small, large, ratio, rng) if large else {},
+        "confidence": confidence_votes(modes, small, rng, args.boot),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_csv(out / "per_model.csv", summary["per_model"])
+    write_csv(out / "parallel_vs_chain.csv", summary["parallel_vs_chain"])
+    write_csv(out / "difficulty.csv", summary["difficulty"].get("cells", []))
+    write_csv(out / "confidence.csv", summary["confidence"])
+    (out / "report.md").write_text(markdown(summary))
+    plot(summary, out / "report.png")
+    console.print(markdown(summary), markup=False, highlight=False)
+    return 0
+
+
+def _ratio(meta: dict, small: str, large: str | None) -> float:
+    """Price of a large output token in small ones, from the bank's cost model (active
+    parameters for this bank)."""
+    if large is None:
+        return 1.0
+    prices = meta["cost"]["models"]
+    return float(prices[large]["output"]) / float(prices[small]["output"])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
