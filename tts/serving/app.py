@@ -541,13 +541,16 @@ def create_app(scheduler: Scheduler, config: ServeConfig | None = None, *,
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
-    @app.post("/v1/chat/completions")
+    # Plain Starlette routes (the body is parsed by hand anyway): FastAPI's per-request
+    # dependency and response-model machinery cost more CPU than a replayed answer.
     async def chat_completions(request: Request):
         return await answer(request, True, "chat")
 
-    @app.post("/v1/completions")
     async def completions(request: Request):
         return await answer(request, False, "completions")
+
+    app.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
+    app.add_route("/v1/completions", completions, methods=["POST"])
 
     @app.get("/v1/models")
     async def list_models():
@@ -562,7 +565,7 @@ def create_app(scheduler: Scheduler, config: ServeConfig | None = None, *,
                 info["loads"] = state.loads.get(model, 0)
             data.append({"id": model, "object": "model", "created": int(state.started),
                          "owned_by": "tts", "tts": info})
-        return {"object": "list", "data": data}
+        return JSONResponse({"object": "list", "data": data})
 
     @app.get("/health")
     async def health():

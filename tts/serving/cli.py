@@ -164,9 +164,11 @@ def run_serve(args: argparse.Namespace) -> int:
                           highlight=False)
     try:
         # loop/http "auto": uvloop and httptools when installed (uvicorn[standard]);
-        # no access log: a line per request costs more than a replayed answer
+        # no access log: a line per request costs more than a replayed answer; idle
+        # connections kept 65 s, longer than clients keep theirs (httpx: 5 s), so a client
+        # never sends on a connection the server is closing
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                    access_log=False, timeout_graceful_shutdown=5)
+                    access_log=False, timeout_keep_alive=65, timeout_graceful_shutdown=5)
     finally:
         scheduler.close()
         for backend in engine.backends.values():
