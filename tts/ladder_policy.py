@@ -92,11 +92,9 @@ class LadderPolicy:
         object.__setattr__(self, "levels", levels)
 
     def level(self, budget: float) -> LadderLevel:
-        chosen = self.levels[0]
-        for lv in self.levels:
-            if budget >= lv.from_budget:
-                chosen = lv
-        return chosen
+        from tts.policy import level_at
+
+        return level_at(self.levels, budget)
 
     def check_models(self, models: Mapping[Role, str]) -> None:
         """Refuse an engine (or bank) whose ladder is not the one this policy was tuned on."""
@@ -138,32 +136,19 @@ class LadderPolicy:
 
 def ladder_policy_from_dict(data: Any, *, source: str = "policy") -> LadderPolicy:
     """Build a LadderPolicy from JSON data; every problem is a ValidationError naming it."""
-    if not isinstance(data, Mapping):
-        raise ValidationError(f"{source}: a policy must be a JSON object.", parameter="policy")
-    allowed = {"format", "ladder", "climb_features", "prompt", "levels", "notes"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ValidationError(f"{source}: unknown field(s) {unknown}; a ladder policy has "
-                              f"{sorted(allowed)}.", parameter=unknown[0])
-    missing = sorted({"format", "ladder", "levels"} - set(data))
-    if missing:
-        raise ValidationError(f"{source}: missing field(s) {missing}.", parameter=missing[0])
-    if "climb_features" in data and data["climb_features"] != list(CLIMB_FEATURES):
-        raise ValidationError(f"{source}: `climb_features` must be {list(CLIMB_FEATURES)}, got "
-                              f"{data['climb_features']!r}.", parameter="climb_features")
+    from tts.policy import (built, check_feature_names, check_item_fields, check_top_fields,
+                            levels_list, notes_of, prompt_model)
+
+    check_top_fields(data, source, {"format", "ladder", "climb_features", "prompt", "levels",
+                                    "notes"}, {"format", "ladder", "levels"}, "a ladder policy")
+    check_feature_names(data, source, "climb_features", CLIMB_FEATURES)
     ladder = data["ladder"]
     if not isinstance(ladder, list):
         raise ValidationError(f"{source}: `ladder` must be a list of model names, got "
                               f"{ladder!r}.", parameter="ladder")
-    from tts.policy import prompt_model
-
     prompt = prompt_model(data.get("prompt"), source)
-    levels_data = data["levels"]
-    if not isinstance(levels_data, list) or not levels_data:
-        raise ValidationError(f"{source}: `levels` must be a non-empty list.",
-                              parameter="levels")
     levels = []
-    for i, lv in enumerate(levels_data):
+    for i, lv in enumerate(levels_list(data, source)):
         where = f"{source}: levels[{i}]"
         if not isinstance(lv, Mapping) or set(lv) != {"from_budget", "rungs"} \
                 or not isinstance(lv["rungs"], list):
@@ -172,32 +157,14 @@ def ladder_policy_from_dict(data: Any, *, source: str = "policy") -> LadderPolic
         rungs = []
         for j, r in enumerate(lv["rungs"]):
             at = f"{where}.rungs[{j}]"
-            if not isinstance(r, Mapping):
-                raise ValidationError(f"{at} must be an object.", parameter=at)
-            unknown = sorted(set(r) - set(RUNG_FIELDS))
-            if unknown:
-                raise ValidationError(f"{at} has unknown field(s) {unknown}; a rung has "
-                                      f"{list(RUNG_FIELDS)}.", parameter=f"{at}.{unknown[0]}")
+            check_item_fields(r, at, at, RUNG_FIELDS, "a rung", required=False)
             fields = dict(r)
             if isinstance(fields.get("weights"), list):
                 fields["weights"] = tuple(fields["weights"])
-            try:
-                rungs.append(Rung(**fields))
-            except ValidationError as exc:
-                raise ValidationError(f"{at}: {exc}", parameter=f"{at}.{exc.parameter}",
-                                      value=exc.value) from None
-        try:
-            levels.append(LadderLevel(lv["from_budget"], tuple(rungs)))
-        except ValidationError as exc:
-            raise ValidationError(f"{where}: {exc}", parameter=exc.parameter) from None
-    notes = data.get("notes", {})
-    if not isinstance(notes, Mapping):
-        raise ValidationError(f"{source}: `notes` must be an object.", parameter="notes")
-    try:
-        return LadderPolicy(tuple(ladder), tuple(levels), prompt, dict(notes))
-    except ValidationError as exc:
-        raise ValidationError(f"{source}: {exc}", parameter=exc.parameter,
-                              value=exc.value) from None
+            rungs.append(built(at, Rung, **fields, param=at))
+        levels.append(built(where, LadderLevel, lv["from_budget"], tuple(rungs)))
+    return built(source, LadderPolicy, tuple(ladder), tuple(levels), prompt,
+                 dict(notes_of(data, source)))
 
 
 def single_level(ladder: Sequence[str], rungs: Sequence[Rung], prompt: Any = None,

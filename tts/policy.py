@@ -182,11 +182,7 @@ class ParamPolicy:
 
     # ---- deciding ----------------------------------------------------------------------------
     def level(self, budget: float) -> Level:
-        chosen = self.levels[0]
-        for lv in self.levels:
-            if budget >= lv.from_budget:
-                chosen = lv
-        return chosen
+        return level_at(self.levels, budget)
 
     def prior(self, question: str) -> float:
         return 0.0 if self.prompt is None else self.prompt.logit(question)
@@ -303,6 +299,16 @@ _TOP_FIELDS = {"format", "probe_features", "probe_weights", "prompt", "levels", 
 _REQUIRED_TOP = {"format", "probe_weights", "prompt", "levels"}
 
 
+def level_at(levels: Sequence[Any], budget: float) -> Any:
+    """The level of a policy that serves `budget`: the last one whose `from_budget` is at most
+    `budget` (the first level below all of them)."""
+    chosen = levels[0]
+    for lv in levels:
+        if budget >= lv.from_budget:
+            chosen = lv
+    return chosen
+
+
 def prompt_priors(prompt: Any, arrays: Any) -> np.ndarray:
     """The prompt model's logit of every question of `arrays` (zeros without a model),
     cached on the arrays so every trial of a study computes them once."""
@@ -313,6 +319,74 @@ def prompt_priors(prompt: Any, arrays: Any) -> np.ndarray:
     if got is None:
         got = arrays.cache[key] = prompt.logits(arrays.questions)
     return got
+
+
+def check_top_fields(data: Any, source: str, allowed: set[str], required: set[str],
+                     what: str) -> None:
+    """A policy file's top level: a JSON object with only `allowed` fields and all
+    `required` ones (`what` names the kind of policy in the message)."""
+    if not isinstance(data, Mapping):
+        raise ValidationError(f"{source}: a policy must be a JSON object, got "
+                              f"{type(data).__name__}.", parameter="policy")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValidationError(f"{source}: unknown field(s) {unknown}; {what} has "
+                              f"{sorted(allowed)}.", parameter=unknown[0])
+    missing = sorted(required - set(data))
+    if missing:
+        raise ValidationError(f"{source}: missing field(s) {missing}.", parameter=missing[0])
+
+
+def check_item_fields(item: Any, where: str, param: str, fields: Sequence[str], what: str, *,
+                      required: bool = True) -> None:
+    """One entry of a policy file's list (a level, a rung): an object with only `fields`
+    (and all of them when `required`); errors name it by `where` and `param`."""
+    if not isinstance(item, Mapping):
+        raise ValidationError(f"{where} must be an object, got {type(item).__name__}.",
+                              parameter=param)
+    unknown = sorted(set(item) - set(fields))
+    if unknown:
+        raise ValidationError(f"{where} has unknown field(s) {unknown}; {what} has "
+                              f"{list(fields)}.", parameter=f"{param}.{unknown[0]}")
+    missing = [f for f in fields if f not in item] if required else []
+    if missing:
+        raise ValidationError(f"{where} is missing field(s) {missing}.",
+                              parameter=f"{param}.{missing[0]}")
+
+
+def check_feature_names(data: Mapping, source: str, key: str, features: Sequence[str]) -> None:
+    """A policy file's optional list of feature names (`key`) must be this code's `features`,
+    in order: weights saved for other features would be applied to the wrong inputs."""
+    if key in data and data[key] != list(features):
+        raise ValidationError(f"{source}: `{key}` must be {list(features)}, got "
+                              f"{data[key]!r}.", parameter=key)
+
+
+def levels_list(data: Mapping, source: str) -> list:
+    """A policy file's `levels`: a non-empty list."""
+    levels = data["levels"]
+    if not isinstance(levels, list) or not levels:
+        raise ValidationError(f"{source}: `levels` must be a non-empty list of objects.",
+                              parameter="levels")
+    return levels
+
+
+def notes_of(data: Mapping, source: str) -> Mapping:
+    """A policy file's `notes` (an object; {} when absent)."""
+    notes = data.get("notes", {})
+    if not isinstance(notes, Mapping):
+        raise ValidationError(f"{source}: `notes` must be an object.", parameter="notes")
+    return notes
+
+
+def built(where: str, make: Any, *args: Any, param: str | None = None, **kwargs: Any) -> Any:
+    """`make(*args, **kwargs)`, with a ValidationError's message prefixed by `where` (and its
+    parameter by `param.`), so a bad value deep in a policy file names its place."""
+    try:
+        return make(*args, **kwargs)
+    except ValidationError as exc:
+        raise ValidationError(f"{where}: {exc}", parameter=exc.parameter if param is None
+                              else f"{param}.{exc.parameter}", value=exc.value) from None
 
 
 def prompt_model(data: Any, source: str) -> Any:
@@ -329,56 +403,21 @@ def prompt_model(data: Any, source: str) -> Any:
 
 def policy_from_dict(data: Any, *, source: str = "policy") -> ParamPolicy:
     """Build a ParamPolicy from its JSON data; every problem is a ValidationError."""
-    if not isinstance(data, Mapping):
-        raise ValidationError(f"{source}: a policy must be a JSON object, got "
-                              f"{type(data).__name__}.", parameter="policy")
-    unknown = sorted(set(data) - _TOP_FIELDS)
-    if unknown:
-        raise ValidationError(f"{source}: unknown field(s) {unknown}; a policy has "
-                              f"{sorted(_TOP_FIELDS)}.", parameter=unknown[0])
-    missing = sorted(_REQUIRED_TOP - set(data))
-    if missing:
-        raise ValidationError(f"{source}: missing field(s) {missing}.", parameter=missing[0])
+    check_top_fields(data, source, _TOP_FIELDS, _REQUIRED_TOP, "a policy")
     if data["format"] != FORMAT:
         raise ValidationError(f"{source}: `format` must be {FORMAT!r}, got {data['format']!r}.",
                               parameter="format", value=data["format"])
-    if "probe_features" in data and data["probe_features"] != list(PROBE_FEATURES):
-        raise ValidationError(f"{source}: `probe_features` must be {list(PROBE_FEATURES)}, got "
-                              f"{data['probe_features']!r}.", parameter="probe_features")
+    check_feature_names(data, source, "probe_features", PROBE_FEATURES)
     prompt = prompt_model(data.get("prompt"), source)
-    levels_data = data["levels"]
-    if not isinstance(levels_data, list) or not levels_data:
-        raise ValidationError(f"{source}: `levels` must be a non-empty list of objects.",
-                              parameter="levels")
     levels = []
-    for i, lv in enumerate(levels_data):
+    for i, lv in enumerate(levels_list(data, source)):
         where = f"{source}: levels[{i}]"
-        if not isinstance(lv, Mapping):
-            raise ValidationError(f"{where} must be an object, got {type(lv).__name__}.",
-                                  parameter=f"levels[{i}]")
-        unknown = sorted(set(lv) - set(LEVEL_FIELDS))
-        if unknown:
-            raise ValidationError(f"{where} has unknown field(s) {unknown}; a level has "
-                                  f"{list(LEVEL_FIELDS)}.", parameter=f"levels[{i}].{unknown[0]}")
-        missing = [f for f in LEVEL_FIELDS if f not in lv]
-        if missing:
-            raise ValidationError(f"{where} is missing field(s) {missing}.",
-                                  parameter=f"levels[{i}].{missing[0]}")
-        try:
-            levels.append(Level(**lv))
-        except ValidationError as exc:
-            raise ValidationError(f"{where}: {exc}", parameter=f"levels[{i}].{exc.parameter}",
-                                  value=exc.value) from None
-    notes = data.get("notes", {})
-    if not isinstance(notes, Mapping):
-        raise ValidationError(f"{source}: `notes` must be an object.", parameter="notes")
-    try:
-        return ParamPolicy(tuple(levels), tuple(data["probe_weights"])
-                           if isinstance(data["probe_weights"], list) else data["probe_weights"],
-                           prompt, notes)
-    except ValidationError as exc:
-        raise ValidationError(f"{source}: {exc}", parameter=exc.parameter,
-                              value=exc.value) from None
+        check_item_fields(lv, where, f"levels[{i}]", LEVEL_FIELDS, "a level")
+        levels.append(built(where, Level, **lv, param=f"levels[{i}]"))
+    weights = data["probe_weights"]
+    return built(source, ParamPolicy, tuple(levels),
+                 tuple(weights) if isinstance(weights, list) else weights, prompt,
+                 notes_of(data, source))
 
 
 def crossfit_from_dict(data: Any, *, source: str = "policy") -> CrossFitPolicy:
