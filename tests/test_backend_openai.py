@@ -6,10 +6,8 @@ with nothing listening, and a plain HTTP server that only answers errors or stal
 
 from __future__ import annotations
 
-import http.server
 import importlib.util
 import socket
-import threading
 import time
 
 import pytest
@@ -20,6 +18,8 @@ from tts.backends.openai import OpenAIBackend, ServerError, VLLMServer
 from tts.errors import BackendError, ValidationError
 from tts.types import GenRequest
 
+from .http_util import QuietHandler, serving
+
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 
 
@@ -29,37 +29,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     mode = "503"
     hits = 0
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         type(self).hits += 1
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.read_body()
         if self.mode == "stall":
             time.sleep(2.0)
             return
-        code = 503 if self.mode == "503" else 400
         body = b'{"error": {"message": "This model\'s maximum context length is 64 tokens."}}'
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(503 if self.mode == "503" else 400, body,
+                   {"Content-Type": "application/json"})
 
 
 @pytest.fixture
 def error_server():
     handler = type("H", (_Handler,), {"hits": 0})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield handler, f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serving(handler) as url:
+        yield handler, url
 
 
 def test_bad_settings_are_clear_errors() -> None:

@@ -3,9 +3,8 @@ headers of every request the OpenAI-compatible backend sends."""
 
 from __future__ import annotations
 
-import http.server
+import contextlib
 import json
-import threading
 
 import pytest
 
@@ -13,54 +12,38 @@ from tts.backends.openai import KEY_SERVERS_ENV, OpenAIBackend, ServerError
 from tts.errors import ValidationError
 from tts.types import GenRequest
 
+from .http_util import QuietHandler, serving
+
 ENV_KEY = "sk-env-secret"
 REPLY = {"choices": [{"index": 0, "message": {"content": "The answer is 7."},
                       "finish_reason": "stop"}],
          "usage": {"prompt_tokens": 12, "completion_tokens": 5}}
 
 
-class Recorder(http.server.BaseHTTPRequestHandler):
+class Recorder(QuietHandler):
     """Answers every POST with a chat completion (or a redirect) and records its headers."""
 
     seen: list[dict[str, str]]
     redirect_to: str | None = None
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.read_body()
         type(self).seen.append({k.lower(): v for k, v in self.headers.items()})
         if self.redirect_to:
-            self.send_response(307)
-            self.send_header("Location", self.redirect_to)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        body = json.dumps(REPLY).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+            self.reply(307, headers={"Location": self.redirect_to})
+        else:
+            self.reply(200, json.dumps(REPLY).encode(), {"Content-Type": "application/json"})
 
 
 @pytest.fixture
 def servers():
     """Start recording servers on 127.0.0.1: `start()` -> (handler class, base URL)."""
-    started = []
+    with contextlib.ExitStack() as stack:
+        def start(redirect_to: str | None = None):
+            handler = type("H", (Recorder,), {"seen": [], "redirect_to": redirect_to})
+            return handler, stack.enter_context(serving(handler))
 
-    def start(redirect_to: str | None = None):
-        handler = type("H", (Recorder,), {"seen": [], "redirect_to": redirect_to})
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        started.append(server)
-        return handler, f"http://127.0.0.1:{server.server_address[1]}/v1"
-
-    yield start
-    for server in started:
-        server.shutdown()
-        server.server_close()
+        yield start
 
 
 @pytest.fixture(autouse=True)
