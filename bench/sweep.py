@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tts import BUNDLED_BANK  # noqa: E402
-from tts.sweep import print_table, run_sweep  # noqa: E402
+from tts.render import print_table  # noqa: E402
+from tts.sweep import run_sweep  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "mot_gsm8k"
 BUDGETS = (512, 768, 1024, 1536, 2048, 3072, 4096, 8192, 32768, 122880, 125000, 131072, 262144,

@@ -18,7 +18,7 @@ is the k-fold estimate. Steps:
 4. `policy.json`: the accuracy-objective procedure run on all 300 questions (the policy to
    use with `tts solve --policy`; its expected performance is the k-fold estimate above).
 
-Every study's winner passes the selection guard of `tts.tune.select` (the one-standard-error
+Every study's winner passes the selection guard of `tts.tune_select.select` (the one-standard-error
 rule, `--se-margin`, default 1): it is kept only when it beats the best fixed plan (the sweep's
 fixed strategies reproduced exactly) on the fold's training questions by more than that many
 standard errors of the paired per-question difference; otherwise that fixed plan is the fold's
@@ -53,7 +53,9 @@ from tts.difficulty import auroc_report
 from tts.evaluate import BankArrays, evaluate
 from tts.strategies import Escalate, Vote
 from tts.sweep import DEFAULT_BUDGETS, run_sweep
-from tts.tune import SE_MARGIN, crossfit, prepare, selection_summary, tune_policy
+from tts.tune import crossfit, selection_summary, tune_policy
+from tts.tune_select import SE_MARGIN
+from tts.tune_space import prepare
 
 OUT = Path(__file__).resolve().parent / "results" / "mot_gsm8k"
 TRAIN_SEEDS = (1000, 1001, 1002, 1003, 1004)
@@ -194,7 +196,7 @@ def main() -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--se-margin", type=float, default=SE_MARGIN,
-                    help="selection guard margin in standard errors (tts.tune.select)")
+                    help="selection guard margin in standard errors (tts.tune_select.select)")
     ap.add_argument("--storage", default=None,
                     help="Optuna RDB URL to persist / resume the studies")
     ap.add_argument("--ladders-only", action="store_true",
@@ -211,7 +213,7 @@ def main() -> int:
     budgets = list(DEFAULT_BUDGETS)
     storage = None
     if args.storage:
-        from tts.tune import open_storage
+        from tts.studies import open_storage
 
         storage = open_storage(args.storage)
 

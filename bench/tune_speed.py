@@ -2,8 +2,8 @@
 
 The bundled 300-question MoT GSM8K bank is tiled to 1,000 problems (copies get new ids, so
 their sample orders differ, as fresh questions' would). Each trial builds a policy from the
-search space (`tts.tune.suggest_level`) and evaluates it with the vectorised evaluator over all
-1,000 problems (one seed) at a budget where escalation is possible.
+search space (`tts.tune_space.suggest_level`) and evaluates it with the vectorised evaluator over
+all 1,000 problems (one seed) at a budget where escalation is possible.
 
     .venv/bin/python bench/tune_speed.py [--trials 1000] [--problems 1000] [--seeds 1]
     .venv/bin/python bench/tune_speed.py --ladder      # three-tier DATE ladder search
@@ -24,7 +24,8 @@ from pathlib import Path
 import tts
 from tts.bank import load_bank
 from tts.evaluate import BankArrays, tile_bank
-from tts.tune import prepare, tune_level
+from tts.tune import tune_level
+from tts.tune_space import prepare
 
 
 def ladder(args) -> None:

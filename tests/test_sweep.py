@@ -17,19 +17,25 @@ from tts.cli import main
 from tts.errors import BankError, UnknownNameError, ValidationError
 from tts.policy import DefaultPolicy
 from tts.strategies import Vote
-from tts.sweep import (SweepResult, area_under_curve, check_budgets, gap_closed, parse_budgets,
-                       run_sweep, tokens_to_match)
+from tts.cli_args import check_budgets, parse_budgets
+from tts.measures import area_under_curve, gap_closed, tokens_to_match
+from tts.render import markdown
+from tts.sweep import SweepResult, run_sweep
 
 from .conftest import make_bank
 
 BUDGETS = [512, 2048, 131072]
 
 
+def first_questions(n: int):
+    """The first `n` questions of the bundled real bank."""
+    bank = load_bank(tts.BUNDLED_BANK)
+    return bank.subset(bank.problem_ids[:n])
+
+
 @pytest.fixture(scope="module")
 def mot_small():
-    """The first 40 questions of the bundled real bank."""
-    bank = load_bank(tts.BUNDLED_BANK)
-    return bank.subset(bank.problem_ids[:40])
+    return first_questions(40)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +109,7 @@ def test_heldout_ids_and_policy_training_split(mot_small):
                   bootstrap=10, heldout_ids=ids, progress=False)
     assert r.heldout and r.n_questions == 10 and r.total_questions == 40
     assert "held-out: 10 of 40" in r.split_note
-    assert "held-out 10/40" in sweep.markdown(r) or "held-out: 10 of 40" in sweep.markdown(r)
+    assert "held-out 10/40" in markdown(r) or "held-out: 10 of 40" in markdown(r)
 
     class TrainedPolicy(DefaultPolicy):
         train_ids = mot_small.problem_ids[:25]

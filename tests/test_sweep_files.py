@@ -8,21 +8,21 @@ import stat
 
 import pytest
 
-import tts
 from tts import sweep
-from tts.bank import load_bank, save_bank
+from tts.bank import save_bank
 from tts.cli import main
+from tts.cli_args import check_writable
 from tts.errors import ValidationError
-from tts.sweep import _read_checkpoint, check_writable, run_sweep
+from tts.sweep import _read_checkpoint, run_sweep
 
-BUDGETS = [512, 2048, 131072]
+from .test_sweep import BUDGETS, first_questions
+
 SETTINGS = dict(seeds=2, bootstrap=20, progress=False)
 
 
 @pytest.fixture(scope="module")
 def bank():
-    full = load_bank(tts.BUNDLED_BANK)
-    return full.subset(full.problem_ids[:20])
+    return first_questions(20)
 
 
 @pytest.fixture(scope="module")

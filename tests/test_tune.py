@@ -12,9 +12,12 @@ from tts.cli import main as cli_main
 from tts.errors import ValidationError
 from tts.evaluate import BankArrays, evaluate
 from tts.policy import CrossFitPolicy, ParamPolicy, load_policy
-from tts.sweep import _entries, run_sweep
-from tts.tune import (Scored, _policy, baseline_levels, baseline_params, open_storage, prepare,
-                      run_tune, select, split, tune_level)
+from tts.studies import open_storage
+from tts.sweep import run_sweep
+from tts.sweep_plans import plan_entries
+from tts.tune import run_tune, split, tune_level
+from tts.tune_select import Scored, baseline_levels, baseline_params, select
+from tts.tune_space import policy_of_levels, prepare
 
 from .conftest import make_bank
 
@@ -160,7 +163,7 @@ def test_cli_tune_writes_policy_and_heldout_report(tmp_path, capsys):
 
 # ---- the selection guard (one-standard-error rule) --------------------------------------------
 def _scored(arrays, data, level, budget, seeds):
-    ev = evaluate(arrays, _policy(data, [level]), budget, seeds)
+    ev = evaluate(arrays, policy_of_levels(data, [level]), budget, seeds)
     return Scored(level, ev, ev.accuracy - 1e-4 * ev.mean_cost / data.ref_cost)
 
 
@@ -169,14 +172,14 @@ def test_baselines_reproduce_the_sweeps_fixed_plans_exactly(budget):
     bank = make_bank(n_problems=12, seed=3)
     arrays = BankArrays.from_bank(bank)
     data = prepare(arrays, seeds=[0])
-    sweep_plans = {e.name: e.plan for e in _entries(bank, None, None) if e.kind == "fixed"}
+    sweep_plans = {e.name: e.plan for e in plan_entries(bank, None, None) if e.kind == "fixed"}
     levels = dict(baseline_levels(data, budget))
     assert {n for n in sweep_plans if n != "chain"} <= set(levels)
     for name, plan in sweep_plans.items():
         if name == "chain":
             continue
         a = evaluate(arrays, plan, budget, (0, 1, 2))
-        b = evaluate(arrays, _policy(data, [levels[name]]), budget, (0, 1, 2))
+        b = evaluate(arrays, policy_of_levels(data, [levels[name]]), budget, (0, 1, 2))
         assert np.array_equal(a.correct, b.correct) and np.allclose(a.cost, b.cost), name
 
 

@@ -1,4 +1,7 @@
-"""Command line: `tts solve | demo | bank | sweep | tune | models`.
+"""The `tts` command: its entry point (`main`), `tts solve` and `tts demo`, and the console
+helpers every command prints with (`safe`, `console`). The other commands are mounted from
+modules beside the code they drive (`EXTRA_COMMANDS`: `tts.bank_cli`, `tts.sweep`,
+`tts.tune_cli`, `tts.models`, `tts.serving.cli`); their shared flags are in `tts.cli_args`.
 
 Errors that tts raises on purpose are printed as one line (`error: ...`) with exit code 2;
 anything else is a bug and keeps its traceback.
@@ -10,7 +13,6 @@ import argparse
 import json
 import re
 import sys
-from pathlib import Path
 from typing import Callable, Sequence
 
 from rich import box
@@ -18,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tts.cli_args import add_bank, add_count_prompt, add_policy, add_seed
 from tts.errors import TTSError, ValidationError
 
 console = Console(emoji=False)  # ":100:" in a model's answer stays text
@@ -42,7 +45,8 @@ def safe(value: object) -> str:
     return escape(_CONTROL.sub("", str(value)))
 
 # Subcommand builders contributed by other modules: each takes the subparsers object.
-EXTRA_COMMANDS: list[str] = ["tts.sweep", "tts.tune", "tts.models", "tts.serving.cli"]
+EXTRA_COMMANDS: list[str] = ["tts.bank_cli", "tts.sweep", "tts.tune_cli", "tts.models",
+                             "tts.serving.cli"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,7 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_solve(sub)
     _add_demo(sub)
-    _add_bank(sub)
     for module in EXTRA_COMMANDS:
         register = _optional_register(module)
         if register is not None:
@@ -101,16 +104,14 @@ def _add_solve(sub) -> None:
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bank", type=Path, default=None,
-                   help="replay bank folder (default: the bundled MoT GSM8K bank)")
+    add_bank(p)
     p.add_argument("--strategy", default=None,
                    help="force a strategy: vote, escalate, cascade or chain (default: policy)")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy option, e.g. -o max_samples=8 (repeatable)")
-    p.add_argument("--policy", type=Path, default=None, help="tuned policy JSON")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample streams")
-    p.add_argument("--count-prompt", action="store_true",
-                   help="also charge prompt tokens, once per prompt per model")
+    add_policy(p)
+    add_seed(p)
+    add_count_prompt(p)
     p.add_argument("--live", action="store_true",
                    help="generate with vLLM instead of replaying a bank (models from "
                         "`tts models pull`)")
@@ -299,7 +300,7 @@ def _add_demo(sub) -> None:
     p.set_defaults(run=_run_demo)
 
 
-def _bundled_bank():
+def bundled_bank():
     from tts import BUNDLED_BANK
 
     return BUNDLED_BANK
@@ -317,7 +318,7 @@ def _run_demo(args) -> int:
     if args.budget is None:
         args.budget = 3000.0 if args.live else 200_000.0
     engine = _engine_from_args(args)
-    bank = engine.backends["small"].bank if not args.live else load_bank(_bundled_bank())
+    bank = engine.backends["small"].bank if not args.live else load_bank(bundled_bank())
     problems = [bank.problems[pid] for pid in bank.problem_ids[:args.n]]
     strategy, options = _strategy_from_args(args)
     start = time.perf_counter()
@@ -333,11 +334,12 @@ def _run_demo(args) -> int:
                   caption="votes, tokens: " + ", ".join(
                       f"{label[m]} = {safe(m)}" for m in models.values())
                   + "; ↑ escalated; ✗ wrong (gold)", box=box.SIMPLE_HEAD, padding=(0, 1),
-                  pad_edge=False)
-    table.add_column("question", no_wrap=True, overflow="ellipsis", max_width=16)
+                  pad_edge=False, collapse_padding=True)
+    # Widths keep the whole table (time column included) within 80 columns.
+    table.add_column("question", no_wrap=True, overflow="ellipsis", max_width=14)
     table.add_column("plan", no_wrap=True)
-    table.add_column("votes", no_wrap=True, overflow="ellipsis", max_width=18)
-    table.add_column("answer", no_wrap=True, overflow="ellipsis", max_width=14)
+    table.add_column("votes", no_wrap=True, overflow="ellipsis", max_width=16)
+    table.add_column("answer", no_wrap=True, overflow="ellipsis", max_width=16)
     table.add_column("tokens", no_wrap=True, justify="right")
     table.add_column("cost", no_wrap=True, justify="right")
     if args.live:
@@ -382,195 +384,6 @@ def _votes_cell(result, label: dict) -> str:
         counts = " ".join(shown + ([f"+{rest}"] if rest else []))
         lines.append(f"{tag} {counts or '-'}")
     return "\n".join(lines) or "-"
-
-
-# ---- bank ----------------------------------------------------------------------------------
-def _add_bank(sub) -> None:
-    p = sub.add_parser("bank", help="build and inspect sample banks")
-    bsub = p.add_subparsers(title="bank commands", metavar="COMMAND")
-    imp = bsub.add_parser(
-        "import-mot", help="import a MoT results folder (any task, any tiers) into a bank",
-        description="Build a replay bank from a Mixture-of-Thought results folder SRC (Yue et "
-                    "al. 2023 layout: tier folders such as llama2_13B_result/, GPT3_result/, "
-                    "GPT4_result/ with <task>_{cot,pot}{1,2}.json, <task>_greedy_*.json, "
-                    "optional *_exec_aligned.json and source/<task>.py prompts; e.g. "
-                    "../shared/data/mot_date) into the new folder DEST. Every tier becomes a "
-                    "model, CoT and PoT its modes; the rules are in the bank's notes. A failed "
-                    "import leaves nothing behind.")
-    imp.add_argument("src", type=Path)
-    imp.add_argument("dest", type=Path)
-    imp.add_argument("--gold", type=Path, default=None,
-                     help="JSONL of {question, gold_corrected} overriding the logged gold "
-                          "(null keeps it), e.g. mot_date/gold_corrected.jsonl")
-    imp.add_argument("--task", default=None,
-                     help="task file prefix (e.g. date, gsm) when SRC holds several")
-    imp.add_argument("--keep-text", action="store_true",
-                     help="also store sample texts (the logs have no license: keep private)")
-    imp.add_argument("--force", action="store_true", help="replace an existing bank at DEST")
-    imp.set_defaults(run=_run_import_mot)
-    build = bsub.add_parser(
-        "build", help="generate samples with a live model into a bank (resumable)",
-        description="Generate samples per question with vLLM (--model) or an OpenAI-compatible "
-                    "server (--server) and append them to the bank folder DEST; re-running "
-                    "resumes. Questions: the bundled GSM8K ones, or --questions JSONL.")
-    build.add_argument("dest", type=Path)
-    build.add_argument("--model", default="small",
-                       help="vLLM model: tiny, small, large or a HF folder (default small)")
-    build.add_argument("--server", default=None,
-                       help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1) "
-                            "instead of in-process vLLM")
-    build.add_argument("--served-model", default=None, help="model name on the server")
-    build.add_argument("--questions", type=Path, default=None,
-                       help="JSONL of GSM8K rows (question, answer) or MATH rows (problem, "
-                            "answer); default: the bundled GSM8K questions")
-    build.add_argument("--start", type=int, default=0,
-                       help="first question: line index in --questions (ids <stem>-<index>, "
-                            "gsm8k-test-<index> for gsm8k/test.jsonl), or position in the "
-                            "bundled bank")
-    build.add_argument("--n", type=int, default=None, help="only N questions (from --start)")
-    build.add_argument("--role", default="small", choices=("small", "large"),
-                       help="role of this model in the bank (build small and large into one "
-                            "folder with two runs)")
-    build.add_argument("--samples", type=int, default=8,
-                       help="samples per question (mode sample; 0: none this run)")
-    build.add_argument("--greedy", action="store_true", help="also one greedy answer")
-    build.add_argument("--chain-tokens", type=int, default=0,
-                       help="also one long chain of up to this many tokens (mode chain)")
-    build.add_argument("--chain-lengths", default="",
-                       help="comma-separated lengths L of budget-forced chains (modes "
-                            "chain-<L>), e.g. 1024,2048")
-    build.add_argument("--chains", type=int, default=2,
-                       help="budget-forced chains per question and length (default 2)")
-    build.add_argument("--answer-tokens", type=int, default=32,
-                       help="forced chains: greedy tokens of the forced final answer")
-    build.add_argument("--max-waits", type=int, default=16,
-                       help="forced chains: 'Wait' continuations at most")
-    build.add_argument("--max-tokens", type=int, default=512, help="tokens per sample")
-    build.add_argument("--temperature", type=float, default=0.7)
-    build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--batch", type=int, default=16, help="questions per generate call")
-    build.add_argument("--no-logprobs", action="store_true",
-                       help="do not ask for logprobs (no mean logprob or confidence)")
-    build.add_argument("--gzip", action="store_true",
-                       help="refresh samples.jsonl.gz after every batch (committed form)")
-    build.add_argument("--no-prefix-caching", action="store_true",
-                       help="vLLM: recompute shared prompt prefixes, so a resumed build equals "
-                            "an uninterrupted one bit for bit (slower, above all for chains)")
-    build.set_defaults(run=_run_bank_build)
-    info = bsub.add_parser("info", help="summarise a bank")
-    info.add_argument("path", type=Path)
-    info.set_defaults(run=_run_bank_info)
-    p.set_defaults(run=lambda args: p.print_help())
-
-
-def _run_import_mot(args) -> int:
-    from rich.progress import Progress
-
-    from tts.mot import import_mot
-
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("importing MoT logs", total=None)
-        path = import_mot(args.src, args.dest, gold=args.gold, task=args.task,
-                          keep_text=args.keep_text, force=args.force,
-                          progress=lambda i, n: progress.update(task, completed=i, total=n))
-    console.print(f"wrote bank {safe(path)}")
-    _run_bank_info(argparse.Namespace(path=path))
-    from tts.bank import load_bank
-
-    meta = load_bank(path).meta
-    console.print(f"ladder: {' < '.join(meta.ladder)}")
-    console.print(f"notes: {safe(meta.notes)}", soft_wrap=True)
-    return 0
-
-
-def _run_bank_build(args) -> int:
-    import os
-    import time
-
-    from rich.progress import Progress
-
-    from tts.bank import load_bank
-    from tts.budgets import QWEN_PARAMS, CostModel, ModelCost
-    from tts.build import build_bank, read_questions
-
-    if args.n is not None and args.n < 1:
-        raise ValidationError(f"--n must be >= 1, got {args.n}.", parameter="n", value=args.n)
-    from tts.bank import META_FILE, SAMPLES_FILE
-    from tts.sweep import check_writable
-
-    # DEST is checked before a model loads or a question is read (creates the folder).
-    check_writable(args.dest, (META_FILE, SAMPLES_FILE), what="bank folder")
-    if args.start < 0:
-        raise ValidationError(f"--start must be >= 0, got {args.start}.", parameter="start",
-                              value=args.start)
-    try:
-        lengths = [int(x) for x in args.chain_lengths.split(",") if x.strip()]
-    except ValueError:
-        raise ValidationError(f"--chain-lengths must be comma-separated integers, got "
-                              f"{args.chain_lengths!r}.", parameter="chain_lengths") from None
-    if args.questions is not None:
-        problems = read_questions(args.questions, args.n, start=args.start)
-    else:
-        bundled = load_bank(_bundled_bank())
-        end = None if args.n is None else args.start + args.n
-        problems = [bundled.problems[p] for p in bundled.problem_ids[args.start:end]]
-        if not problems:
-            raise ValidationError(f"--start {args.start} is past the {len(bundled.problems)} "
-                                  f"bundled questions.", parameter="start", value=args.start)
-    if args.server is not None:
-        from tts.backends.openai import OpenAIBackend
-
-        name = args.served_model or args.model
-        backend = OpenAIBackend(args.server, model=name, served_model=args.served_model)
-    else:
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-        from tts.backends.vllm import VLLMBackend
-
-        # Room for the longest chain, its continuation prompts and the forced answer.
-        longest = max([args.max_tokens, args.chain_tokens, *lengths]) + args.answer_tokens
-        backend = VLLMBackend(args.model,
-                              max_model_len=max(2048, -(-(longest + 1024) // 256) * 256),
-                              enable_prefix_caching=not args.no_prefix_caching)
-    cost = QWEN_PARAMS if backend.model in QWEN_PARAMS.models else CostModel(
-        {backend.model: ModelCost(1.0, 1.0)},
-        source="unit price: edit meta.json to set this model's price")
-    def log(line: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
-
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task(f"sampling {backend.model}", total=None)
-        path = build_bank(backend, problems, args.dest, samples=args.samples,
-                          greedy=args.greedy, chain_tokens=args.chain_tokens,
-                          chains=args.chains if lengths else 0, chain_lengths=lengths,
-                          answer_tokens=args.answer_tokens, max_waits=args.max_waits,
-                          max_tokens=args.max_tokens, temperature=args.temperature,
-                          seed=args.seed, batch=args.batch, cost=cost, role=args.role,
-                          logprobs=not args.no_logprobs, compress=args.gzip, log=log,
-                          progress=lambda i, n: progress.update(task, completed=i, total=n))
-    console.print(f"wrote bank {safe(path)}")
-    return _run_bank_info(argparse.Namespace(path=path))
-
-
-def _run_bank_info(args) -> int:
-    from tts.bank import load_bank
-
-    bank = load_bank(args.path)
-    table = Table(title=f"bank {safe(bank.meta.name)} ({len(bank.problems)} problems)")
-    for col in ("model", "mode", "records", "samples/record", "mean tokens"):
-        table.add_column(col)
-    for model in bank.models:
-        for mode in bank.modes(model):
-            recs = [r for (_, m, md), r in bank.records.items() if m == model and md == mode]
-            n = sum(len(r.samples) for r in recs)
-            tokens = sum(s.tokens for r in recs for s in r.samples)
-            table.add_row(safe(model), safe(mode), str(len(recs)), f"{n / len(recs):.1f}",
-                          f"{tokens / max(n, 1):.0f}")
-    console.print(table)
-    console.print(f"ladder: {safe(' > '.join(bank.meta.models_cheapest_first))}")
-    console.print(f"roles: {safe(dict(bank.meta.roles))}; tokenizer: "
-                  f"{safe(bank.meta.tokenizer)}")
-    console.print(f"cost: {safe(bank.meta.cost.source)}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ import numpy as np
 from tts.errors import BankError, ValidationError
 from tts.evaluate import BankArrays, Evaluation, evaluate, ladder_features
 from tts.ladder_policy import LadderPolicy, single_level
+from tts.measures import mean_ci95, paired_difference
 from tts.signals import AGREEMENT_CLIMB_WEIGHTS, MOT_CLIMB_WEIGHTS
 from tts.strategies.ladder import Ladder, Rung
 from tts.types import ladder_roles
@@ -343,7 +343,7 @@ def search(data: LadderData, *, trials: int, max_cost_share: float | None = None
                                 sampler=optuna.samplers.TPESampler(
                                     seed=sampler_seed, n_startup_trials=min(25, trials)),
                                 load_if_exists=True)
-    from tts.tune import claim_study
+    from tts.studies import claim_study
 
     claim_study(study, name, {"fingerprint": data.fingerprint, "format": FORMAT,
                               "max_cost_share": max_cost_share})
@@ -400,9 +400,7 @@ def select_candidate(run: TuneRun, margin: float) -> tuple[Candidate, dict[str, 
         return best, {**record, "chosen": best.name,
                       "reason": "best within the cap" if not fixed else "a fixed plan is best"}
     base = max(fixed, key=lambda c: (c.ev.accuracy, -c.ev.mean_cost))
-    d = best.ev.correct.mean(0) - base.ev.correct.mean(0)
-    se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else 0.0
-    mean = float(d.mean())
+    mean, se = paired_difference(best.ev.correct.mean(0) - base.ev.correct.mean(0))
     pick = best if mean > margin * se else base
     return pick, {**record, "chosen": pick.name, "baseline": base.name, "mean_diff": mean,
                   "se": se, "train_accuracy": pick.ev.accuracy,
@@ -444,11 +442,10 @@ def choose_rule(data: LadderData, *, objective: str, target: float | None, trial
     top_acc = float(top_all.mean())
     table = {}
     for k, v in pooled.items():
-        d = np.concatenate(v["correct"]) - top_all
+        mean, se = paired_difference(np.concatenate(v["correct"]) - top_all)
         table[k] = {"heldout_accuracy": float(np.concatenate(v["correct"]).mean()),
                     "heldout_cost_share": float(np.concatenate(v["cost"]).mean()),
-                    "mean_diff_vs_top": float(d.mean()),
-                    "se": float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else 0.0}
+                    "mean_diff_vs_top": mean, "se": se}
     record: dict[str, Any] = {"inner_folds": folds, "top_model_heldout_accuracy": top_acc,
                               "by_rule": [{"max_cost_share": c, "margin": m, **v}
                                           for (c, m), v in table.items()]}
@@ -561,7 +558,7 @@ def run_ladder_tune(arrays: BankArrays, ladder: Sequence[str], *, objective: str
                           "large_greedy_accuracy": float(tc.mean()),
                           "large_only_cost": float(tk.mean()),
                           "cost_share_of_large_only": float(k.mean() / tk.mean()),
-                          "accuracy_ci95": _boot(c),
+                          "accuracy_ci95": mean_ci95(c),
                           "per_tier_share_of_questions": {
                               m: float(np.concatenate(v).mean()) for m, v in per_tier.items()}},
               "folds_detail": fold_reports}
@@ -575,10 +572,3 @@ def run_ladder_tune(arrays: BankArrays, ladder: Sequence[str], *, objective: str
                           "rule": final.rule, "selection": final.selection}
     report["elapsed_s"] = round(time.perf_counter() - t0, 2)
     return {"report": report, "policy": policy}
-
-
-def _boot(x: np.ndarray, n: int = 1000, seed: int = 0) -> list[float]:
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), (n, len(x)))].mean(1)
-    return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
-

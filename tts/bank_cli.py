@@ -1,0 +1,188 @@
+"""`tts bank import-mot | build | info`: the command line of building and inspecting sample
+banks (`tts.mot`, `tts.build`, `tts.bank`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tts.cli import bundled_bank, console, err_console, safe
+from tts.cli_args import check_writable
+from tts.errors import ValidationError
+
+__all__ = ["add_cli"]
+
+
+def add_cli(sub) -> None:
+    """Mount `tts bank import-mot | build | info` on the CLI."""
+    p = sub.add_parser("bank", help="build and inspect sample banks")
+    bsub = p.add_subparsers(title="bank commands", metavar="COMMAND")
+    imp = bsub.add_parser(
+        "import-mot", help="import a MoT results folder (any task, any tiers) into a bank",
+        description="Build a replay bank from a Mixture-of-Thought results folder SRC (Yue et "
+                    "al. 2023 layout: tier folders such as llama2_13B_result/, GPT3_result/, "
+                    "GPT4_result/ with <task>_{cot,pot}{1,2}.json, <task>_greedy_*.json, "
+                    "optional *_exec_aligned.json and source/<task>.py prompts; e.g. "
+                    "../shared/data/mot_date) into the new folder DEST. Every tier becomes a "
+                    "model, CoT and PoT its modes; the rules are in the bank's notes. A failed "
+                    "import leaves nothing behind.")
+    imp.add_argument("src", type=Path)
+    imp.add_argument("dest", type=Path)
+    imp.add_argument("--gold", type=Path, default=None,
+                     help="JSONL of {question, gold_corrected} overriding the logged gold "
+                          "(null keeps it), e.g. mot_date/gold_corrected.jsonl")
+    imp.add_argument("--task", default=None,
+                     help="task file prefix (e.g. date, gsm) when SRC holds several")
+    imp.add_argument("--keep-text", action="store_true",
+                     help="also store sample texts (the logs have no license: keep private)")
+    imp.add_argument("--force", action="store_true", help="replace an existing bank at DEST")
+    imp.set_defaults(run=_run_import_mot)
+    build = bsub.add_parser(
+        "build", help="generate samples with a live model into a bank (resumable)",
+        description="Generate samples per question with vLLM (--model) or an OpenAI-compatible "
+                    "server (--server) and append them to the bank folder DEST; re-running "
+                    "resumes. Questions: the bundled GSM8K ones, or --questions JSONL.")
+    build.add_argument("dest", type=Path)
+    build.add_argument("--model", default="small",
+                       help="vLLM model: tiny, small, large or a HF folder (default small)")
+    build.add_argument("--server", default=None,
+                       help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1) "
+                            "instead of in-process vLLM")
+    build.add_argument("--served-model", default=None, help="model name on the server")
+    build.add_argument("--questions", type=Path, default=None,
+                       help="JSONL of GSM8K rows (question, answer) or MATH rows (problem, "
+                            "answer); default: the bundled GSM8K questions")
+    build.add_argument("--start", type=int, default=0,
+                       help="first question: line index in --questions (ids <stem>-<index>, "
+                            "gsm8k-test-<index> for gsm8k/test.jsonl), or position in the "
+                            "bundled bank")
+    build.add_argument("--n", type=int, default=None, help="only N questions (from --start)")
+    build.add_argument("--role", default="small", choices=("small", "large"),
+                       help="role of this model in the bank (build small and large into one "
+                            "folder with two runs)")
+    build.add_argument("--samples", type=int, default=8,
+                       help="samples per question (mode sample; 0: none this run)")
+    build.add_argument("--greedy", action="store_true", help="also one greedy answer")
+    build.add_argument("--chain-tokens", type=int, default=0,
+                       help="also one long chain of up to this many tokens (mode chain)")
+    build.add_argument("--chain-lengths", default="",
+                       help="comma-separated lengths L of budget-forced chains (modes "
+                            "chain-<L>), e.g. 1024,2048")
+    build.add_argument("--chains", type=int, default=2,
+                       help="budget-forced chains per question and length (default 2)")
+    build.add_argument("--answer-tokens", type=int, default=32,
+                       help="forced chains: greedy tokens of the forced final answer")
+    build.add_argument("--max-waits", type=int, default=16,
+                       help="forced chains: 'Wait' continuations at most")
+    build.add_argument("--max-tokens", type=int, default=512, help="tokens per sample")
+    build.add_argument("--temperature", type=float, default=0.7)
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--batch", type=int, default=16, help="questions per generate call")
+    build.add_argument("--no-logprobs", action="store_true",
+                       help="do not ask for logprobs (no mean logprob or confidence)")
+    build.add_argument("--gzip", action="store_true",
+                       help="refresh samples.jsonl.gz after every batch (committed form)")
+    build.add_argument("--no-prefix-caching", action="store_true",
+                       help="vLLM: recompute shared prompt prefixes, so a resumed build equals "
+                            "an uninterrupted one bit for bit (slower, above all for chains)")
+    build.set_defaults(run=_run_bank_build)
+    info = bsub.add_parser("info", help="summarise a bank")
+    info.add_argument("path", type=Path)
+    info.set_defaults(run=_run_bank_info)
+    p.set_defaults(run=lambda args: p.print_help())
+
+
+def _run_import_mot(args) -> int:
+    from rich.progress import Progress
+
+    from tts.mot import import_mot
+
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("importing MoT logs", total=None)
+        path = import_mot(args.src, args.dest, gold=args.gold, task=args.task,
+                          keep_text=args.keep_text, force=args.force,
+                          progress=lambda i, n: progress.update(task, completed=i, total=n))
+    console.print(f"wrote bank {safe(path)}")
+    _run_bank_info(argparse.Namespace(path=path))
+    from tts.bank import load_bank
+
+    meta = load_bank(path).meta
+    console.print(f"ladder: {' < '.join(meta.ladder)}")
+    console.print(f"notes: {safe(meta.notes)}", soft_wrap=True)
+    return 0
+
+
+def _run_bank_build(args) -> int:
+    import os
+    import time
+
+    from rich.progress import Progress
+
+    from tts.bank import load_bank
+    from tts.budgets import QWEN_PARAMS, CostModel, ModelCost
+    from tts.build import build_bank, read_questions
+
+    if args.n is not None and args.n < 1:
+        raise ValidationError(f"--n must be >= 1, got {args.n}.", parameter="n", value=args.n)
+    from tts.bank import META_FILE, SAMPLES_FILE
+
+    # DEST is checked before a model loads or a question is read (creates the folder).
+    check_writable(args.dest, (META_FILE, SAMPLES_FILE), what="bank folder")
+    if args.start < 0:
+        raise ValidationError(f"--start must be >= 0, got {args.start}.", parameter="start",
+                              value=args.start)
+    try:
+        lengths = [int(x) for x in args.chain_lengths.split(",") if x.strip()]
+    except ValueError:
+        raise ValidationError(f"--chain-lengths must be comma-separated integers, got "
+                              f"{args.chain_lengths!r}.", parameter="chain_lengths") from None
+    if args.questions is not None:
+        problems = read_questions(args.questions, args.n, start=args.start)
+    else:
+        bundled = load_bank(bundled_bank())
+        end = None if args.n is None else args.start + args.n
+        problems = [bundled.problems[p] for p in bundled.problem_ids[args.start:end]]
+        if not problems:
+            raise ValidationError(f"--start {args.start} is past the {len(bundled.problems)} "
+                                  f"bundled questions.", parameter="start", value=args.start)
+    if args.server is not None:
+        from tts.backends.openai import OpenAIBackend
+
+        name = args.served_model or args.model
+        backend = OpenAIBackend(args.server, model=name, served_model=args.served_model)
+    else:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        from tts.backends.vllm import VLLMBackend
+
+        # Room for the longest chain, its continuation prompts and the forced answer.
+        longest = max([args.max_tokens, args.chain_tokens, *lengths]) + args.answer_tokens
+        backend = VLLMBackend(args.model,
+                              max_model_len=max(2048, -(-(longest + 1024) // 256) * 256),
+                              enable_prefix_caching=not args.no_prefix_caching)
+    cost = QWEN_PARAMS if backend.model in QWEN_PARAMS.models else CostModel(
+        {backend.model: ModelCost(1.0, 1.0)},
+        source="unit price: edit meta.json to set this model's price")
+    def log(line: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
+
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task(f"sampling {backend.model}", total=None)
+        path = build_bank(backend, problems, args.dest, samples=args.samples,
+                          greedy=args.greedy, chain_tokens=args.chain_tokens,
+                          chains=args.chains if lengths else 0, chain_lengths=lengths,
+                          answer_tokens=args.answer_tokens, max_waits=args.max_waits,
+                          max_tokens=args.max_tokens, temperature=args.temperature,
+                          seed=args.seed, batch=args.batch, cost=cost, role=args.role,
+                          logprobs=not args.no_logprobs, compress=args.gzip, log=log,
+                          progress=lambda i, n: progress.update(task, completed=i, total=n))
+    console.print(f"wrote bank {safe(path)}")
+    return _run_bank_info(argparse.Namespace(path=path))
+
+
+def _run_bank_info(args) -> int:
+    from tts.bank import load_bank
+    from tts.render import print_bank_table
+
+    print_bank_table(load_bank(args.path), console)
+    return 0
