@@ -8,8 +8,7 @@ bit-identical decisions on Python numbers and on numpy arrays:
 
 * `vote_signals`: the first five features of a vote (both `CLIMB_FEATURES` and the adaptive
   strategy's `PROBE_FEATURES` start with them); `climb_logit`: the score of a feature vector;
-* `vote_stops`: the Adaptive-Consistency stop after a wave (Adaptive, ladder rungs; `Vote`
-  in `tts.strategies.vote` states the same test inline, see `vote_stops`);
+* `vote_stops`: the Adaptive-Consistency stop after a wave (votes, adaptive, ladder rungs);
 * `climbs`: climb / escalate. A ladder rung uses the agreement floor and the score; a
   cascade only the floor (`escalate_below`); the adaptive strategy only the score
   (`escalate_above`).
@@ -53,9 +52,6 @@ def vote_signals(agreement: Any, entropy: Any, abstained: Any, distinct: Any,
 def vote_stops(total: Any, confidence: Any, threshold: float) -> Any:
     """The stop test after a wave: somebody answered and the leader's confidence
     (`leader_confidence(top, runner_up)`) is >= `threshold`; a threshold of 1.0 never stops.
-
-    `Vote.steps` writes the same test inline (`tts/strategies/vote.py` is being reworked for
-    confidence-weighted votes in a separate change, which is to call this function).
     """
     if hasattr(total, "__array__"):
         return (total > 0) & (confidence >= threshold) & (threshold < 1.0)
