@@ -32,9 +32,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def make_bank(*, n_problems: int = 5, n_small: int = 8, n_large: int = 3, seed: int = 0,
               small_cost: float = 1.0, large_cost: float = 10.0, prompt_tokens: int = 20,
-              max_sample_tokens: int = 300, abstain: float = 0.1) -> SampleBank:
-    """A bank of synthetic samples in the real format (for property tests of the ledger)."""
+              max_sample_tokens: int = 300, abstain: float = 0.1,
+              confidence: bool = False) -> SampleBank:
+    """A bank of synthetic samples in the real format (for property tests of the ledger).
+
+    `confidence` also draws each sample's `logprob` and `min_conf` (from a second random
+    stream, so answers and tokens are those of the same bank without them); a few values
+    repeat, so confidence ties (broken by sample order) occur."""
     rng = random.Random(seed)
+    conf_rng = random.Random(seed + 1_000_003)
     cost = CostModel({"s": ModelCost(small_cost, small_cost),
                       "l": ModelCost(large_cost, large_cost)}, source="test")
     bank = SampleBank(BankMeta(name="synthetic", roles={"small": "s", "large": "l"}, cost=cost,
@@ -44,8 +50,13 @@ def make_bank(*, n_problems: int = 5, n_small: int = 8, n_large: int = 3, seed: 
         bank.add_problem(Problem(f"question {i}?", id=pid, gold=str(i % 3)))
 
         def draw(k: int) -> tuple[Sample, ...]:
-            return tuple(Sample(None if rng.random() < abstain else str(rng.randrange(3)),
-                                rng.randrange(1, max_sample_tokens + 1)) for _ in range(k))
+            samples = tuple(Sample(None if rng.random() < abstain else str(rng.randrange(3)),
+                                   rng.randrange(1, max_sample_tokens + 1)) for _ in range(k))
+            if not confidence:
+                return samples
+            return tuple(Sample(s.answer, s.tokens, logprob=conf_rng.choice(
+                [-0.5, -1.0, conf_rng.uniform(-3.0, -0.01)]), min_conf=conf_rng.choice(
+                [2.0, 4.0, conf_rng.uniform(0.05, 12.0)])) for s in samples)
 
         bank.add_record(Record(pid, "s", "sample", prompt_tokens, draw(n_small)))
         bank.add_record(Record(pid, "l", "greedy", prompt_tokens, draw(1)))

@@ -27,9 +27,11 @@ from typing import Any
 
 __all__ = [
     "Votes",
+    "WeightedVotes",
     "canonical",
     "class_ids",
     "count_votes",
+    "count_weighted_votes",
     "equivalent",
     "extract_answer",
     "is_correct",
@@ -726,6 +728,90 @@ def count_votes(answers: Iterable[str | None]) -> Votes:
     return Votes(
         counts=tuple((reps[i], tally[i]) for i in order), abstained=ids.count(-1)
     )
+
+
+def kept_count(keep: float, n: int) -> int:
+    """How many of `n` answering samples a `keep` filter keeps: ceil(keep * n), at least one
+    when n >= 1. Float noise is forgiven (0.14 of 50 keeps 7, although 0.14 * 50 > 7 in floats)."""
+    if n <= 0:
+        return 0
+    return max(1, math.ceil(keep * n - 1e-9))
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedVotes:
+    """A confidence-weighted, optionally filtered tally (`count_weighted_votes`)."""
+
+    votes: Votes
+    """Sample counts of the classes that voted, leader first: classes are ordered by summed
+    weight, descending, ties keeping the class seen first (so `votes.leader` is the weighted
+    leader, `votes.top` its sample count, `votes.agreement` its share of the counted samples)."""
+    weights: tuple[float, ...]
+    """Summed weight of each class, in `votes.counts` order."""
+    total_weight: float
+    """Summed weight of every counted sample, added in draw order."""
+    dropped: int = 0
+    """Answering samples the `keep` filter left out."""
+
+    @property
+    def leader(self) -> str | None:
+        return self.votes.leader
+
+    @property
+    def top_weight(self) -> float:
+        return self.weights[0] if self.weights else 0.0
+
+    @property
+    def runner_up_weight(self) -> float:
+        return self.weights[1] if len(self.weights) > 1 else 0.0
+
+    def effective_counts(self) -> tuple[float, float]:
+        """(leader, runner-up) weights rescaled to sample counts: each times n / total_weight,
+        n the counted samples. The Beta stop test then sees as many votes as were counted,
+        split between the two classes as their confidence says (weights of 1 give the plain
+        counts). (0.0, 0.0) when nothing was counted or every weight is 0."""
+        n, total = self.votes.total, self.total_weight
+        if not total > 0:
+            return 0.0, 0.0
+        return self.top_weight * n / total, self.runner_up_weight * n / total
+
+
+def count_weighted_votes(answers: Sequence[str | None], confidences: Sequence[float | None], *,
+                         weighted: bool = True, keep: float = 1.0) -> WeightedVotes:
+    """Tally answers with one confidence per sample (DeepConf, Fu et al. 2025).
+
+    `keep` < 1 first keeps only the `kept_count(keep, n)` most confident of the n answering
+    samples (ties by sample order); `weighted` makes each kept sample count its confidence
+    instead of 1. Weights are summed one sample at a time in draw order (never `sum()`, which
+    compensates rounding), so `tts.evaluate` reproduces the floats exactly. Samples without an
+    answer abstain and need no confidence; an answering sample without one is a ValueError
+    (callers name the option and the model first).
+    """
+    if len(confidences) != len(answers):
+        raise ValueError(f"{len(answers)} answers but {len(confidences)} confidences.")
+    voting = [i for i, a in enumerate(answers) if a is not None]
+    if weighted or keep < 1.0:
+        for i in voting:
+            if confidences[i] is None:
+                raise ValueError(f"sample {i} has an answer but no confidence.")
+    counted = voting
+    if keep < 1.0:
+        ranked = sorted(voting, key=lambda i: -confidences[i])  # type: ignore[operator]
+        counted = sorted(ranked[:kept_count(keep, len(voting))])  # stable: ties by order
+    ids, reps = _classes(answers[i] for i in counted)
+    tally = [0.0] * len(reps)
+    sizes = [0] * len(reps)
+    total = 0.0
+    for cid, i in zip(ids, counted):
+        w = float(confidences[i]) if weighted else 1.0  # type: ignore[arg-type]
+        tally[cid] = tally[cid] + w
+        sizes[cid] += 1
+        total = total + w
+    order = sorted(range(len(reps)), key=lambda c: -tally[c])  # stable: ties stay first-seen
+    votes = Votes(counts=tuple((reps[c], sizes[c]) for c in order),
+                  abstained=len(answers) - len(voting))
+    return WeightedVotes(votes, tuple(tally[c] for c in order), total,
+                         dropped=len(voting) - len(counted))
 
 
 def class_ids(answers: Sequence[str | None]) -> list[int]:

@@ -4,7 +4,9 @@ Sample i of stream `seed` is the i-th sample of the record in `sample_order(...)
 without replacement, reproducible, and independent of how they are split into waves. Asking
 beyond what the bank holds is an error, never a silent repeat. A logged sample longer than the
 request's `max_tokens` would have been cut off: it is served truncated (finish "length", no
-answer) and charged `max_tokens`.
+answer) and charged `max_tokens`. A request with `logprobs` gets the bank's mean logprob and
+lowest window confidence of each sample (None where the bank holds none, and for truncated
+samples, whose logged confidence covers text they never produced).
 """
 
 from __future__ import annotations
@@ -83,5 +85,7 @@ class ReplayBackend:
                                       finish_reason="length", prompt_tokens=rec.prompt_tokens))
             else:
                 out.append(Completion(text=s.text, answer=s.answer, tokens=s.tokens,
-                                      prompt_tokens=rec.prompt_tokens))
+                                      prompt_tokens=rec.prompt_tokens,
+                                      mean_logprob=s.logprob if request.logprobs else None,
+                                      min_conf=s.min_conf if request.logprobs else None))
         return out

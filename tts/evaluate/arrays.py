@@ -8,19 +8,20 @@ of one (model, mode), the vote statistics after k draws, so a vote of k samples 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from tts.answers import Votes, _keys_equivalent, canonical, class_ids, is_correct
+from tts.answers import Votes, _keys_equivalent, canonical, class_ids, is_correct, kept_count
 from tts.bank import Record, SampleBank, sample_order
 from tts.budgets import CostModel
 from tts.errors import BankError, ValidationError
 from tts.strategies import leader_confidence
 from tts.types import Problem, Role, ladder_roles
 
-__all__ = ["BankArrays", "ModeArrays", "Prefix", "tile_bank"]
+__all__ = ["BankArrays", "ModeArrays", "Prefix", "WeightedPrefix", "tile_bank"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,21 @@ class Prefix:
 
     def rows(self, idx: np.ndarray) -> Prefix:
         return Prefix(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+
+
+@dataclass(frozen=True)
+class WeightedPrefix(Prefix):
+    """A `Prefix` of a confidence-weighted and/or filtered vote (`Vote.weight`, `Vote.keep`):
+    after k draws, the vote of the kept answering samples, as `count_weighted_votes` tallies
+    it. `top` / `runner_up` are the sample counts of the first two classes in weight order,
+    `total` the counted samples, `confidence` the stop test on the weights rescaled to counts
+    (`WeightedVotes.effective_counts`); draws and tokens are the plain stream's."""
+
+    missing: np.ndarray = None  # type: ignore[assignment]
+    """(P, S + 1) answering draws among the first k without the confidence the vote needs."""
+
+    def rows(self, idx: np.ndarray) -> WeightedPrefix:
+        return WeightedPrefix(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
 
 class BankArrays:
@@ -183,6 +199,44 @@ class BankArrays:
                 got = self._root.prefix(model, mode, seed, max_tokens).rows(self._rows)
             else:
                 got = _build_prefix(m, self.problem_ids, seed, cap)
+            self._prefix[key] = got
+        return got
+
+    def confidences(self, model: str, mode: str, measure: str) -> np.ndarray:
+        """(P, S) confidence of each stored sample of (model, mode), nan where the bank holds
+        none: "min_conf", or "logprob" (exp of the mean logprob, by `math.exp` as `Vote`
+        computes it, so the floats agree)."""
+        key = ("confidences", model, mode, measure)
+        got = self.cache.get(key)
+        if got is None:
+            m = self.mode(model, mode)
+            got = np.full(m.cls.shape, np.nan)
+            for i, pid in enumerate(self.problem_ids):
+                rec = self.bank.records.get((pid, model, mode))
+                for j, smp in enumerate(rec.samples if rec is not None else ()):
+                    v = smp.logprob if measure == "logprob" else smp.min_conf
+                    if v is not None:
+                        got[i, j] = math.exp(v) if measure == "logprob" else v
+            self.cache[key] = got
+        return got
+
+    def weighted_prefix(self, model: str, mode: str, seed: int | None, max_tokens: int,
+                        weight: str, keep: float) -> WeightedPrefix:
+        """`prefix` of a vote weighted by `weight` ("none", "min_conf", "logprob") over the
+        `keep` share of most confident answering samples (`Vote.weight`, `Vote.keep`)."""
+        m = self.mode(model, mode)
+        cap = int(min(max_tokens, int(m.tokens.max(initial=0))))
+        key = (model, mode, seed, cap, weight, keep)
+        got = self._prefix.get(key)
+        if got is None:
+            if self._root is not None:
+                got = self._root.weighted_prefix(model, mode, seed, max_tokens, weight,
+                                                 keep).rows(self._rows)
+            else:
+                measure = "logprob" if weight == "logprob" else "min_conf"
+                got = _build_weighted_prefix(m, self.prefix(model, mode, seed, max_tokens),
+                                             self.confidences(model, mode, measure), cap,
+                                             weighted=weight != "none", keep=keep)
             self._prefix[key] = got
         return got
 
@@ -327,6 +381,96 @@ def _build_prefix(m: ModeArrays, pids: Sequence[str], seed: int | None,
     conf = _conf_table(s)[top, runner]
     return Prefix(order, cum, top, runner, total, distinct, agreement, entropy, conf, lead_idx,
                   lead_ok)
+
+
+def _build_weighted_prefix(m: ModeArrays, plain: Prefix, conf: np.ndarray, max_tokens: int, *,
+                           weighted: bool, keep: float) -> WeightedPrefix:
+    """`count_weighted_votes` after every k draws of the plain stream, for all problems.
+
+    Weights are added one draw at a time in draw order (a skipped draw adds an exact 0.0), as
+    `count_weighted_votes` adds them, so every tally, and hence every decision, is the same
+    float; the stop confidence comes from `leader_confidence` itself.
+    """
+    p, s = m.cls.shape
+    order = plain.order
+    valid = order >= 0
+    oc = np.where(valid, order, 0)
+    cls = np.take_along_axis(m.cls, oc, 1)
+    tok = np.take_along_axis(m.tokens, oc, 1)
+    cls = np.where(valid & (tok <= max_tokens), cls, -1)   # (P, S) class per draw, -1 abstains
+    c = np.where(valid, np.take_along_axis(conf, oc, 1), np.nan)
+    answering = cls >= 0
+    has_conf = ~np.isnan(c)
+    missing = np.zeros((p, s + 1), np.int64)
+    missing[:, 1:] = np.cumsum(answering & ~has_conf, 1)
+    w = np.where(answering & has_conf, c, 0.0)
+    ks = np.arange(s + 1)
+    drawn = ks[None, :, None] > np.arange(s)[None, None, :]              # (1, S+1, S): j < k
+    kept = drawn & answering[:, None, :]                                 # (P, S+1, S)
+    if keep < 1.0:
+        # rank of draw j among the answering draws before k: more confident, or as confident
+        # and drawn earlier (ties by sample order)
+        cj = np.where(has_conf, c, -np.inf)
+        before = np.arange(s)[None, :, None] > np.arange(s)[None, None, :]   # (1, j, i): i < j
+        better = answering[:, None, :] & ((cj[:, None, :] > cj[:, :, None]) |
+                                          ((cj[:, None, :] == cj[:, :, None]) & before))
+        rank = np.zeros((p, s + 1, s), np.int64)
+        rank[:, 1:, :] = np.cumsum(np.transpose(better, (0, 2, 1)), 1)    # over i < k
+        n_answering = np.zeros((p, s + 1), np.int64)
+        n_answering[:, 1:] = np.cumsum(answering, 1)
+        need = np.array([kept_count(keep, n) for n in range(s + 1)])[n_answering]
+        kept = kept & (rank < need[:, :, None])
+    k_cls = max(m.n_classes, 1)
+    classes = np.arange(k_cls)
+    tally = np.zeros((p, s + 1, k_cls))
+    counts = np.zeros((p, s + 1, k_cls), np.int64)
+    total_w = np.zeros((p, s + 1))
+    first = np.full((p, s + 1, k_cls), s, np.int64)
+    for j in range(s):  # draw order, one addition per draw, as count_weighted_votes does
+        member = kept[:, :, j, None] & (cls[:, None, j, None] == classes)  # (P, S+1, K)
+        wj = w[:, None, j, None] if weighted else 1.0
+        tally = tally + np.where(member, wj, 0.0)
+        counts += member
+        total_w = total_w + np.where(kept[:, :, j], w[:, None, j] if weighted else 1.0, 0.0)
+        first = np.where(member & (first == s), j, first)
+    present = counts > 0
+    # classes in vote order: weight descending, ties by first counted draw; empty ones last
+    rank_cls = np.lexsort((first, np.where(present, -tally, np.inf)), axis=-1)
+    lead_c, run_c = rank_cls[..., 0], rank_cls[..., min(1, k_cls - 1)]
+    distinct = present.sum(2)
+    total = counts.sum(2)
+    has = total > 0
+    two = distinct >= 2
+
+    def pick(a: np.ndarray, c_: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(a, c_[..., None], 2)[..., 0]
+
+    top = np.where(has, pick(counts, lead_c), 0)
+    runner = np.where(two, pick(counts, run_c), 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        agreement = np.where(has, top / np.maximum(total, 1), 0.0)
+    if weighted:
+        top_w = np.where(has, pick(tally, lead_c), 0.0)
+        run_w = np.where(two, pick(tally, run_c), 0.0)
+        ok = total_w > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a = np.where(ok, top_w * total / np.where(ok, total_w, 1.0), 0.0)
+            b = np.where(ok, run_w * total / np.where(ok, total_w, 1.0), 0.0)
+        pairs = np.stack([a, b], -1).reshape(-1, 2)
+        uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
+        conf_u = np.array([leader_confidence(float(x), float(y)) for x, y in uniq])
+        confidence = conf_u[inverse.reshape(-1)].reshape(p, s + 1)
+    else:
+        confidence = _conf_table(s)[top, runner]
+    in_order = np.take_along_axis(counts, rank_cls, 2).reshape(-1, k_cls)
+    uniq, inverse = np.unique(in_order, axis=0, return_inverse=True)
+    ent_u = np.array([_entropy(tuple(int(x) for x in row)) for row in uniq])
+    entropy = ent_u[inverse.reshape(-1)].reshape(p, s + 1)
+    lead_pos = pick(first, lead_c)
+    lead_idx = np.where(has, np.take_along_axis(order, np.minimum(lead_pos, s - 1), 1), -1)
+    lead_ok = has & np.take_along_axis(m.correct, np.maximum(lead_idx, 0), 1)
+    return WeightedPrefix(order, plain.cum_tokens, top, runner, total, distinct, agreement,
+                          entropy, confidence, lead_idx, lead_ok, missing)
 
 
 def tile_bank(bank: SampleBank, n_problems: int) -> SampleBank:

@@ -114,7 +114,7 @@ def run_strategy(run: Run, rows: np.ndarray, strategy: Strategy, keys: list,
                          max_samples=strategy.max_samples, probe=strategy.wave,
                          wave=strategy.wave, max_tokens=strategy.max_tokens,
                          temperature=strategy.temperature, confidence=strategy.confidence,
-                         mode=strategy.mode)
+                         mode=strategy.mode, weight=strategy.weight, keep=strategy.keep)
         apply_vote(run, rows, out, keys)
     elif isinstance(strategy, Ladder):
         run_ladder(run, rows, strategy, keys, prior)

@@ -17,6 +17,7 @@ from tts.errors import ValidationError
 from tts.evaluate.arrays import Prefix
 from tts.evaluate.ledger import ABSTAINED, ANSWERED, INSUFFICIENT, Run
 from tts.signals import climb_logit, vote_signals, vote_stops
+from tts.strategies.vote import missing_confidence
 
 __all__ = ["VoteOut", "vote_phase", "apply_vote"]
 
@@ -40,13 +41,18 @@ class VoteOut:
 def vote_phase(run: Run, rows: np.ndarray, *, model: str, max_samples: int, probe: int,
                wave: int, max_tokens: int, temperature: float, confidence: float,
                weights: tuple[float, ...] | None = None, prior: np.ndarray | float = 0.0,
-               early: float = math.inf, mode: str | None = None) -> VoteOut:
+               early: float = math.inf, mode: str | None = None, weight: str = "none",
+               keep: float = 1.0) -> VoteOut:
     """Draw waves of samples until max_samples, the budget, the stop test or early escalation
-    (`Vote.steps` and `Adaptive.steps` for every row of `rows`)."""
+    (`Vote.steps` and `Adaptive.steps` for every row of `rows`). `weight` and `keep` are
+    `Vote`'s confidence options: the vote and its stop test read a `WeightedPrefix`."""
     greedy = temperature == 0
     mode = mode if mode is not None else "greedy" if greedy else "sample"
     m = run.a.mode(model, mode)
-    pre = run.a.prefix(model, mode, None if greedy else run.seed, max_tokens)
+    seed = None if greedy else run.seed
+    confident = weight != "none" or keep < 1.0
+    pre = run.a.weighted_prefix(model, mode, seed, max_tokens, weight, keep) if confident else \
+        run.a.prefix(model, mode, seed, max_tokens)
     p = len(rows)
     idx = np.arange(p)
     k = np.zeros(p, np.int64)
@@ -75,6 +81,8 @@ def vote_phase(run: Run, rows: np.ndarray, *, model: str, max_samples: int, prob
         run.commit(active, model, units, generated, due, mode)
         k = np.where(active, k + n, k)
         kk = np.minimum(k, m.width)
+        if confident:
+            _require_confidences(active, pre, kk, model, weight, keep)
         if weights is not None:  # the adaptive strategy's probe score (PROBE_FEATURES)
             zz = climb_logit(weights, (*vote_signals(
                 pre.agreement[idx, kk], pre.entropy[idx, kk], k - pre.total[idx, kk],
@@ -86,6 +94,15 @@ def vote_phase(run: Run, rows: np.ndarray, *, model: str, max_samples: int, prob
         active = active & ~vote_stops(pre.total[idx, kk], pre.confidence[idx, kk], confidence)
         active = active & (k < max_samples)
     return VoteOut(np.minimum(k, m.width), insufficient, escalate_now, z, pre, (model, mode))
+
+
+def _require_confidences(rows: np.ndarray, pre: Prefix, k: np.ndarray, model: str,
+                         weight: str, keep: float) -> None:
+    """The ValidationError `Vote` raises when a drawn answering sample has no confidence."""
+    bad = rows & (pre.missing[np.arange(len(k)), k] > 0)  # type: ignore[attr-defined]
+    if not bad.any():
+        return
+    raise missing_confidence(weight, keep, model)
 
 
 def apply_vote(run: Run, rows: np.ndarray, out: VoteOut, keys: list) -> None:

@@ -2,27 +2,51 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
 from scipy.special import betainc
 
-from tts.answers import Votes, count_votes
+from tts.answers import Votes, count_votes, count_weighted_votes
+from tts.errors import ValidationError
 from tts.prompts import format_question
+from tts.signals import vote_stops
 from tts.strategies._checks import (check_fraction, check_mode, check_positive_int, check_role,
                                    check_temperature)
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy, insufficient
-from tts.types import GenRequest, Problem, Role
+from tts.types import Completion, GenRequest, Problem, Role
+
+WEIGHTS = ("none", "min_conf", "logprob")
+"""What a sample's vote counts in `Vote.weight`."""
 
 
 @lru_cache(maxsize=4096)
-def leader_confidence(top: int, runner_up: int) -> float:
+def leader_confidence(top: float, runner_up: float) -> float:
     """P(leader's true share > runner-up's) under a uniform Beta prior on the two counts.
 
     The stopping test of Adaptive-Consistency (Aggarwal et al. 2023, Beta criterion):
-    with p ~ Beta(top + 1, runner_up + 1), the probability that p > 1/2.
+    with p ~ Beta(top + 1, runner_up + 1), the probability that p > 1/2. Counts may be
+    fractional (confidence-weighted votes rescaled to counts, `Vote.weight`).
     """
     return float(betainc(runner_up + 1, top + 1, 0.5))
+
+
+def missing_confidence(weight: str, keep: float, model: str) -> ValidationError:
+    """The error of a confidence vote (`Vote.weight`, `Vote.keep`) on a sample of `model`
+    that came without the confidence it needs (also raised by `tts.evaluate`)."""
+    option, value = ("weight", weight) if weight != "none" else ("keep", keep)
+    what = "mean logprob" if weight == "logprob" else "min_conf"
+    return ValidationError(
+        f"`{option}={value!r}` needs each sample's {what}, but model {model} gave a sample "
+        f"without one: its backend reports no confidences (a replay bank built without "
+        f"logprobs, or a server that does not return them). Use weight='none' and keep=1.0, "
+        f"or a backend that gives them (vLLM, or a bank built with logprobs).",
+        parameter=option, value=value)
+
+
+def _count(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:.3g}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +55,15 @@ class Vote(Strategy):
 
     After each wave, stop when `leader_confidence(top, runner_up) >= confidence`
     (confidence 1.0 never stops early). Samples with no answer abstain.
+
+    Confidence (DeepConf, Fu et al. 2025): `weight` makes each sample's vote count its
+    confidence, and `keep` votes with only the most confident samples drawn so far. Either
+    asks the backend for logprobs, and every answering sample must come with the confidence
+    (else a ValidationError names the option and the model). With a weight, the stop test
+    uses the weighted tallies rescaled to counts: leader and runner-up weights times
+    n / (total weight of the n counted samples), so confidence can also stop sampling early
+    (`tts.answers.WeightedVotes.effective_counts`). Result votes are sample counts of the
+    counted samples, ordered leader first by weight.
     """
 
     name = "vote"
@@ -43,6 +76,13 @@ class Vote(Strategy):
     mode: str | None = None
     """Bank mode / representation to sample (e.g. "pot"); None: "sample" ("greedy" at
     temperature 0)."""
+    weight: str = "none"
+    """What a sample's vote counts: "none" (1), "min_conf" (its lowest sliding-window
+    confidence, `Completion.min_conf`) or "logprob" (exp of its mean token logprob)."""
+    keep: float = 1.0
+    """In (0, 1]: vote with only the ceil(keep * n) most confident of the n answering samples
+    drawn so far (DeepConf's filter; ties by sample order), ranked by the `weight` confidence
+    (min_conf when weight is "none"). 1.0 keeps all."""
 
     def __post_init__(self) -> None:
         check_positive_int("max_samples", self.max_samples)
@@ -52,6 +92,27 @@ class Vote(Strategy):
         check_temperature("temperature", self.temperature)
         check_role("role", self.role)
         check_mode("mode", self.mode)
+        if not isinstance(self.weight, str) or self.weight not in WEIGHTS:
+            raise ValidationError(f"`weight` must be one of {list(WEIGHTS)}, got "
+                                  f"{self.weight!r}.", parameter="weight", value=self.weight)
+        check_fraction("keep", self.keep)
+        if self.keep == 0:
+            raise ValidationError("`keep` must be in (0, 1], got 0.", parameter="keep",
+                                  value=self.keep)
+
+    @property
+    def uses_confidence(self) -> bool:
+        """Whether votes need each sample's confidence (a weight or a filter)."""
+        return self.weight != "none" or self.keep < 1.0
+
+    def options(self) -> dict:
+        """Settings for Plans and reports; `weight` and `keep` only when set, so plain votes
+        describe themselves as before these options existed."""
+        out = Strategy.options(self)  # slots=True dataclasses cannot use super()
+        for name, default in (("weight", "none"), ("keep", 1.0)):
+            if out.get(name) == default:
+                del out[name]
+        return out
 
     @property
     def roles(self) -> tuple[Role, ...]:  # type: ignore[override]
@@ -59,6 +120,7 @@ class Vote(Strategy):
 
     def steps(self, problem: Problem, ctx: RunContext) -> Steps:
         answers: list[str | None] = []
+        confs: list[float | None] = []
         votes = count_votes(answers)
         while len(answers) < self.max_samples:
             want = min(self.wave, self.max_samples - len(answers))
@@ -74,19 +136,39 @@ class Vote(Strategy):
                 request = self._request(problem, ctx, n, len(answers))
             (completions,) = yield [ctx.call(self.role, request)]
             answers.extend(c.answer for c in completions)
-            votes = count_votes(answers)
-            if self.confidence < 1.0 and votes.total and \
-                    leader_confidence(votes.top, votes.runner_up) >= self.confidence:
+            if self.uses_confidence:
+                confs.extend(self._confidence(c, ctx) for c in completions)
+                weighted = count_weighted_votes(answers, confs, keep=self.keep,
+                                                weighted=self.weight != "none")
+                votes = weighted.votes
+                top, runner_up = weighted.effective_counts() if self.weight != "none" else \
+                    (votes.top, votes.runner_up)
+            else:
+                votes = count_votes(answers)
+                top, runner_up = votes.top, votes.runner_up
+            if self.confidence < 1.0 and vote_stops(votes.total, leader_confidence(
+                    top, runner_up), self.confidence):
                 if len(answers) < self.max_samples:
                     ctx.note(f"vote: leader safe after {len(answers)} samples "
-                             f"({votes.top} vs {votes.runner_up})")
+                             f"({_count(top)} vs {_count(runner_up)})")
                 break
         return self._outcome(votes, ctx)
+
+    def _confidence(self, c: Completion, ctx: RunContext) -> float | None:
+        """The confidence a sample votes with (None for a sample without an answer)."""
+        if c.answer is None:
+            return None
+        measure = "logprob" if self.weight == "logprob" else "min_conf"
+        value = c.mean_logprob if measure == "logprob" else c.min_conf
+        if value is None:
+            raise missing_confidence(self.weight, self.keep, ctx.model(self.role))
+        return math.exp(value) if measure == "logprob" else value
 
     def _request(self, problem: Problem, ctx: RunContext, n: int, offset: int) -> GenRequest:
         return GenRequest(prompt=format_question(problem.question), n=n,
                           max_tokens=self.max_tokens, temperature=self.temperature,
-                          seed=ctx.seed, offset=offset, problem_id=problem.id, mode=self.mode)
+                          seed=ctx.seed, offset=offset, problem_id=problem.id, mode=self.mode,
+                          logprobs=self.uses_confidence)
 
     def _outcome(self, votes: Votes, ctx: RunContext) -> Outcome:
         ctx.note(f"vote: {votes.total} answers, {votes.abstained} abstained, leader "
