@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
+from tts.cli_args import add_bank, add_count_prompt, add_policy, add_seed
 from tts.errors import ValidationError
 
 
@@ -16,8 +16,7 @@ def add_cli(sub) -> None:
                     "/metrics. Backends: a replay bank (default: the bundled one), live vLLM "
                     "models (--small/--large or --ladder), or OpenAI-compatible replicas "
                     "(--server URL[,URL...] --served-model NAME).")
-    p.add_argument("--bank", type=Path, default=None,
-                   help="replay bank folder (default: the bundled MoT GSM8K bank)")
+    add_bank(p)
     p.add_argument("--small", default=None,
                    help="live small model (tiny, small, large or a folder; as `tts models`)")
     p.add_argument("--large", default=None,
@@ -32,10 +31,9 @@ def add_cli(sub) -> None:
                    help="API key for --server (sent over https or to loopback only)")
     p.add_argument("--backend-timeout", type=float, default=120.0,
                    help="seconds per backend HTTP request (default 120)")
-    p.add_argument("--policy", type=Path, default=None, help="policy JSON (`tts tune`)")
-    p.add_argument("--seed", type=int, default=0, help="default seed of the sample streams")
-    p.add_argument("--count-prompt", action="store_true",
-                   help="also charge prompt tokens, once per prompt per model")
+    add_policy(p, "policy JSON (`tts tune`)")
+    add_seed(p, "default seed of the sample streams")
+    add_count_prompt(p)
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--api-key", default=None,
