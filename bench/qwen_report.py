@@ -309,6 +309,16 @@ def difficulty_bins(modes: dict, small: str, large: str, ratio: float,
             "families": families, "cells": cells}
 
 
+def top_half_correct(m: Mode, order: np.ndarray, k: int, conf: np.ndarray) -> np.ndarray:
+    """(Q, R) bool: within the first k of each order keep the k // 2 most confident samples
+    (abstaining ones included; ties by order position) and vote with them."""
+    first = order[:, :, :k]
+    c = np.take_along_axis(np.broadcast_to(conf[:, None, :], order.shape), first, axis=2)
+    keep = np.argsort(-c, axis=2, kind="stable")[:, :, :max(1, k // 2)]
+    kept = np.sort(np.take_along_axis(first, keep, axis=2), axis=2)
+    return vote_correct(m, kept)[:, :, -1]
+
+
 def confidence_votes(modes: dict, small: str, rng: np.random.Generator, boot: int
                      ) -> list[dict[str, Any]]:
     """Plain vote against votes weighted by confidence and against keeping the most confident
@@ -326,12 +336,7 @@ def confidence_votes(modes: dict, small: str, rng: np.random.Generator, boot: in
     for k in (4, 8, 16):
         if k > m.classes.shape[1]:
             continue
-        # filter: within the first k of each order, keep the ceil(k/2) most confident
-        first = order[:, :, :k]
-        c = np.take_along_axis(np.broadcast_to(conf_w[:, None, :], order.shape), first, axis=2)
-        keep = np.argsort(-c, axis=2, kind="stable")[:, :, :max(1, k // 2)]
-        kept = np.sort(np.take_along_axis(first, keep, axis=2), axis=2)
-        filtered = vote_correct(m, kept)[:, :, -1].mean(axis=1)
+        filtered = top_half_correct(m, order, k, conf_w).mean(axis=1)
         for name, acc in (("plain", plain[:, k - 1]), ("min_conf-weighted", weighted[:, k - 1]),
                           ("logprob-weighted", by_lp[:, k - 1]), ("top-half by min_conf",
                                                                   filtered)):
@@ -339,6 +344,66 @@ def confidence_votes(modes: dict, small: str, rng: np.random.Generator, boot: in
                          "acc": float(acc.mean()), "ci": boot_ci(acc, rng, boot),
                          "minus_plain": float((acc - plain[:, k - 1]).mean()),
                          "diff_ci": boot_ci(acc - plain[:, k - 1], rng, boot)})
+    return rows
+
+
+EVAL_SEEDS = 100
+"""Seeded sample orders the evaluator averages over (as many as `confidence_votes`' orders)."""
+CONF_VOTES = (("plain", "none", 1.0), ("min_conf-weighted", "min_conf", 1.0),
+              ("logprob-weighted", "logprob", 1.0), ("top-half by min_conf", "none", 0.5))
+"""The votes of `confidence_votes` as `Vote` options: (name, weight, keep)."""
+
+
+def confidence_votes_evaluated(bank: SampleBank, modes: dict, small: str,
+                               seeds: int = EVAL_SEEDS) -> list[dict[str, Any]]:
+    """The same votes as the product feature: `Vote(max_samples=k, confidence=1.0, weight=...,
+    keep=...)` run by `tts.evaluate.evaluate` (bit-equal to the engine) on the questions
+    `confidence_votes` uses, over seeds 0..seeds-1; and, as a check, the offline
+    `vote_correct` on exactly those seeded orders (plain and weighted votes must agree with
+    the evaluator question by question; the offline filter also ranks abstaining samples, the
+    product's `keep` ranks only samples with an answer). Plus confidence-based early stopping:
+    `Vote(max_samples=16, wave=4, confidence=0.95)` plain vs weighted, with mean samples."""
+    from tts.bank import sample_order
+    from tts.evaluate import BankArrays, evaluate
+    from tts.strategies import Vote
+
+    m = modes.get((small, "sample"))
+    if m is None or np.isnan(m.conf).any() or np.isnan(m.logprob).any():
+        return []
+    arrays = BankArrays.from_bank(bank, m.questions)
+    width = m.classes.shape[1]
+    order = np.array([[sample_order(q, small, "sample", s, width) for s in range(seeds)]
+                      for q in m.questions])                              # (Q, seeds, S)
+    budget = 10 ** 9  # never binding: equal tokens = the same k samples
+    rows = []
+    for k in (4, 8, 16):
+        if k > width:
+            continue
+        for name, weight, keep in CONF_VOTES:
+            plan = Vote(max_samples=k, wave=k, confidence=1.0, weight=weight, keep=keep)
+            ev = evaluate(arrays, plan, budget, range(seeds))
+            acc = ev.correct.mean(axis=0)                                   # per question
+            row = {"samples": k, "vote": name, "weight": weight, "keep": keep,
+                   "questions": len(m.questions), "evaluator_acc": float(acc.mean()),
+                   "mean_samples": float(ev.small_samples.mean())}
+            if keep == 1.0:
+                w = None if weight == "none" else m.conf if weight == "min_conf" else np.exp(
+                    m.logprob)
+                offline = vote_correct(m, order[:, :, :k], w)[:, :, k - 1]     # (Q, seeds)
+                row["offline_same_orders_acc"] = float(offline.mean())
+                row["per_question_equal"] = bool((offline.T == ev.correct).all())
+            else:
+                offline = top_half_correct(m, order, k, m.conf)
+                row["offline_same_orders_acc"] = float(offline.mean())
+            rows.append(row)
+    for name, weight in (("plain", "none"), ("min_conf-weighted", "min_conf"),
+                         ("logprob-weighted", "logprob")):
+        plan = Vote(max_samples=min(16, width), wave=4, confidence=0.95, weight=weight)
+        ev = evaluate(arrays, plan, budget, range(seeds))
+        rows.append({"samples": f"<={plan.max_samples}, stop at 0.95", "vote": name,
+                     "weight": weight, "keep": 1.0, "questions": len(m.questions),
+                     "evaluator_acc": ev.accuracy, "mean_samples": float(
+                         ev.small_samples.mean())})
     return rows
 
 
@@ -408,6 +473,23 @@ def markdown(summary: dict[str, Any]) -> str:
         for r in summary["confidence"]:
             lines.append(f"| {r['samples']} | {r['vote']} | {r['questions']} | {r['acc']:.3f} "
                          f"{_ci(r['ci'])} | {r['minus_plain']:+.3f} {_ci(r['diff_ci'])} |")
+    if summary.get("confidence_evaluated"):
+        offline = {(r["samples"], r["vote"]): r["acc"] for r in summary["confidence"]}
+        lines += ["", "The same votes as the product feature (`Vote(weight=..., keep=...)`, "
+                  "run by `tts.evaluate`, bit-equal to the engine) over seeded orders 0..99; "
+                  "\"offline, same orders\" is the table above's `vote_correct` on exactly "
+                  "those orders (the table above uses its own 100 random orders). The "
+                  "product's `keep` ranks only samples with an answer; the offline filter "
+                  "also ranks (and may keep) abstaining ones.", "",
+                  "| samples | vote | evaluator acc | offline, same orders | equal per question "
+                  "| offline, own orders | mean samples |", "|" + "---|" * 7]
+        for r in summary["confidence_evaluated"]:
+            same = r.get("offline_same_orders_acc")
+            own = offline.get((r["samples"], r["vote"]))
+            lines.append(f"| {r['samples']} | {r['vote']} | {r['evaluator_acc']:.3f} | "
+                         f"{'' if same is None else f'{same:.3f}'} | "
+                         f"{r.get('per_question_equal', '')} | "
+                         f"{'' if own is None else f'{own:.3f}'} | {r['mean_samples']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -465,6 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "parallel_vs_chain": parallel_vs_chain(modes, small, rng, args.boot),
         "difficulty": difficulty_bins(modes, small, large, ratio, rng) if large else {},
         "confidence": confidence_votes(modes, small, rng, args.boot),
+        "confidence_evaluated": confidence_votes_evaluated(bank, modes, small),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

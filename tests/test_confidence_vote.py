@@ -6,6 +6,8 @@ bit with the engine (answers, costs, tokens, status) under hard budgets."""
 from __future__ import annotations
 
 import math
+import shutil
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -307,3 +309,50 @@ def test_a_sweep_runs_confidence_votes_by_name():
         for budget in (500, 5_000):
             assert fast.row(budget, name).accuracy == slow.row(budget, name).accuracy
             assert fast.row(budget, name).spend_mean == slow.row(budget, name).spend_mean
+
+
+QWEN_BANK = Path(__file__).resolve().parents[1] / "bench" / "results" / "qwen_gsm8k" / "bank"
+
+
+@pytest.fixture(scope="module")
+def qwen(tmp_path_factory):
+    """A snapshot of the committed Qwen bank (its compressed samples; a background build may
+    be appending to the working copy), first 12 questions."""
+    if not (QWEN_BANK / "samples.jsonl.gz").exists():
+        pytest.skip(f"needs the Qwen bank at {QWEN_BANK}")
+    snap = tmp_path_factory.mktemp("qwen")
+    for name in ("meta.json", "samples.jsonl.gz"):
+        shutil.copy(QWEN_BANK / name, snap / name)
+    bank = load_bank(snap)
+    return bank.subset(bank.problem_ids[:12])
+
+
+@pytest.mark.parametrize("plan, budget", [
+    (Vote(max_samples=16, wave=4, confidence=0.95, weight="min_conf"), 4_000),
+    (Vote(max_samples=16, wave=4, confidence=0.9, weight="logprob"), 100_000),
+    (Vote(max_samples=8, wave=8, confidence=1.0, keep=0.5), 100_000),
+    (Vote(max_samples=16, wave=3, confidence=0.8, weight="min_conf", keep=0.7), 2_500),
+])
+def test_real_qwen_confidences_match_replay(qwen, plan, budget):
+    for seed in (0, 1):
+        ev = assert_same(qwen, plan, budget, seed, True)
+        assert ev is not None and ev.status.shape == (1, 12)
+
+
+def test_qwen_report_reproduces_offline_votes_through_the_evaluator():
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "qwen_report.py"
+    spec = importlib.util.spec_from_file_location("qwen_report", path)
+    qr = importlib.util.module_from_spec(spec)
+    sys.modules["qwen_report"] = qr  # dataclasses look their module up
+    spec.loader.exec_module(qr)
+    bank = make_bank(n_problems=6, n_small=8, confidence=True, seed=5, abstain=0.2)
+    rows = qr.confidence_votes_evaluated(bank, qr.load_modes(bank), "s", seeds=5)
+    assert {r["vote"] for r in rows} == {name for name, _, _ in qr.CONF_VOTES}
+    compared = [r for r in rows if "per_question_equal" in r]
+    assert len(compared) == 6 and all(r["per_question_equal"] for r in compared)  # k = 4, 8
+    assert all(r["evaluator_acc"] == pytest.approx(r["offline_same_orders_acc"]) for r in compared)
+    no_conf = make_bank(n_problems=3, n_small=8)
+    assert qr.confidence_votes_evaluated(no_conf, qr.load_modes(no_conf), "s", seeds=2) == []
