@@ -52,6 +52,20 @@ def test_demo_runs_on_bundled_bank(capsys):
     assert "accuracy" in capsys.readouterr().out
 
 
+def test_demo_table_fits_80_columns_without_cutting_numbers(capsys):
+    """Piped output is 80 columns: every line fits, and tokens and cost are printed whole
+    (the live demo's extra time column takes at most 6 more; the rows here leave room)."""
+    assert main(["demo", "--n", "8", "--budget", "200000"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    rows = [line for line in lines if ("✓" in line or "✗" in line) and "(gold)" not in line]
+    assert len(rows) == 8
+    for row in rows:
+        *_, tokens, cost = row.split()
+        assert "…" not in tokens + cost and tokens.replace("/", "").isdigit()
+        assert len(row.rstrip()) <= 80 - 6
+
+
 def test_help_everywhere(capsys):
     for argv in (["--help"], ["solve", "--help"], ["bank", "--help"], ["bank", "import-mot",
                                                                          "--help"]):
