@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 TTS=${TTS:-.venv/bin/tts}
 BANK=bench/results/qwen_gsm8k/bank
-CHUNKS=${CHUNKS:-"400:80 480:55 535:55 590:55 645:55"}
+# The first chunk is small so that every analysis has a few whole questions early.
+CHUNKS=${CHUNKS:-"400:16 400:80 480:55 535:55 590:55 645:55"}
 
 for chunk in $CHUNKS; do
     QUESTIONS=(--questions ../shared/data/gsm8k/test.jsonl --start "${chunk%:*}" --n "${chunk#*:}"
