@@ -3,8 +3,8 @@ checkpoint format), markdown report and accuracy-vs-budget plot, and the rich ta
 `tts sweep`, `tts tune` and `tts bank info`.
 
 Numbers come in already measured (`tts.sweep_result`, `tts.measures`, tune reports); nothing
-here evaluates a plan. Every value a model or a file supplied goes through `tts.cli.safe`
-before it is printed.
+here evaluates a plan. Text read from a bank (`bank info`) goes through `tts.cli.safe` before
+it is printed.
 """
 
 from __future__ import annotations
