@@ -190,6 +190,7 @@ def main(argv=None) -> int:
         got = asyncio.run(session(server.url, questions, budget, timeout, deadline,
                                   args.model, max_tokens, repeat, args.clients,
                                   server.process.pid))
+    load_served = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     singles, floors, walls, runs = got["singles"], got["floors"], got["walls"], got["runs"]
     if args.live:
         from tts.backends.vllm import VLLMBackend
@@ -253,7 +254,6 @@ def main(argv=None) -> int:
     labels = ["tts serve", "solve_many", "GET /v1/models\n(floor)"]
     b.bar(labels, [serve_tp, direct_tp, floor_tp], color=["tab:blue", "tab:gray", "tab:orange"])
     b.set_ylabel("requests / s")
-    b.set_yscale("log")
     b.set_title(f"throughput ratio {ratio:.2f} (floor {floor_tp / direct_tp:.2f})")
     fig.tight_layout()
     fig.savefig(OUT / f"{tag}.png", dpi=110)
@@ -266,7 +266,8 @@ def main(argv=None) -> int:
     (OUT / f"{tag}.md").write_text(
         f"# tts serve load test ({'live tiny model, vLLM CPU' if args.live else 'replay'})\n\n"
         f"Command: `{cmd}` (2-core CPU, loopback; client, server and engine share the cores; "
-        f"{repeat} round(s) per side, medians).\n\n"
+        f"{repeat} round(s) per side, medians"
+        f"{'; CPU times exclude vLLM engine processes' if args.live else ''}).\n\n"
         f"| measure | value |\n|---|---|\n"
         f"| concurrent requests | {args.n} |\n| model | {args.model} |\n"
         f"| budget per request | {budget:g} |\n"
@@ -285,7 +286,10 @@ def main(argv=None) -> int:
         f" ms |\n"
         f"| CPU per request, floor: server + client | {floor_cpu[0]:.2f} + "
         f"{floor_cpu[1]:.2f} ms |\n"
-        f"| load average (1 min) at the end | {load:.1f} |\n"
+        f"| ceiling from CPU: this client alone, server free | {1000 / serve_cpu[1]:.0f} "
+        f"req/s (ratio <= {1000 / serve_cpu[1] / direct_tp:.2f}) |\n"
+        f"| load average (1 min) after served / after solve_many | {load_served:.1f} / "
+        f"{load:.1f} |\n"
         f"| server ready (start-up, model load) | {ready:.1f} s |\n"
         f"| first / second single request after start-up | {singles[0]:.2f} s / "
         f"{singles[1]:.2f} s |\n\n"
@@ -297,7 +301,7 @@ def main(argv=None) -> int:
           f"req/s (ratio {floor_tp / direct_tp:.3f}); served/floor {serve_tp / floor_tp:.2f}")
     print(f"CPU ms per request: solve_many {direct_ms:.2f}; served: server {serve_cpu[0]:.2f} "
           f"+ client {serve_cpu[1]:.2f}; floor: server {floor_cpu[0]:.2f} + client "
-          f"{floor_cpu[1]:.2f}; load average {load:.1f}")
+          f"{floor_cpu[1]:.2f}; load average {load_served:.1f} / {load:.1f}")
     for run in runs:
         for r in run:
             if not r["ok"]:

@@ -123,22 +123,43 @@ def test_models_health_and_metrics(server, client) -> None:
         assert needle in text, needle
 
 
-def test_concurrent_requests_are_batched_and_equal_solve_many(server, client) -> None:
+def _batch_sizes(server) -> tuple[float, float]:
+    """(batches, batches of size 1) sent to the small model so far, from /metrics."""
+    text = httpx.get(f"http://127.0.0.1:{server.port}/metrics",
+                     headers={"Authorization": f"Bearer {KEY}"}).text
+    got = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+           if line.startswith("tts_batch_size_")}
+    return (got.get('tts_batch_size_count{model="llama-2-13b"}', 0.0),
+            got.get('tts_batch_size_bucket{le="1.0",model="llama-2-13b"}', 0.0))
+
+
+def test_concurrent_requests_are_batched_and_equal_solve_many(server) -> None:
+    """60 requests at once (async client, one connection each), votes of several waves: the
+    answers equal solve_many's, and requests shared generate batches."""
+    import asyncio
+
     questions = [p.question for p in PROBLEMS[:60]]
-    with ThreadPoolExecutor(30) as pool:
-        replies = list(pool.map(lambda q: chat(client, q, extra_body={"budget": 100_000}),
-                                questions))
-    refs = tts.solve_many(questions, 100_000)
+    before = _batch_sizes(server)
+
+    async def go():
+        aclient = openai.AsyncOpenAI(base_url=server.url, api_key=KEY, max_retries=0,
+                                     timeout=60)
+        try:
+            return await asyncio.gather(*(aclient.chat.completions.create(
+                model="tts-auto", messages=[{"role": "user", "content": q}],
+                extra_body={"budget": 100_000, "strategy": "vote"}) for q in questions))
+        finally:
+            await aclient.close()
+
+    replies = asyncio.run(go())
+    refs = tts.solve_many(questions, 100_000, strategy="vote")
     assert [r.choices[0].message.content for r in replies] == [x.answer or "" for x in refs]
     assert [r.model_extra["tts"]["cost"] for r in replies] == pytest.approx(
         [x.cost for x in refs])
-    text = httpx.get(f"http://127.0.0.1:{server.port}/metrics",
-                     headers={"Authorization": f"Bearer {KEY}"}).text
-    sizes = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
-             if line.startswith(("tts_batch_size_count", "tts_batch_size_sum"))}
-    count = sizes['tts_batch_size_count{model="llama-2-13b"}']
-    total = sizes['tts_batch_size_sum{model="llama-2-13b"}']
-    assert total / count > 1.5  # requests shared batches
+    after = _batch_sizes(server)
+    batches, singles = after[0] - before[0], after[1] - before[1]
+    steps = sum(r.model_extra["tts"]["batches"] for r in replies)
+    assert batches < steps and singles < batches  # batches of several requests' steps
 
 
 # ---- bad input catalogue -----------------------------------------------------------------
@@ -292,7 +313,9 @@ def test_backend_killed_mid_load_then_back(tmp_path) -> None:
                 r = chat(client, q, extra_body={"budget": 8000})
                 out = ("ok", r.model_extra["tts"]["status"])
             except openai.APIStatusError as exc:
-                out = ("error", exc.status_code, exc.response.json()["error"]["message"])
+                body = exc.response.json()["error"]
+                out = ("error", exc.status_code, body["message"], body.get("spent"),
+                       body.get("tokens"))
             with lock:
                 outcomes.append(out)
 
@@ -308,9 +331,11 @@ def test_backend_killed_mid_load_then_back(tmp_path) -> None:
         assert len(outcomes) == 40  # every request got an answer or an error
         errors = [o for o in outcomes if o[0] == "error"]
         assert errors or done_before_kill == 40, "the kill should have failed some requests"
-        for _, status, message in errors:
+        for _, status, message, spent, tokens in errors:
             assert status in (503, 504)
             assert "tokens already spent" in message and "llama-2-13b" in message
+            # what was generated before the kill is reported (1 unit per token here)
+            assert spent == sum(tokens.values()) and f"{spent:g} units" in message
         assert front.alive()
         assert httpx.get(f"http://127.0.0.1:{front.port}/health").status_code == 200
         with pytest.raises(openai.APIStatusError) as err:  # backend still down: clear error
@@ -472,6 +497,28 @@ def test_security_defaults(monkeypatch) -> None:
     plain = build_parser().parse_args(["serve", "--server", "http://10.0.0.5:8000/v1",
                                        "--served-model", "m"])
     assert build_engine(plain).backends["small"].api_key is None  # env key not forwarded
+
+
+def test_live_flags_build_lazy_engines() -> None:
+    """`--ladder tiny,small` and `--small tiny --large small` build vLLM backends without
+    loading anything (the CLI then loads only the cheapest before serving); a ladder out of
+    price order is refused before any load."""
+    from tts import models
+    from tts.cli import build_parser
+    from tts.errors import ValidationError
+    from tts.serving.cli import build_engine
+
+    if importlib.util.find_spec("vllm") is None or not (models.is_pulled("tiny")
+                                                        and models.is_pulled("small")):
+        pytest.skip("needs vLLM and the tiny and small models")
+    events: list[dict] = []
+    for flags in (["--ladder", "tiny,small"], ["--small", "tiny", "--large", "small"]):
+        engine = build_engine(build_parser().parse_args(["serve", *flags]), events.append)
+        assert engine.models == {"small": "smollm2-135m", "large": "qwen2.5-coder-0.5b"}
+        assert not any(b.loaded for b in engine.backends.values())
+    assert events == []
+    with pytest.raises(ValidationError, match="cheapest first"):
+        build_engine(build_parser().parse_args(["serve", "--ladder", "small,tiny"]))
 
 
 def test_api_key_from_the_environment(tmp_path, monkeypatch) -> None:
