@@ -83,3 +83,25 @@ def test_bank_import_mot_and_info(tmp_path, capsys):
     assert "llama-2-13b" in out and "300 problems" in out
     assert main(["bank", "import-mot", str(tmp_path), str(tmp_path / "c")]) == 2
     assert "does not look like the MoT" in capsys.readouterr().err
+
+
+def test_sigterm_ends_a_run_like_ctrl_c():
+    """`kill` gives the same clean end as Ctrl-C (exit 130, cleanup runs), so a killed
+    `tts bank build` shuts its vLLM engine down instead of orphaning it."""
+    import subprocess
+    import sys
+
+    code = ("import os, signal, sys, time\n"
+            "import tts.cli as cli\n"
+            "def run(args):\n"
+            "    try:\n"
+            "        os.kill(os.getpid(), signal.SIGTERM)\n"
+            "        time.sleep(30)\n"
+            "    finally:\n"
+            "        print('cleanup ran', flush=True)\n"
+            "cli._run_demo = run\n"
+            "sys.exit(cli.main(['demo']))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 130
+    assert "cleanup ran" in done.stdout and "interrupted" in done.stderr

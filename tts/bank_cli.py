@@ -166,16 +166,22 @@ def _run_bank_build(args) -> int:
     def log(line: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
 
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task(f"sampling {backend.model}", total=None)
-        path = build_bank(backend, problems, args.dest, samples=args.samples,
-                          greedy=args.greedy, chain_tokens=args.chain_tokens,
-                          chains=args.chains if lengths else 0, chain_lengths=lengths,
-                          answer_tokens=args.answer_tokens, max_waits=args.max_waits,
-                          max_tokens=args.max_tokens, temperature=args.temperature,
-                          seed=args.seed, batch=args.batch, cost=cost, role=args.role,
-                          logprobs=not args.no_logprobs, compress=args.gzip, log=log,
-                          progress=lambda i, n: progress.update(task, completed=i, total=n))
+    try:
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task(f"sampling {backend.model}", total=None)
+            path = build_bank(backend, problems, args.dest, samples=args.samples,
+                              greedy=args.greedy, chain_tokens=args.chain_tokens,
+                              chains=args.chains if lengths else 0, chain_lengths=lengths,
+                              answer_tokens=args.answer_tokens, max_waits=args.max_waits,
+                              max_tokens=args.max_tokens, temperature=args.temperature,
+                              seed=args.seed, batch=args.batch, cost=cost, role=args.role,
+                              logprobs=not args.no_logprobs, compress=args.gzip, log=log,
+                              progress=lambda i, n: progress.update(task, completed=i,
+                                                                    total=n))
+    finally:
+        close = getattr(backend, "close", None)
+        if callable(close):
+            close()  # engine processes end with the build, interrupted or not
     console.print(f"wrote bank {safe(path)}")
     return _run_bank_info(argparse.Namespace(path=path))
 

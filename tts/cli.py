@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import sys
+import threading
 from typing import Callable, Sequence
 
 from rich import box
@@ -55,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 0
+    previous = _interrupt_on_sigterm()
     try:
         return int(args.run(args) or 0)
     except TTSError as exc:
@@ -63,6 +66,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted; work done so far is saved.[/]")
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt_on_sigterm():
+    """Make `kill` (SIGTERM) end a run as Ctrl-C does: `finally` blocks run, so work done is
+    kept and vLLM engine processes are shut down instead of being left orphaned. Returns the
+    handler to restore (None off the main thread, where signals cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def build_parser() -> argparse.ArgumentParser:
