@@ -278,7 +278,7 @@ def difficulty_bins(modes: dict, small: str, large: str, ratio: float,
     for budget in BUDGETS:
         for b in range(BINS):
             heldout = {f: [] for f in families}
-            winners, sizes = [], []
+            winners, sizes, rates = [], [], []
             for f_out in (0, 1):
                 fit, score = fold != f_out, fold == f_out
                 edges = np.quantile(difficulty[fit], np.linspace(0, 1, BINS + 1)[1:-1])
@@ -286,6 +286,7 @@ def difficulty_bins(modes: dict, small: str, large: str, ratio: float,
                 bins = np.digitize(difficulty, edges, right=True)
                 in_fit, in_score = fit & (bins == b), score & (bins == b)
                 sizes.append(int(in_score.sum()))
+                rates.extend(difficulty[in_score].tolist())
                 best = {}
                 for f in families:
                     ok = [c for c in cfgs if c.family == f
@@ -298,6 +299,7 @@ def difficulty_bins(modes: dict, small: str, large: str, ratio: float,
                 if best:
                     winners.append(max(best, key=lambda f: best[f].correct[in_fit].mean()))
             row: dict[str, Any] = {"budget": budget, "bin": b, "questions": sum(sizes),
+                                   "pass_rate": [min(rates), max(rates)] if rates else None,
                                    "picked_on_other_half": winners}
             for f in families:
                 got = heldout[f]
@@ -458,11 +460,14 @@ def markdown(summary: dict[str, Any]) -> str:
     if d.get("cells"):
         fams = d["families"]
         lines += [f"{d['questions']} questions holding every mode; bin 0 = hardest.", "",
-                  "| budget | bin | questions | " + " | ".join(fams) + " | picked on other half |",
-                  "|" + "---|" * (4 + len(fams))]
+                  "| budget | bin | small pass rate | questions | " + " | ".join(fams)
+                  + " | picked on other half |", "|" + "---|" * (5 + len(fams))]
         for c in d["cells"]:
+            if not c["questions"]:
+                continue  # tied pass rates merge quintiles: an empty bin has nothing to show
             vals = " | ".join("" if c[f] is None else f"{c[f]:.3f}" for f in fams)
-            lines.append(f"| {c['budget']} | {c['bin']} | {c['questions']} | {vals} | "
+            rate = "" if c["pass_rate"] is None else "{:.2f}-{:.2f}".format(*c["pass_rate"])
+            lines.append(f"| {c['budget']} | {c['bin']} | {rate} | {c['questions']} | {vals} | "
                          f"{', '.join(c['picked_on_other_half'])} |")
     else:
         lines.append(f"Not yet: {d.get('note', 'the bank holds no large samples or chains')}.")
@@ -558,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_csv(out / "confidence.csv", summary["confidence"])
     (out / "report.md").write_text(markdown(summary))
     plot(summary, out / "report.png")
-    console.print(markdown(summary), markup=False, highlight=False)
+    console.print(markdown(summary), markup=False, highlight=False, soft_wrap=True)
     return 0
 
 
