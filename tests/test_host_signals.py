@@ -2,7 +2,7 @@
 
 math-verify's own timeout calls `signal.alarm` and swaps the SIGALRM handler: a comparison used
 to cancel an alarm the host had set. Comparisons now run in a child process with a deadline
-kept by `select` (tts.answers._MVProcess), so the host's handler and pending alarm are
+kept by `select` (tts.answers.mathverify._MVProcess), so the host's handler and pending alarm are
 untouched, an alarm that falls due during a comparison is delivered on time, and a comparison
 that overruns is cut off in any thread.
 """
@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tts import answers
+from tts.answers import mathverify as answers
 from tts.answers import equivalent
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs POSIX timers")
