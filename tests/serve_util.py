@@ -23,7 +23,7 @@ def free_port() -> int:
 class ServeProcess:
     """`python -m tts.cli serve ARGS --port P` on loopback; waits for /health."""
 
-    def __init__(self, *args: str, port: int | None = None, startup_timeout: float = 60.0,
+    def __init__(self, *args: str, port: int | None = None, startup_timeout: float = 120.0,
                  log: Path | None = None):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"

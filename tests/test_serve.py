@@ -298,10 +298,11 @@ def test_backend_killed_mid_load_then_back(tmp_path) -> None:
     the backend is SIGKILLed while 40 requests are in flight, then restarted on its port."""
     port = free_port()
     backend = ServeProcess(port=port, log=tmp_path / "backend1.log")
-    front = ServeProcess("--server", f"http://127.0.0.1:{port}/v1", "--served-model",
-                         "llama-2-13b", "--backend-timeout", "3", "--request-timeout", "30",
-                         log=tmp_path / "front.log")
+    front = None
     try:
+        front = ServeProcess("--server", f"http://127.0.0.1:{port}/v1", "--served-model",
+                             "llama-2-13b", "--backend-timeout", "3", "--request-timeout",
+                             "30", log=tmp_path / "front.log")
         client = openai.OpenAI(base_url=front.url, api_key="none", max_retries=0, timeout=60)
         ok = chat(client, extra_body={"budget": 4000})
         assert ok.choices[0].message.content == "18"
@@ -345,7 +346,8 @@ def test_backend_killed_mid_load_then_back(tmp_path) -> None:
         again = chat(client, PROBLEMS[6].question, extra_body={"budget": 8000})
         assert again.model_extra["tts"]["status"] == "answered"
     finally:
-        front.close()
+        if front is not None:
+            front.close()
         backend.close()
 
 
