@@ -13,7 +13,9 @@ from tts.answers import count_votes, is_correct
 from tts.bank import load_bank
 from tts.cli import main
 from tts.errors import BankError
-from tts.mot import _failure_rank, _token_counter, import_mot
+from tts.mot import import_mot
+from tts.mot.programs import _failure_rank
+from tts.mot.records import _token_counter
 
 from .conftest import MOT_DIR, SHARED_DATA, requires_shared
 
@@ -258,7 +260,7 @@ def test_prompt_tokens_come_from_source_prompts_read_without_executing(tmp_path)
 
 
 def test_failed_import_leaves_nothing_and_dest_is_never_clobbered(tmp_path, monkeypatch):
-    import tts.mot
+    import tts.mot.importer
 
     src = _date_folder(tmp_path / "src")
     dest = tmp_path / "out" / "bank"
@@ -275,7 +277,7 @@ def test_failed_import_leaves_nothing_and_dest_is_never_clobbered(tmp_path, monk
     def broken(path):  # fail after the new bank is written, before it replaces the old one
         raise BankError("validation failed")
 
-    monkeypatch.setattr(tts.mot, "load_bank", broken)
+    monkeypatch.setattr(tts.mot.importer, "load_bank", broken)
     with pytest.raises(BankError, match="validation failed"):
         import_mot(src, dest, force=True)
     monkeypatch.undo()
@@ -483,7 +485,7 @@ def test_date_import_matches_the_logs(date_bank):
 @requires_date
 def test_static_check_has_no_false_alarms_where_failures_are_logged():
     """GPT-3.5's DATE PoT results keep failed runs as null: the static check flags only those."""
-    from tts.mot import _prompt_imports, _read_prompts
+    from tts.mot.programs import _prompt_imports, _read_prompts
 
     preamble = _prompt_imports(_read_prompts(DATE_DIR, "date"))
     assert {"date", "timedelta", "relativedelta"} <= preamble

@@ -24,7 +24,7 @@ from tts.answers.equivalence import _keys_equivalent  # noqa: F401  (tts.evaluat
 from tts.answers.equivalence import canonical, equivalent, is_correct
 from tts.answers.extract import extract_answer
 from tts.answers.votes import (Votes, WeightedVotes, class_ids, count_votes,
-                               count_weighted_votes, kept_count)
+                               count_weighted_votes, kept_count)  # noqa: F401  (tests)
 
 __all__ = [
     "Votes",
