@@ -34,6 +34,7 @@ from scipy.stats import rankdata
 
 from tts.answers import count_votes
 from tts.errors import TTSError, ValidationError
+from tts.signals import vote_signals
 from tts.strategies.adaptive import probe_features, probe_logit, sigmoid
 from tts.types import Completion, Problem, is_finite_number, shown
 
@@ -334,9 +335,9 @@ def probe_matrix(arrays, ks: Sequence[int], seeds: Sequence[int | None],
             kk = np.minimum(k, m.size)
             ok = (kk > 0) & (pre.total[idx, kk] > 0)
             ks_ = np.maximum(kk, 1)
-            feats = np.stack([pre.agreement[idx, kk], pre.entropy[idx, kk],
-                              (kk - pre.total[idx, kk]) / ks_, pre.distinct[idx, kk] / ks_,
-                              1 / ks_, prior], axis=1)
+            feats = np.stack([*vote_signals(pre.agreement[idx, kk], pre.entropy[idx, kk],
+                                            kk - pre.total[idx, kk], pre.distinct[idx, kk],
+                                            ks_), prior], axis=1)
             xs.append(feats[ok])
             ys.append(~pre.leader_correct[idx, kk][ok])
             rows.append(idx[ok])

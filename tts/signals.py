@@ -9,9 +9,11 @@ bit-identical decisions on Python numbers and on numpy arrays:
 * `vote_signals`: the first five features of a vote (both `CLIMB_FEATURES` and the adaptive
   strategy's `PROBE_FEATURES` start with them); `climb_logit`: the score of a feature vector;
 * `vote_stops`: the Adaptive-Consistency stop after a wave (votes, adaptive, ladder rungs);
+* `escalates_early`: the adaptive strategy's escalation after a wave, before sampling ends;
 * `climbs`: climb / escalate. A ladder rung uses the agreement floor and the score; a
   cascade only the floor (`escalate_below`); the adaptive strategy only the score
-  (`escalate_above`).
+  (`escalate_above`);
+* `sampling_mode`: the representation a request samples (its mode, else greedy or sample).
 
 Features of one rung (a vote of one model in one representation), in `CLIMB_FEATURES` order:
 
@@ -73,6 +75,20 @@ def threshold_logit(p: float) -> float:
     if p >= 1.0:
         return math.inf
     return math.log(p / (1.0 - p))
+
+
+def escalates_early(z: Any, escalate_early_above: float) -> Any:
+    """The adaptive strategy's early escalation after a wave: the probe score `z` is at least
+    the logit of `escalate_early_above` (1.0 never fires for a finite score)."""
+    return z >= threshold_logit(escalate_early_above)
+
+
+def sampling_mode(mode: str | None, temperature: float) -> str:
+    """The bank mode (representation) a request samples: `mode` when given, else "greedy" at
+    temperature 0 and "sample" otherwise."""
+    if mode is not None:
+        return mode
+    return "greedy" if temperature == 0 else "sample"
 
 
 def climbs(answered: Any, agreement: Any, z: Any, climb_below: float, climb_above: float) -> Any:

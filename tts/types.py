@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from tts.errors import ValidationError
+from tts.signals import sampling_mode
 
 Role = str
 """Which backend of the engine a request goes to: "small" (the cheapest tier), "large" (the
@@ -131,10 +132,9 @@ class GenRequest:
 
     @property
     def sampling_mode(self) -> str:
-        """The mode this request asks for, defaulting from the temperature."""
-        if self.mode is not None:
-            return self.mode
-        return "greedy" if self.temperature == 0 else "sample"
+        """The mode this request asks for, defaulting from the temperature
+        (`tts.signals.sampling_mode`)."""
+        return sampling_mode(self.mode, self.temperature)
 
 
 FinishReason = Literal["stop", "length", "error"]

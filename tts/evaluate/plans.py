@@ -6,7 +6,6 @@ live strategies.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -16,8 +15,7 @@ from tts.errors import ValidationError
 from tts.evaluate.arrays import BankArrays
 from tts.evaluate.ledger import ABSTAINED, ANSWERED, INSUFFICIENT, Run
 from tts.evaluate.vote import apply_vote, vote_phase
-from tts.signals import CLIMB_FEATURES, climb_logit, climbs, vote_signals
-from tts.signals import threshold_logit as logit
+from tts.signals import CLIMB_FEATURES, climb_logit, climbs, sampling_mode, vote_signals
 from tts.strategies import Adaptive, Cascade, Chain, Escalate, Ladder, Strategy, Vote
 
 __all__ = ["run_strategy", "run_ladder"]
@@ -28,7 +26,7 @@ def _large_request(samples: int, temperature: float) -> tuple[str, bool]:
     if not greedy and temperature == 0:
         raise ValidationError(f"`n` must be 1 for greedy sampling (temperature 0), got "
                               f"{samples}.", parameter="n", value=samples)
-    return ("greedy" if greedy else "sample"), greedy
+    return sampling_mode(None, 0.0 if greedy else temperature), greedy  # as escalate_steps
 
 
 def _large_price(run: Run, rows: np.ndarray, samples: int, max_tokens: int,
@@ -139,7 +137,7 @@ def run_strategy(run: Run, rows: np.ndarray, strategy: Strategy, keys: list,
                     max_tokens=strategy.max_tokens, temperature=strategy.temperature,
                     confidence=strategy.confidence, weights=strategy.weights,
                     prior=strategy.prior if prior is None else prior,
-                    early=logit(strategy.escalate_early_above) if strategy.large else math.inf)
+                    early_above=strategy.escalate_early_above if strategy.large else 1.0)
         above = strategy.escalate_above
         large = None
         if strategy.large:

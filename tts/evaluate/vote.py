@@ -8,7 +8,6 @@ Everything that decides how a vote is tallied or when it stops belongs here (and
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +15,7 @@ import numpy as np
 from tts.errors import ValidationError
 from tts.evaluate.arrays import Prefix
 from tts.evaluate.ledger import ABSTAINED, ANSWERED, INSUFFICIENT, Run
-from tts.signals import climb_logit, vote_signals, vote_stops
+from tts.signals import climb_logit, escalates_early, sampling_mode, vote_signals, vote_stops
 from tts.strategies.vote import missing_confidence
 
 __all__ = ["VoteOut", "vote_phase", "apply_vote"]
@@ -41,13 +40,13 @@ class VoteOut:
 def vote_phase(run: Run, rows: np.ndarray, *, model: str, max_samples: int, probe: int,
                wave: int, max_tokens: int, temperature: float, confidence: float,
                weights: tuple[float, ...] | None = None, prior: np.ndarray | float = 0.0,
-               early: float = math.inf, mode: str | None = None, weight: str = "none",
+               early_above: float = 1.0, mode: str | None = None, weight: str = "none",
                keep: float = 1.0) -> VoteOut:
     """Draw waves of samples until max_samples, the budget, the stop test or early escalation
     (`Vote.steps` and `Adaptive.steps` for every row of `rows`). `weight` and `keep` are
     `Vote`'s confidence options: the vote and its stop test read a `WeightedPrefix`."""
     greedy = temperature == 0
-    mode = mode if mode is not None else "greedy" if greedy else "sample"
+    mode = sampling_mode(mode, temperature)
     m = run.a.mode(model, mode)
     seed = None if greedy else run.seed
     confident = weight != "none" or keep < 1.0
@@ -88,7 +87,7 @@ def vote_phase(run: Run, rows: np.ndarray, *, model: str, max_samples: int, prob
                 pre.agreement[idx, kk], pre.entropy[idx, kk], k - pre.total[idx, kk],
                 pre.distinct[idx, kk], np.maximum(k, 1)), np.broadcast_to(prior, (p,))))
             z = np.where(active, zz, z)
-            now = active & (zz >= early)
+            now = active & escalates_early(zz, early_above)
             escalate_now |= now
             active = active & ~now
         active = active & ~vote_stops(pre.total[idx, kk], pre.confidence[idx, kk], confidence)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from tts.answers import Votes, count_votes
 from tts.errors import ValidationError
 from tts.prompts import format_question
-from tts.signals import climb_logit, climbs, vote_signals, vote_stops
-from tts.signals import threshold_logit as logit
+from tts.signals import climb_logit, climbs, escalates_early, vote_signals, vote_stops
+from tts.signals import threshold_logit as logit  # noqa: F401  (tts.policy)
 from tts.strategies._checks import (check_bool, check_fraction, check_positive_int,
                                    check_temperature)
 from tts.types import is_finite_number, shown
@@ -138,7 +138,6 @@ class Adaptive(Strategy):
                 max_tokens=self.large_max_tokens,
                 temperature=0.0 if greedy else self.temperature, seed=ctx.seed,
                 problem_id=problem.id))
-        early = logit(self.escalate_early_above)
         answers: list[str | None] = []
         votes = count_votes(answers)
         z: float | None = None
@@ -160,7 +159,7 @@ class Adaptive(Strategy):
             answers.extend(c.answer for c in completions)
             votes = count_votes(answers)
             z = self.difficulty_logit(votes, len(answers))
-            if self.large and z >= early:
+            if self.large and escalates_early(z, self.escalate_early_above):
                 escalate_now = True
                 ctx.note(f"adaptive: difficulty {sigmoid(z):.2f} after {len(answers)} samples "
                          f">= {self.escalate_early_above}: escalate now")
