@@ -28,9 +28,9 @@ from tts.signals import threshold_logit as logit  # noqa: F401  (tts.policy)
 from tts.strategies._checks import (check_bool, check_fraction, check_positive_int,
                                    check_temperature)
 from tts.types import is_finite_number, shown
-from tts.strategies.base import Outcome, RunContext, Steps, Strategy, insufficient, with_tiers
+from tts.strategies.base import Outcome, RunContext, Steps, insufficient, with_tiers
 from tts.strategies.escalate import Escalate, escalate_steps
-from tts.strategies.vote import leader_confidence
+from tts.strategies.vote import Waves, leader_confidence
 from tts.types import GenRequest, Problem
 
 PROBE_FEATURES: tuple[str, ...] = ("agreement", "entropy", "abstain_share", "distinct_share",
@@ -63,7 +63,7 @@ probe_logit = climb_logit
 
 
 @dataclass(frozen=True, slots=True)
-class Adaptive(Strategy):
+class Adaptive(Waves):
     """Small-model vote in waves that escalates when its probe difficulty is high.
 
     Built per prompt by `tts.policy.ParamPolicy` (which sets `prior`, the prompt-feature
@@ -71,15 +71,10 @@ class Adaptive(Strategy):
     """
 
     name = "adaptive"
-    probe: int = 4
-    """Samples in the first wave (the probe)."""
-    wave: int = 4
-    """Samples in every later wave."""
-    max_samples: int = 16
-    max_tokens: int = 512
-    temperature: float = 0.7
     confidence: float = 1.0
     """Stop sampling when leader_confidence(top, runner_up) >= this (1.0: never stop early)."""
+    probe: int = 4
+    """Samples in the first wave (the probe); later waves have `wave`."""
     escalate_above: float = 0.5
     """Escalate after sampling when the difficulty (sigmoid of the logit) is >= this."""
     escalate_early_above: float = 1.0

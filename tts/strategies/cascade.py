@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from tts.signals import climbs
 from tts.strategies._checks import check_bool, check_fraction, check_positive_int
-from tts.strategies.base import Outcome, RunContext, Steps, Strategy, with_tiers
+from tts.strategies.base import Outcome, RunContext, Steps, with_tiers
 from tts.strategies.escalate import Escalate, escalate_steps, large_request
-from tts.strategies.vote import Vote
+from tts.strategies.vote import Vote, Waves
 
 
 @dataclass(frozen=True, slots=True)
-class Cascade(Strategy):
+class Cascade(Waves):
     """Vote with the small model; if the leader's share of the votes is below `escalate_below`
     (or nobody answered) and the budget still pays for it, ask the large model.
 
@@ -22,11 +22,6 @@ class Cascade(Strategy):
 
     name = "cascade"
     roles = ("small", "large")
-    max_samples: int = 16
-    wave: int = 4
-    max_tokens: int = 512
-    temperature: float = 0.7
-    confidence: float = 0.95
     escalate_below: float = 0.6
     large_samples: int = 1
     large_max_tokens: int = 512

@@ -50,7 +50,21 @@ def _count(x: float) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Vote(Strategy):
+class Waves(Strategy):
+    """What a vote in waves samples, shared by `Vote` and `Adaptive`: up to `max_samples`
+    samples of at most `max_tokens` tokens at `temperature`, `wave` at a time, stopping once
+    `leader_confidence(top, runner_up) >= confidence` (1.0 never stops early)."""
+
+    max_samples: int = 16
+    wave: int = 4
+    """Samples per wave (in `Adaptive`, every wave after the first, the probe)."""
+    max_tokens: int = 512
+    temperature: float = 0.7
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class Vote(Waves):
     """Draw up to `max_samples` samples in waves of `wave`; answer with the majority.
 
     After each wave, stop when `leader_confidence(top, runner_up) >= confidence`
@@ -67,11 +81,6 @@ class Vote(Strategy):
     """
 
     name = "vote"
-    max_samples: int = 16
-    wave: int = 4
-    max_tokens: int = 512
-    temperature: float = 0.7
-    confidence: float = 0.95
     role: Role = "small"
     mode: str | None = None
     """Bank mode / representation to sample (e.g. "pot"); None: "sample" ("greedy" at
