@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import threading
 
 from tts.cli_args import add_bank, add_count_prompt, add_policy, add_seed
 from tts.errors import ValidationError
@@ -160,6 +162,10 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         err_console.print("[yellow]warning:[/] listening beyond loopback without --api-key.",
                           highlight=False)
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again: exit
+        # through `finally` (scheduler and engines closed) instead of dying on the spot
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         # loop/http "auto": uvloop and httptools when installed (uvicorn[standard]);
         # no access log: a line per request costs more than a replayed answer; idle
@@ -174,3 +180,7 @@ def run_serve(args: argparse.Namespace) -> int:
             if callable(close):
                 close()
     return 0
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
