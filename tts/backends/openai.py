@@ -298,8 +298,9 @@ class OpenAIBackend:
                 replies = [f.result() for f in futures]
             except BaseException as exc:
                 failure = exc
-                for f in futures:
-                    f.cancel()
+                if not isinstance(exc, ServerError):  # the server is down: stop asking;
+                    for f in futures:               # a refused request spoils no others
+                        f.cancel()
         if failure is not None:  # the pool has drained: what did arrive was generated
             if isinstance(failure, BackendError):
                 failure.partial = self._arrived(requests, jobs, futures)  # type: ignore
