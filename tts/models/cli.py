@@ -94,16 +94,26 @@ def _cmd_pull(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    """A table on a terminal; piped, one tab-separated line per model, never cut at 80
+    columns (paths are what a script reads)."""
     from rich.table import Table
+    columns = ("name", "model", "upstream", "pulled", "disk", "download", "path")
+    rows = [(m.name, m.model, m.title, "yes" if m.pulled else "no",
+             f"{m.disk_bytes / 1e6:.0f} MB" if m.pulled else "-",
+             f"{m.download_bytes / 1e6:.0f} MB",
+             str(m.path) if m.pulled else f"tts models pull {m.name}") for m in list_models()]
+    console = _console()
+    if not console.is_terminal:
+        print(f"# models in {models_dir()}")
+        for row in (columns, *rows):
+            print("\t".join(row))
+        return 0
     table = Table(title=f"models in {models_dir()}")
-    for col in ("name", "model", "upstream", "pulled", "disk", "download", "path"):
+    for col in columns:
         table.add_column(col)
-    for m in list_models():
-        table.add_row(m.name, m.model, m.title, "yes" if m.pulled else "no",
-                      f"{m.disk_bytes / 1e6:.0f} MB" if m.pulled else "-",
-                      f"{m.download_bytes / 1e6:.0f} MB", str(m.path) if m.pulled else
-                      f"tts models pull {m.name}")
-    _console().print(table)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
     return 0
 
 
