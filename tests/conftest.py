@@ -33,13 +33,17 @@ def pytest_configure(config: pytest.Config) -> None:
 def make_bank(*, n_problems: int = 5, n_small: int = 8, n_large: int = 3, seed: int = 0,
               small_cost: float = 1.0, large_cost: float = 10.0, prompt_tokens: int = 20,
               max_sample_tokens: int = 300, abstain: float = 0.1,
-              confidence: bool = False) -> SampleBank:
+              confidence: bool = False, chain_lengths: tuple[int, ...] = (),
+              n_chains: int = 2) -> SampleBank:
     """A bank of synthetic samples in the real format (for property tests of the ledger).
 
     `confidence` also draws each sample's `logprob` and `min_conf` (from a second random
     stream, so answers and tokens are those of the same bank without them); a few values
-    repeat, so confidence ties (broken by sample order) occur."""
+    repeat, so confidence ties (broken by sample order) occur. Each L of `chain_lengths` adds
+    mode "chain-L" of the small model: `n_chains` chains of up to L + 32 tokens (a forced
+    answer's worth over L), from a third random stream (the other records are unchanged)."""
     rng = random.Random(seed)
+    chain_rng = random.Random(seed + 2_000_003)
     conf_rng = random.Random(seed + 1_000_003)
     cost = CostModel({"s": ModelCost(small_cost, small_cost),
                       "l": ModelCost(large_cost, large_cost)}, source="test")
@@ -62,6 +66,11 @@ def make_bank(*, n_problems: int = 5, n_small: int = 8, n_large: int = 3, seed: 
         bank.add_record(Record(pid, "l", "greedy", prompt_tokens, draw(1)))
         bank.add_record(Record(pid, "l", "sample", prompt_tokens, draw(n_large)))
         bank.add_record(Record(pid, "s", "chain", prompt_tokens, draw(1)))
+        for length in chain_lengths:
+            bank.add_record(Record(pid, "s", f"chain-{length}", prompt_tokens + 3, tuple(
+                Sample(None if chain_rng.random() < abstain else str(chain_rng.randrange(3)),
+                       chain_rng.randrange(length // 4, length + 33))
+                for _ in range(n_chains))))
     return bank
 
 

@@ -149,3 +149,116 @@ def test_ladder_policy_round_trip_and_model_check(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ValidationError, match=r"levels\[0\].rungs\[0\].*climb_below"):
         load_policy(path)
+
+
+# ---- chain rungs: a rung of budget-forced long chains (mode "chain-<L>") ---------------------
+def _chain_bank(seed):
+    from .conftest import make_bank
+
+    return make_bank(n_problems=4, n_small=6, n_large=3, seed=seed, prompt_tokens=30,
+                     max_sample_tokens=200, chain_lengths=(128, 256), n_chains=2)
+
+
+@st.composite
+def chain_ladders(draw):
+    """small vote and/or a small chain rung (same model twice), then the large model."""
+    def climb():
+        return dict(climb_below=draw(st.floats(0, 1)), climb_above=draw(st.floats(0, 1)),
+                    weights=tuple(draw(WEIGHT) for _ in range(len(CLIMB_FEATURES) + 1)))
+
+    length = draw(st.sampled_from([128, 256]))
+    chain = Rung(role="small", mode=f"chain-{length}", max_samples=draw(st.integers(1, 2)),
+                 max_tokens=draw(st.sampled_from([64, length, length + 32])), **climb())
+    vote = Rung(role="small", wave=draw(st.integers(1, 3)), max_samples=draw(st.integers(1, 6)),
+                max_tokens=draw(st.sampled_from([64, 200])), **climb())
+    lower = draw(st.sampled_from([(vote, chain), (chain,), (chain, vote)]))
+    top = draw(st.sampled_from([
+        Rung(role="large", mode="greedy", temperature=0.0, max_samples=1, wave=1),
+        Rung(role="large", mode="sample", max_samples=3, wave=2)]))
+    return Ladder(rungs=(*lower, top), prior=draw(st.floats(-2, 2)))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chain_ladders(), st.integers(0, 50), st.sampled_from([1, 50, 150, 400, 900, 5_000, 1e6]),
+       st.booleans(), st.integers(0, 3))
+def test_chain_rungs_engine_equals_evaluator_and_budget_holds(ladder, bank_seed, budget,
+                                                              count_prompt, seed):
+    bank = _chain_bank(bank_seed)
+    arrays = BankArrays.from_bank(bank)
+    ev = evaluate(arrays, ladder, budget, [seed], count_prompt=count_prompt)
+    engine = tts.Engine(ReplayBackend(bank, "s"), ReplayBackend(bank, "l"), seed=seed,
+                        count_prompt=count_prompt, cost=bank.meta.cost)
+    results = engine.solve_many([bank.problems[p] for p in arrays.problem_ids], budget,
+                                strategy=ladder)
+    answers = ev.answers(arrays)[0]
+    for j, r in enumerate(results):
+        assert r.cost <= budget
+        assert (r.answer, r.status, r.escalated) == (
+            answers[j], ev.status_names()[0, j], bool(ev.escalated[0, j]))
+        assert r.cost == ev.cost[0, j]
+        for model in ("s", "l"):
+            assert dict(r.tokens).get(model, 0) == ev.tokens.get(model, [[0] * 9])[0][j]
+
+
+def test_chain_rung_pays_the_prompt_once_per_mode_and_draws_distinct_chains():
+    """small:sample, small:chain-256, large:greedy: the same model twice, each mode's prompt
+    paid once, the two chains are draws 0 and 1 of the stream."""
+    bank = _chain_bank(1)
+    calls = []
+
+    class Spy(ReplayBackend):
+        def generate(self, requests):
+            calls.extend((r.mode, r.offset, r.n) for r in requests)
+            return super().generate(requests)
+
+    ladder = Ladder(rungs=(Rung(role="small", wave=6, max_samples=6, climb_above=0.0),
+                           Rung(role="small", mode="chain-256", max_samples=2, max_tokens=288,
+                                climb_above=0.0),
+                           Rung(role="large", mode="greedy", temperature=0.0, max_samples=1,
+                                wave=1)))
+    engine = tts.Engine(Spy(bank, "s"), ReplayBackend(bank, "l"), count_prompt=True,
+                        cost=bank.meta.cost)
+    r = engine.solve(bank.problems["p0"], 1e6, strategy=ladder)
+    assert calls == [(None, 0, 6), ("chain-256", 0, 1), ("chain-256", 1, 1)]  # None: "sample"
+    assert r.escalated and dict(r.tokens)["s"] == (
+        30 + sum(x.tokens for x in bank.record("p0", "s", "sample").samples)
+        + 33 + sum(x.tokens for x in bank.record("p0", "s", "chain-256").samples))
+    ev = evaluate(BankArrays.from_bank(bank), ladder, 1e6, [0], count_prompt=True)
+    assert ev.tokens["s"][0, 0] == dict(r.tokens)["s"] and ev.cost[0, 0] == r.cost
+
+
+def test_chain_rung_budget_forcing_on_a_live_backend():
+    """Live, a chain rung's chains are the Chain strategy's: cut at their share and asked for
+    the answer, or told "Wait"; chain j's calls never share a sample stream position."""
+    from tts.prompts import CONTINUE_CUE, FINAL_ANSWER_CUE
+
+    from .test_build import FakeLive
+
+    small, large = FakeLive("qwen2.5-coder-0.5b", 90), FakeLive("qwen2.5-coder-1.5b", 40)
+    engine = tts.Engine(small, large, count_prompt=True)
+    ladder = Ladder(rungs=(Rung(role="small", mode="chain-64", max_samples=3, max_tokens=64,
+                                answer_tokens=8, max_waits=2, climb_below=1.0),
+                           Rung(role="large", mode="greedy", temperature=0.0, max_samples=1,
+                                wave=1)))
+    forced = waited = 0
+    for i in range(6):
+        small.calls.clear()
+        budget = 4000 if i % 2 else 150
+        r = engine.solve(f"What is {i} + {i}?", budget, strategy=ladder)
+        assert r.cost <= budget
+        reqs = [q for call in small.calls for q in call]
+        sampled = [q for q in reqs if q.temperature > 0]
+        assert len({q.offset for q in sampled}) == len(sampled)  # distinct stream positions
+        forced += any(q.assistant_prefix.endswith(FINAL_ANSWER_CUE) for q in reqs)
+        waited += any(CONTINUE_CUE in q.assistant_prefix for q in reqs)
+    assert forced and waited
+
+
+def test_bad_chain_rungs_are_clear_errors():
+    with pytest.raises(ValidationError, match="chain rung .* takes no check"):
+        Rung(mode="chain-1024", check_mode="sample", check_samples=1)
+    with pytest.raises(ValidationError, match="`confidence` must be 1.0"):
+        Rung(mode="chain-1024", confidence=0.9)
+    with pytest.raises(ValidationError, match="are for chain rungs"):
+        Rung(mode="sample", answer_tokens=32)
+    assert Rung(mode="chain-1024", max_tokens=1056, answer_tokens=32).chain().answer_tokens == 32

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tts
+from tts.backends.replay import ReplayBackend
 from tts.bank import load_bank
 from tts.errors import BankError, ValidationError
 from tts.evaluate import BankArrays, evaluate
@@ -122,3 +123,78 @@ def test_cli_cost_objective_tunes_the_ladder_and_resumes(tmp_path, capsys):
     bad[bad.index("cost")] = "gpt-4,gpt-3.5-turbo"
     assert cli_main(bad) == 2
     assert "cheapest first" in capsys.readouterr().err
+
+
+# ---- ladders of rungs: "model:mode", a chain rung between the small vote and the large model --
+RUNGS = ["s:sample", "s:chain-256", "l:greedy"]
+
+
+def _chain_bank(n_problems=40, missing=0):
+    from .conftest import make_bank
+
+    bank = make_bank(n_problems=n_problems, n_small=8, n_large=3, seed=3, prompt_tokens=30,
+                     max_sample_tokens=200, chain_lengths=(256,), n_chains=2)
+    for i in range(missing):  # questions without chains (a partial bank)
+        del bank.records[(f"p{i}", "s", "chain-256")]
+    return bank
+
+
+def test_parse_ladder_of_rungs():
+    from tts.tune_ladder import parse_ladder
+
+    assert parse_ladder(TWO) == (tuple(TWO), None)
+    assert parse_ladder(["a:sample", "a:chain-1024", "b:greedy"]) == (
+        ("a", "b"), (("small", "sample"), ("small", "chain-1024"), ("large", "greedy")))
+    assert parse_ladder(["a", "a:chain-1024", "b"])[1] == (
+        ("small", None), ("small", "chain-1024"), ("large", None))
+    for bad, match in ((["a:sample", "b:greedy", "a:chain-1024"], "next to each other"),
+                       (["a:sample", "a:sample", "b"], "appears twice"),
+                       (["a:sample", "b:sample", "b:greedy"], "the last .only. one"),
+                       (["a:", "b"], "`model:mode`")):
+        with pytest.raises(ValidationError, match=match):
+            parse_ladder(bad)
+
+
+def test_tune_a_ladder_with_a_chain_rung_end_to_end(tmp_path):
+    arrays = BankArrays.from_bank(_chain_bank())
+    out = run_ladder_tune(arrays, RUNGS, objective="accuracy", max_cost_share=1.0, trials=12,
+                          folds=2, seeds=(0,), heldout_seeds=(5,), count_prompt=True)
+    report, policy = out["report"], out["policy"]
+    assert report["ladder"] == RUNGS and report["questions_without_every_rung"] == 0
+    assert policy.ladder == ("s", "l") and 0 <= report["heldout"]["accuracy"] <= 1
+    data = prepare_ladder(arrays, RUNGS, budget=262144, seeds=(0,))
+    assert data.slots == (("small", "sample"), ("small", "chain-256"), ("large", "greedy"))
+    assert data.chain_tokens[("small", "chain-256")] >= 256  # no logged chain is cut
+    assert ("small", "chain-256", None) in data.learned
+    run = search(data, trials=30)
+    chains = [c for c in run.candidates if any(r.is_chain for r in c.rungs)]
+    assert chains and all(r.check_mode is None and 1 <= r.max_samples <= 2
+                          for c in chains for r in c.rungs if r.is_chain)
+    # the deployed policy replays on the engine as the evaluator scored it
+    path = tmp_path / "policy.json"
+    policy.to_json(path)
+    loaded = load_policy(path)
+    bank = arrays.bank
+    engine = tts.Engine(ReplayBackend(bank, "s"), ReplayBackend(bank, "l"), count_prompt=True,
+                        cost=bank.meta.cost, policy=loaded)
+    results = engine.solve_many([bank.problems[p] for p in arrays.problem_ids], 262144)
+    ev = evaluate(arrays, loaded, 262144, [0], count_prompt=True)
+    assert [r.cost for r in results] == ev.cost[0].tolist()
+    assert [r.answer for r in results] == ev.answers(arrays)[0]
+
+
+def test_cli_ladder_of_rungs_tunes_on_the_questions_holding_every_rung(tmp_path, capsys):
+    from tts.bank import save_bank
+    from tts.cli import main as cli_main
+
+    save_bank(_chain_bank(missing=4), tmp_path / "bank")
+    out = tmp_path / "out"
+    argv = ["tune", "--bank", str(tmp_path / "bank"), "--ladder", ",".join(RUNGS), "--folds",
+            "2", "--trials", "4", "--seeds", "1", "--count-prompt", "--out", str(out),
+            "--no-progress"]
+    assert cli_main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["ladder"] == RUNGS and report["questions"] == 36
+    assert report["questions_without_every_rung"] == 4
+    assert "s:chain-256" in capsys.readouterr().out
+    assert isinstance(load_policy(out / "policy.json"), LadderPolicy)

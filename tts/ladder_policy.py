@@ -33,6 +33,9 @@ from tts.types import Problem, Role, is_finite_number, ladder_roles, shown
 
 FORMAT = "tts-ladder-policy/1"
 RUNG_FIELDS = tuple(f.name for f in dataclasses.fields(Rung))
+_CHAIN_ONLY = ("answer_tokens", "max_waits")
+"""Rung fields written only when set (chain rungs' budget forcing), so policies without
+them read as before."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +55,8 @@ class LadderLevel:
 
     def to_dict(self) -> dict:
         return {"from_budget": self.from_budget, "rungs": [
-            {**dataclasses.asdict(r), "weights": list(r.weights)} for r in self.rungs]}
+            {k: v for k, v in {**dataclasses.asdict(r), "weights": list(r.weights)}.items()
+             if k not in _CHAIN_ONLY or v} for r in self.rungs]}
 
 
 @dataclass(frozen=True)

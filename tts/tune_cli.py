@@ -45,7 +45,10 @@ _FLAGS: tuple[tuple[str, dict], ...] = (
     ("--ladder", dict(default=None,
                       help="comma-separated models of the bank, cheapest first: tune a ladder "
                            "policy (votes, mixture-of-thought checks, climbing) with nested "
-                           "cross-validation of its selection margin (tts.tune_ladder)")),
+                           "cross-validation of its selection margin (tts.tune_ladder); or "
+                           "rungs as model:mode, e.g. small:sample,small:chain-1024,"
+                           "large:greedy (a chain-<L> mode: a rung of long chains; tuned on "
+                           "the questions that hold every named mode)")),
     ("--group-by", dict(choices=("question", "scenario"), default="question",
                         help="ladder tuning: fold by question, or by scenario (a question's "
                              "first sentence) so whole scenarios are held out")),

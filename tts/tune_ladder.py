@@ -35,6 +35,13 @@ One tuning run on a set of training questions (`tune_ladder`):
    tiers cannot match the top model out of sample (MoT GSM8K) the rule falls back on it;
    where they can (MoT DATE) it keeps the savings.
 
+Rungs may also be given as `model:mode` (`parse_ladder`): each entry is then one rung of that
+model in that mode, so one model may appear several times (a vote, then a chain of the small
+model, then the large one): "qwen-0.5b:sample,qwen-0.5b:chain-1024,qwen-1.5b:greedy". A rung
+in a chain mode ("chain-<L>") votes 1..n of the bank's chains and has no check; an entry
+without a mode keeps the plain meaning (the search picks the model's representation). Plain
+model names are today's ladders, unchanged.
+
 `run_ladder_tune` reports the k-fold held-out numbers (folds by question or by scenario, a
 question's first sentence, so whole scenarios are held out) and returns the deployable policy
 tuned by the same procedure on every question.
@@ -56,11 +63,12 @@ from tts.evaluate import BankArrays, Evaluation, evaluate, ladder_features
 from tts.ladder_policy import LadderPolicy, single_level
 from tts.measures import mean_ci95, paired_difference
 from tts.signals import AGREEMENT_CLIMB_WEIGHTS, MOT_CLIMB_WEIGHTS
+from tts.strategies.chain import is_chain_mode
 from tts.strategies.ladder import Ladder, Rung
 from tts.types import ladder_roles
 
-__all__ = ["LadderData", "prepare_ladder", "suggest_rungs", "tune_ladder", "select_candidate",
-           "choose_rule", "run_ladder_tune", "CAPS", "group_folds", "scenario", "MARGINS"]
+__all__ = ["LadderData", "parse_ladder", "prepare_ladder", "suggest_rungs", "tune_ladder",
+           "select_candidate", "choose_rule", "run_ladder_tune", "CAPS", "group_folds", "scenario", "MARGINS"]
 
 MARGINS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 """Margins (standard errors) the inner cross-validation chooses from."""
@@ -104,6 +112,47 @@ def group_folds(arrays: BankArrays, folds: int, group_by: str = "question",
     return [np.flatnonzero(per == f) for f in range(folds)]
 
 
+# ---- ladders of rungs ("model:mode") ---------------------------------------------------------
+Slot = tuple[str, "str | None"]
+"""One rung of a `model:mode` ladder: (role, mode, or None for the search to choose)."""
+
+
+def parse_ladder(ladder: Sequence[str]) -> tuple[tuple[str, ...], tuple[Slot, ...] | None]:
+    """(models cheapest first, rung slots) of a ladder's entries; slots are None when every
+    entry is a plain model name (one rung per model, as always)."""
+    entries = [str(e).strip() for e in ladder]
+    if not any(":" in e for e in entries):
+        return tuple(entries), None
+    pairs = []
+    for e in entries:
+        model, _, mode = e.partition(":")
+        if not model.strip() or (":" in e and not mode.strip()):
+            raise ValidationError(f"a ladder rung is `model` or `model:mode`, got {e!r}.",
+                                  parameter="ladder", value=e)
+        pairs.append((model.strip(), mode.strip() or None))
+    models = tuple(dict.fromkeys(m for m, _ in pairs))
+    order = [models.index(m) for m, _ in pairs]
+    if order != sorted(order):
+        raise ValidationError(f"a model's rungs must be next to each other, cheapest model "
+                              f"first, got {', '.join(entries)}.", parameter="ladder")
+    if len(set(pairs)) != len(pairs):
+        dup = next(e for e in entries if entries.count(e) > 1)
+        raise ValidationError(f"ladder rung {dup!r} appears twice.", parameter="ladder")
+    roles = ladder_roles(len(models))
+    slots = tuple((roles[models.index(m)], mode) for m, mode in pairs)
+    if len(slots) < 2 or slots[-1][0] != "large" or [r for r, _ in slots].count("large") > 1:
+        raise ValidationError(f"a ladder of rungs needs at least two rungs, the last (only) "
+                              f"one on the top model, got {', '.join(entries)}.",
+                              parameter="ladder")
+    return models, slots
+
+
+def _slot_name(slot: Slot) -> str:
+    """Prefix of a slot's trial parameters (the role alone for a plain entry, as always)."""
+    role, mode = slot
+    return role if mode is None else f"{role}_{mode}"
+
+
 # ---- data fitted on a training split -------------------------------------------------------
 @dataclass
 class LadderData:
@@ -128,10 +177,23 @@ class LadderData:
     priors: Any = None
     """Out-of-fold prompt logits of the training questions (for fitting climb scores)."""
     fingerprint: str = ""
+    slots: tuple[Slot, ...] | None = None
+    """The rungs of a `model:mode` ladder (None: one rung per model, modes searched)."""
+    chain_tokens: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Per chain slot: `max_tokens` of its chains (the longest chain of the mode in the
+    bank, so replay never cuts one)."""
 
     @property
     def roles(self) -> tuple[str, ...]:
         return ladder_roles(len(self.ladder))
+
+    @property
+    def entries(self) -> tuple[str, ...]:
+        """The ladder as given (`model` or `model:mode` entries)."""
+        if self.slots is None:
+            return self.ladder
+        models = dict(zip(self.roles, self.ladder))
+        return tuple(models[r] if m is None else f"{models[r]}:{m}" for r, m in self.slots)
 
 
 def _modes(arrays: BankArrays, model: str) -> tuple[list[str], list[str], dict[str, int]]:
@@ -158,6 +220,7 @@ def top_rung(greedy_modes: Sequence[str]) -> Rung:
 def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
                    seeds: Sequence[int] = (0, 1, 2), count_prompt: bool = True) -> LadderData:
     """Roles, available modes, fitted climb scores and the top model's reference."""
+    ladder, slots = parse_ladder(ladder)
     if len(ladder) < 2:
         raise ValidationError("a ladder to tune needs at least two models.", parameter="ladder")
     arrays = arrays.with_ladder(ladder)
@@ -174,20 +237,43 @@ def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
     if not greedy["large"]:
         raise BankError(f"the top model {ladder[-1]!r} needs a greedy answer on every question "
                         f"(modes: {arrays.bank.modes(ladder[-1])}).")
+    chain_tokens = {}
+    for role, mode in slots or ():
+        if mode is None:
+            continue
+        model = ladder[roles.index(role)]
+        m = arrays.mode(model, mode)
+        if (m.size == 0).any():
+            raise BankError(f"the rung {model}:{mode} needs samples on every question; "
+                            f"{int((m.size == 0).sum())} of {len(arrays)} have none (tune on "
+                            f"the questions that hold every rung's mode).")
+        if role != "large" and mode in greedy[role]:
+            raise ValidationError(f"a lower rung votes or runs chains; {model}:{mode} is a "
+                                  f"greedy mode.", parameter="ladder", value=f"{model}:{mode}")
+        if is_chain_mode(mode):
+            sizes[(role, mode)] = int(m.size.min())
+            chain_tokens[(role, mode)] = max(64, int(arrays.root.mode(model, mode).tokens.max()))
+        elif mode not in greedy[role]:
+            sizes[(role, mode)] = int(m.size.min())
+            if role != "large" and sizes[(role, mode)] < 2:
+                raise BankError(f"the vote rung {model}:{mode} needs >= 2 samples on every "
+                                f"question.")
     seeds = tuple(int(s) for s in seeds)
     ref = evaluate(arrays, Ladder(rungs=(top_rung(greedy["large"]),)), budget, seeds[:1],
                    count_prompt=count_prompt)
     data = LadderData(arrays, tuple(ladder), seeds, count_prompt, float(budget), modes, greedy,
-                      sizes, {}, max(ref.mean_cost, 1e-9), ref.accuracy)
+                      sizes, {}, max(ref.mean_cost, 1e-9), ref.accuracy, slots=slots,
+                      chain_tokens=chain_tokens)
     data.prompt, data.priors = _fit_prompt(arrays)
     data.learned = _fit_scores(data)
-    data.fingerprint = hashlib.sha1(json.dumps({
-        "ids": arrays.problem_ids, "ladder": list(ladder), "seeds": seeds, "budget": budget,
-        "count_prompt": count_prompt,
-        "prompt": None if data.prompt is None else data.prompt.to_dict(),
-        "learned": {"|".join(map(str, k)): v for k, v in sorted(data.learned.items(),
-                                                                key=str)}},
-        sort_keys=True).encode()).hexdigest()[:16]
+    fp = {"ids": arrays.problem_ids, "ladder": list(ladder), "seeds": seeds,
+          "budget": budget, "count_prompt": count_prompt,
+          "prompt": None if data.prompt is None else data.prompt.to_dict(),
+          "learned": {"|".join(map(str, k)): v for k, v in sorted(data.learned.items(),
+                                                                  key=str)}}
+    if slots is not None:  # plain ladders keep their fingerprints (and study names)
+        fp["rungs"] = list(data.entries)
+    data.fingerprint = hashlib.sha1(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
     return data
 
 
@@ -207,6 +293,8 @@ def _fit_scores(data: LadderData) -> dict[tuple[str, str, str | None], tuple[flo
     """Logistic climb scores per (role, mode, check): P(the rung's leader is wrong)."""
     from tts.difficulty import fit_logistic
 
+    if data.slots is not None:
+        return _fit_slot_scores(data)
     out = {}
     top = top_rung(data.greedy["large"])
     for role in data.roles[:-1]:
@@ -230,9 +318,63 @@ def _fit_scores(data: LadderData) -> dict[tuple[str, str, str | None], tuple[flo
     return out
 
 
+def _default_rung(data: LadderData, slot: Slot, **kw: Any) -> Rung:
+    """A slot's rung with default settings: a vote of up to 8 in its (first) mode, or all
+    of a chain slot's chains."""
+    role, mode = slot
+    if mode is not None and is_chain_mode(mode):
+        return Rung(role=role, mode=mode, max_samples=data.max_samples[slot],
+                    max_tokens=data.chain_tokens[slot], **kw)
+    mode = mode or data.modes[role][0]
+    k = min(8, data.max_samples[(role, mode)])
+    return Rung(role=role, mode=mode, wave=k, max_samples=k, max_tokens=MAX_TOKENS, **kw)
+
+
+def _fit_slot_scores(data: LadderData) -> dict[tuple[str, str, str | None], tuple[float, ...]]:
+    """`_fit_scores` for a ladder of rungs: each lower rung's score is fitted where it sits,
+    above default rungs of the slots below it (which always climb), so its agreement with
+    the rung below (what a single chain has to go on) is learned too."""
+    from tts.difficulty import fit_logistic
+
+    out = {}
+    top = top_rung(data.greedy["large"])
+    slots = data.slots or ()
+    below = [_default_rung(data, s, climb_above=0.0) for s in slots[:-2]]
+    for i, slot in enumerate(slots[:-1]):
+        role, fixed = slot
+        for mode in [fixed] if fixed is not None else data.modes[role]:
+            checks: list[str | None] = [None]
+            if not is_chain_mode(mode):
+                checks += [m for m in data.modes[role] if m != mode]
+            for check in checks:
+                if is_chain_mode(mode):
+                    rung = _default_rung(data, slot, climb_below=1.0)
+                else:
+                    k = min(8, data.max_samples[(role, mode)])
+                    rung = Rung(role=role, mode=mode, wave=k, max_samples=k,
+                                max_tokens=MAX_TOKENS, check_mode=check,
+                                check_samples=0 if check is None else min(
+                                    2, data.max_samples[(role, check)]), climb_below=1.0)
+                xs, ys = [], []
+                for seed in data.seeds:
+                    feats = ladder_features(data.arrays, Ladder(rungs=(*below[:i], rung, top)),
+                                            1e12, seed, count_prompt=data.count_prompt,
+                                            prior=data.priors)
+                    for j, rows, x, right in feats:
+                        if j == i:
+                            xs.append(x[rows])
+                            ys.append(~right[rows])
+                x, y = np.concatenate(xs), np.concatenate(ys)
+                if len(y) >= 4 and y.min() != y.max():
+                    out[(role, mode, check)] = tuple(float(v) for v in fit_logistic(x, y))
+    return out
+
+
 # ---- search space ----------------------------------------------------------------------------
 def suggest_rungs(trial: Any, data: LadderData) -> tuple[Rung, ...]:
     """The rungs of one trial (every choice is recorded in the trial's params)."""
+    if data.slots is not None:
+        return _suggest_slots(trial, data)
     rungs = []
     for role in data.roles[:-1]:
         if len(data.roles) > 2 and not trial.suggest_categorical(f"{role}_use", [True, False]):
@@ -272,6 +414,77 @@ def suggest_rungs(trial: Any, data: LadderData) -> tuple[Rung, ...]:
     return tuple(rungs)
 
 
+def _suggest_vote(trial: Any, data: LadderData, role: str, mode: str, p: str) -> Rung:
+    """A lower rung's vote in `mode` (parameters named `p`_...), as in `suggest_rungs`."""
+    cap = data.max_samples[(role, mode)]
+    wave = trial.suggest_int(f"{p}_wave", 1, min(8, cap))
+    max_samples = trial.suggest_int(f"{p}_max_samples", 1, cap)
+    confidence = 1.0
+    if trial.suggest_categorical(f"{p}_stop_early", [True, False]):
+        confidence = trial.suggest_float(f"{p}_confidence", 0.5, 1.0)
+    check = trial.suggest_categorical(f"{p}_check", ["none", *data.modes[role]])
+    check = "none" if check == mode else check
+    check_samples = 0
+    if check != "none":
+        check_samples = trial.suggest_int(f"{p}_check_samples", 1,
+                                          min(CHECK_MAX, data.max_samples[(role, check)]))
+    return Rung(role=role, mode=mode, wave=wave, max_samples=max_samples, max_tokens=MAX_TOKENS,
+                confidence=confidence, check_mode=None if check == "none" else check,
+                check_samples=check_samples)
+
+
+def _suggest_slots(trial: Any, data: LadderData) -> tuple[Rung, ...]:
+    """`suggest_rungs` for a ladder of rungs: per lower slot the same choices as a plain
+    ladder's rung (the representation only where the entry names none); a chain slot
+    chooses 1..n chains and its climb rule, no check."""
+    from dataclasses import replace
+
+    slots = data.slots or ()
+    rungs = []
+    for slot in slots[:-1]:
+        role, mode = slot
+        p = _slot_name(slot)
+        if len(slots) > 2 and not trial.suggest_categorical(f"{p}_use", [True, False]):
+            continue
+        if mode is not None and is_chain_mode(mode):
+            rung = Rung(role=role, mode=mode, max_tokens=data.chain_tokens[slot],
+                        max_samples=trial.suggest_int(f"{p}_max_samples", 1,
+                                                      data.max_samples[slot]))
+        else:
+            if mode is None:
+                mode = trial.suggest_categorical(f"{p}_mode", data.modes[role])
+            rung = _suggest_vote(trial, data, role, mode, p)
+        score = trial.suggest_categorical(f"{p}_score", ["agreement", "mot", "learned"])
+        weights = {"agreement": AGREEMENT_CLIMB_WEIGHTS, "mot": MOT_CLIMB_WEIGHTS}.get(
+            score, data.learned.get((role, rung.mode, rung.check_mode),
+                                    AGREEMENT_CLIMB_WEIGHTS))
+        rungs.append(replace(rung, weights=weights,
+                             climb_below=trial.suggest_float(f"{p}_floor", *FLOOR_RANGE),
+                             climb_above=trial.suggest_float(f"{p}_climb_above", 0.05, 1.0)))
+    return (*rungs, _top_slot_rung(trial, data))
+
+
+def _top_slot_rung(trial: Any, data: LadderData) -> Rung:
+    """The top rung of a ladder of rungs: the plain choice (greedy, or a vote) for an entry
+    without a mode; else its greedy answer, a vote of 1..n samples or 1..n chains."""
+    role, mode = (data.slots or ())[-1]
+    if mode is None:
+        if trial.suggest_categorical("large_vote", [False, True]) and data.modes["large"]:
+            vote = data.modes["large"][0]
+            k = trial.suggest_int("large_samples", 2, data.max_samples[("large", vote)])
+            return Rung(role="large", mode=vote, wave=k, max_samples=k, max_tokens=MAX_TOKENS)
+        return top_rung(data.greedy["large"])
+    if mode in data.greedy["large"]:
+        return Rung(role="large", mode=mode, temperature=0.0, max_samples=1, wave=1,
+                    max_tokens=MAX_TOKENS)
+    k = trial.suggest_int(f"{_slot_name((role, mode))}_samples", 1,
+                          data.max_samples[(role, mode)])
+    if is_chain_mode(mode):
+        return Rung(role=role, mode=mode, max_samples=k, max_tokens=data.chain_tokens[
+            (role, mode)])
+    return Rung(role=role, mode=mode, wave=k, max_samples=k, max_tokens=MAX_TOKENS)
+
+
 def baselines(data: LadderData) -> dict[str, tuple[Rung, ...]]:
     """Fixed plans every selection compares with: the top model alone, and the default
     cascade (a vote of up to 16 samples in waves of 4 with Adaptive-Consistency stopping,
@@ -280,6 +493,19 @@ def baselines(data: LadderData) -> dict[str, tuple[Rung, ...]]:
     winner's curse: a tuned plan has to beat them clearly to be kept."""
     top = top_rung(data.greedy["large"])
     out = {"top-model": (top,)}
+    if data.slots is not None:
+        for slot in data.slots[:-1]:
+            role, mode = slot
+            if mode is not None and is_chain_mode(mode):
+                out[f"cascade-{role}-{mode}"] = (
+                    _default_rung(data, slot, climb_below=0.6), top)
+            for vote in [mode] if mode is not None and not is_chain_mode(mode) else \
+                    data.modes[role] if mode is None else []:
+                cap = data.max_samples[(role, vote)]
+                out[f"cascade-{role}-{vote}"] = (
+                    Rung(role=role, mode=vote, wave=min(4, cap), max_samples=min(16, cap),
+                         max_tokens=MAX_TOKENS, confidence=0.95, climb_below=0.6), top)
+        return out
     for role in data.roles[:-1]:
         for mode in data.modes[role]:
             cap = data.max_samples[(role, mode)]
@@ -421,7 +647,7 @@ def choose_rule(data: LadderData, *, objective: str, target: float | None, trial
     top_correct = []
     for f, held in enumerate(parts):
         train = np.setdiff1d(np.arange(len(data.arrays)), held)
-        inner = prepare_ladder(data.arrays.subset(train), data.ladder, budget=data.budget,
+        inner = prepare_ladder(data.arrays.subset(train), data.entries, budget=data.budget,
                                seeds=data.seeds, count_prompt=data.count_prompt)
         held_arrays = data.arrays.subset(held)
         top = evaluate(held_arrays, Ladder(rungs=(top_rung(data.greedy["large"]),)),
@@ -519,14 +745,27 @@ def run_ladder_tune(arrays: BankArrays, ladder: Sequence[str], *, objective: str
                     progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
     """K-fold held-out report of `tune_ladder` plus the deployable policy (all questions)."""
     t0 = time.perf_counter()
-    arrays = arrays.with_ladder(ladder)
+    entries = tuple(str(e).strip() for e in ladder)
+    models, slots = parse_ladder(entries)
+    arrays = arrays.with_ladder(models)
+    dropped = 0
+    if slots is not None:  # tune on the questions that hold every named rung's mode
+        roles = ladder_roles(len(models))
+        keep = np.ones(len(arrays), bool)
+        for role, mode in slots:
+            if mode is not None:
+                keep &= arrays.mode(models[roles.index(role)], mode).size > 0
+        dropped = int((~keep).sum())
+        if dropped:
+            arrays = arrays.subset(np.flatnonzero(keep))
+    ladder = models
     parts = group_folds(arrays, folds, group_by, split_seed)
     correct, cost, top_c, top_cost, per_tier = [], [], [], [], {m: [] for m in ladder}
     fold_reports = []
     for f, held in enumerate(parts):
         train = np.setdiff1d(np.arange(len(arrays)), held)
         cb = None if progress is None else (lambda n, f=f: progress(f"fold {f + 1}/{folds}", n))
-        run = tune_ladder(arrays.subset(train), ladder, objective=objective, budget=budget,
+        run = tune_ladder(arrays.subset(train), entries, objective=objective, budget=budget,
                           target=target, trials=trials, seeds=seeds, count_prompt=count_prompt,
                           max_cost_share=max_cost_share, group_by=group_by, margin=margin,
                           sampler_seed=sampler_seed + 1000 * f, split_seed=split_seed + f,
@@ -549,11 +788,12 @@ def run_ladder_tune(arrays: BankArrays, ladder: Sequence[str], *, objective: str
                              "heldout_accuracy": ev.accuracy,
                              "heldout_cost_share": ev.mean_cost / top.mean_cost})
     c, k, tc, tk = (np.concatenate(x) for x in (correct, cost, top_c, top_cost))
-    report = {"format": FORMAT, "objective": objective, "ladder": list(ladder),
+    report = {"format": FORMAT, "objective": objective, "ladder": list(entries),
               "budget": budget, "folds": folds, "group_by": group_by, "trials": trials,
               "train_seeds": list(seeds), "heldout_seeds": list(heldout_seeds),
               "count_prompt": count_prompt, "max_cost_share": max_cost_share,
               "questions": len(arrays),
+              **({"questions_without_every_rung": dropped} if slots is not None else {}),
               "heldout": {"accuracy": float(c.mean()), "mean_cost": float(k.mean()),
                           "large_greedy_accuracy": float(tc.mean()),
                           "large_only_cost": float(tk.mean()),
@@ -562,7 +802,7 @@ def run_ladder_tune(arrays: BankArrays, ladder: Sequence[str], *, objective: str
                           "per_tier_share_of_questions": {
                               m: float(np.concatenate(v).mean()) for m, v in per_tier.items()}},
               "folds_detail": fold_reports}
-    final = tune_ladder(arrays, ladder, objective=objective, budget=budget, target=target,
+    final = tune_ladder(arrays, entries, objective=objective, budget=budget, target=target,
                         trials=trials, seeds=seeds, count_prompt=count_prompt,
                         max_cost_share=max_cost_share, group_by=group_by, margin=margin,
                         sampler_seed=sampler_seed, split_seed=split_seed, storage=storage,

@@ -6,6 +6,7 @@ live strategies.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,9 +15,10 @@ from tts.bank import sample_order
 from tts.errors import ValidationError
 from tts.evaluate.arrays import BankArrays
 from tts.evaluate.ledger import ABSTAINED, ANSWERED, INSUFFICIENT, Run
-from tts.evaluate.vote import apply_vote, vote_phase
+from tts.evaluate.vote import VoteOut, apply_vote, vote_phase
 from tts.signals import CLIMB_FEATURES, climb_logit, climbs, sampling_mode, vote_signals
 from tts.strategies import Adaptive, Cascade, Chain, Escalate, Ladder, Strategy, Vote
+from tts.strategies.ladder import Rung
 
 __all__ = ["run_strategy", "run_ladder"]
 
@@ -170,14 +172,18 @@ def run_ladder(run: Run, rows: np.ndarray, strategy: Ladder, keys: list,
         if not active.any():
             break
         model = run.a.models[rung.role]
-        out = vote_phase(run, active, model=model, max_samples=rung.max_samples,
-                         probe=rung.wave, wave=rung.wave, max_tokens=rung.max_tokens,
-                         temperature=rung.temperature, confidence=rung.confidence,
-                         mode=rung.mode)
+        if rung.is_chain:
+            out: VoteOut = _chain_rung(run, active, model, rung)
+        else:
+            out = vote_phase(run, active, model=model, max_samples=rung.max_samples,
+                             probe=rung.wave, wave=rung.wave, max_tokens=rung.max_tokens,
+                             temperature=rung.temperature, confidence=rung.confidence,
+                             mode=rung.mode)
         k = out.k
+        n_drawn = out.drawn if isinstance(out, ChainOut) else k
         answered = out.answered()
         if i == 0:
-            run.small_samples = np.where(active, k, run.small_samples)
+            run.small_samples = np.where(active, n_drawn, run.small_samples)
         first_none = active & out.insufficient & ~have
         run.status = np.where(first_none, INSUFFICIENT, run.status)
         run.correct = np.where(first_none, False, run.correct)
@@ -199,13 +205,13 @@ def run_ladder(run: Run, rows: np.ndarray, strategy: Ladder, keys: list,
         drawn = np.zeros(p, np.int64)
         if rung.check_samples:
             agree, drawn = _check(run, ok & answered, model, rung, lead_cls)
-        ks = np.maximum(k, 1)
+        ks = np.maximum(n_drawn, 1)
         kk = np.minimum(k, m.width)
         pre = out.pre
         with np.errstate(invalid="ignore", divide="ignore"):
             check_share = np.where(drawn > 0, agree / np.maximum(drawn, 1), 0.0)
         feats = (*vote_signals(pre.agreement[idx, kk], pre.entropy[idx, kk],
-                               k - pre.total[idx, kk], pre.distinct[idx, kk], ks),
+                               n_drawn - pre.total[idx, kk], pre.distinct[idx, kk], ks),
                  check_share, np.where(same, 1.0, 0.0), prior_arr)
         assert len(feats) == len(CLIMB_FEATURES)
         z = climb_logit(rung.weights, feats)
@@ -213,6 +219,66 @@ def run_ladder(run: Run, rows: np.ndarray, strategy: Ladder, keys: list,
                                   out.pre.leader_correct[idx, kk] & answered))
         active = ok & climbs(answered, pre.agreement[idx, kk], z, rung.climb_below,
                              rung.climb_above)
+
+
+@dataclass
+class ChainOut(VoteOut):
+    """A chain rung's outcome: `k` counts the chains the vote statistics (`pre`, the stream
+    truncated at the rung's `max_tokens`) cover, `drawn` the chains drawn; they differ by
+    one where the last chain was cut short by the budget (drawn, but without an answer)."""
+
+    drawn: np.ndarray = None  # type: ignore[assignment]
+
+
+def _chain_rung(run: Run, rows: np.ndarray, model: str, rung: Rung) -> ChainOut:
+    """`Rung.steps` of a chain rung for all rows: up to `max_samples` chains one after
+    another, each sized to the budget left (`Chain.chain_steps`, chain j = draw j of the
+    seeded stream), then voted."""
+    chain = rung.chain()
+    mode = chain.mode
+    m = run.a.mode(model, mode)
+    c = run.a.cost.of(model)
+    if (chain.answer_tokens or chain.max_waits) and _has_texts(run.a, model, mode):
+        raise ValidationError("evaluate cannot vectorise a chain rung's budget forcing "
+                              "(answer_tokens, max_waits) on a bank that stores chain texts: "
+                              "forcing depends on the text; use Engine.solve_many.",
+                              parameter="plan")
+    pre = run.a.prefix(model, mode, run.seed, chain.max_tokens)
+    p = len(rows)
+    idx = np.arange(p)
+    drawn = np.zeros(p, np.int64)
+    counted = np.zeros(p, np.int64)
+    insufficient = np.zeros(p, bool)
+    held = chain.answer_tokens * c.output  # kept back for a forced final answer
+    active = rows.copy()
+    for j in range(rung.max_samples):
+        if not active.any():
+            break
+        if run.count_prompt:
+            run.require_records(active, m)
+        due = run.due(model, m)
+        remaining = np.maximum(0.0, (run.limit - run.spent) - run.held)
+        with np.errstate(invalid="ignore"):
+            length = np.minimum(chain.max_tokens, np.floor_divide(
+                (remaining - due * c.prompt) - held, c.output)).astype(np.int64)
+        units = length * c.output + due * c.prompt
+        go = active & (length >= chain.min_tokens) & ((run.spent + run.held) + units
+                                                       <= run.limit)
+        insufficient |= active & ~go & (drawn == 0)
+        if not go.any():
+            break
+        run.require_samples(go, m, np.full(p, j, np.int64), np.ones(p, np.int64))
+        tok = m.tokens[idx, np.maximum(pre.order[:, min(j, m.width - 1)], 0)]
+        run.commit(go, model, units, np.minimum(tok, length), due, mode)
+        drawn = drawn + go
+        # Cut by the budget below max_tokens: drawn without an answer, which the prefix
+        # (truncated at max_tokens only) would count; such a chain leaves less than
+        # min_tokens, so it is the last one.
+        cut = go & (tok > length) & (tok <= chain.max_tokens)
+        counted = np.where(go & ~cut, j + 1, counted)
+        active = go & ~cut
+    return ChainOut(counted, insufficient, np.zeros(p, bool), np.full(p, np.nan), pre,
+                    (model, mode), drawn)
 
 
 def _check(run: Run, rows: np.ndarray, model: str, rung: Any,

@@ -24,6 +24,11 @@ from tts.strategies.base import Outcome, RunContext, Steps, Strategy, insufficie
 from tts.types import GenRequest, Problem, Role
 
 
+def is_chain_mode(mode: str | None) -> bool:
+    """Whether a bank mode holds long chains ("chain", or "chain-<L>" budget-forced ones)."""
+    return mode is not None and (mode == "chain" or mode.startswith("chain-"))
+
+
 @dataclass(frozen=True, slots=True)
 class Chain(Strategy):
     """Generate one chain of up to `max_tokens` (fewer if the budget is smaller).
@@ -69,6 +74,13 @@ class Chain(Strategy):
         return (self.role,)
 
     def steps(self, problem: Problem, ctx: RunContext) -> Steps:
+        return (yield from self.chain_steps(problem, ctx))
+
+    def chain_steps(self, problem: Problem, ctx: RunContext, *, index: int = 0,
+                    stride: int = 1) -> Steps:
+        """The steps of chain `index` of a series (a ladder's chain rung draws several): its
+        first call is sample `index` of the seeded stream, its k-th "Wait" sample
+        `index + k * stride`, so the chains of a series of `stride` never share a sample."""
         model = ctx.model(self.role)
         prompt = format_question(problem.question)
         probe = GenRequest(prompt=prompt, max_tokens=1, mode=self.mode, problem_id=problem.id)
@@ -80,7 +92,7 @@ class Chain(Strategy):
         if length < self.min_tokens:
             return insufficient(ctx, f"a {self.min_tokens}-token chain of {model}")
         request = GenRequest(prompt=prompt, max_tokens=length, temperature=self.temperature,
-                             seed=ctx.seed, mode=self.mode, problem_id=problem.id)
+                             seed=ctx.seed, offset=index, mode=self.mode, problem_id=problem.id)
         call = ctx.try_call(self.role, request)
         if call is None:
             return insufficient(ctx, f"a {length}-token chain of {model}")
@@ -102,8 +114,9 @@ class Chain(Strategy):
                 waits += 1
                 text += CONTINUE_CUE
                 more = GenRequest(prompt=prompt, max_tokens=left, temperature=self.temperature,
-                                  seed=ctx.seed, offset=waits, mode=self.mode,
-                                  problem_id=problem.id, assistant_prefix=text)
+                                  seed=ctx.seed, offset=index + waits * stride,
+                                  mode=self.mode, problem_id=problem.id,
+                                  assistant_prefix=text)
                 cont = ctx.try_call(self.role, more)
                 if cont is None:
                     break

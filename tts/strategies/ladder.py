@@ -2,7 +2,12 @@
 
 Each rung is a vote of one model (`role`) in one representation (`mode`), drawn in waves with
 Adaptive-Consistency stopping, optionally followed by a few check samples in another
-representation (CoT beside PoT: the mixture-of-thought signal). The rung then scores its vote
+representation (CoT beside PoT: the mixture-of-thought signal). A rung whose mode is a chain
+mode ("chain" or "chain-<L>") instead runs up to `max_samples` long chains one after another
+(`tts.strategies.chain.Chain`, each sized to what is left of the budget, with budget forcing
+live when `answer_tokens` / `max_waits` say so) and votes them; one chain is the usual case,
+where agreement with the rung below is the signal that matters. Several rungs may use the same
+model (a vote, then a chain of the small model, then the large one). The rung then scores its vote
 with `tts.signals` (agreement, entropy, check agreement, agreement with the rung below, prompt
 prior) and climbs when `tts.signals.climbs` says so and the next rung is affordable. The last
 rung's answer is final; a rung that cannot pay for its first sample, or that abstains, leaves
@@ -24,6 +29,7 @@ from tts.strategies._checks import (check_fraction, check_mode, check_positive_i
                                     check_weights)
 from tts.types import is_finite_number, shown
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy, with_tiers
+from tts.strategies.chain import Chain, is_chain_mode
 from tts.strategies.vote import Vote
 from tts.types import GenRequest, Problem, Role
 
@@ -52,11 +58,31 @@ class Rung:
     """Climb when the sigmoid of the score is >= this (1.0: never by score)."""
     weights: tuple[float, ...] = (0.0,) * (len(CLIMB_FEATURES) + 1)
     """Bias then one weight per `tts.signals.CLIMB_FEATURES` entry."""
+    answer_tokens: int = 0
+    """Chain rungs: `Chain.answer_tokens` (budget forcing's final answer; 0: off)."""
+    max_waits: int = 0
+    """Chain rungs: `Chain.max_waits` (budget forcing's "Wait" continuations; 0: off)."""
 
     def __post_init__(self) -> None:
         check_role("role", self.role)
         check_mode("mode", self.mode)
         check_mode("check_mode", self.check_mode)
+        for name in ("answer_tokens", "max_waits"):
+            check_positive_int(name, getattr(self, name), low=0)
+        if self.is_chain:
+            if self.check_mode is not None:
+                raise ValidationError(f"a chain rung ({self.mode}) takes no check; got "
+                                      f"`check_mode` {self.check_mode!r}.",
+                                      parameter="check_mode", value=self.check_mode)
+            if self.confidence != 1.0:
+                raise ValidationError(f"a chain rung ({self.mode}) draws all `max_samples` "
+                                      f"chains: `confidence` must be 1.0, got "
+                                      f"{shown(self.confidence)}.", parameter="confidence",
+                                      value=self.confidence)
+        elif self.answer_tokens or self.max_waits:
+            raise ValidationError(f"`answer_tokens` and `max_waits` are for chain rungs (mode "
+                                  f"\"chain-<L>\"), not mode {self.mode!r}.",
+                                  parameter="answer_tokens", value=self.answer_tokens)
         for name in ("wave", "max_samples", "max_tokens"):
             check_positive_int(name, getattr(self, name))
         check_positive_int("check_samples", self.check_samples, low=0)
@@ -68,7 +94,39 @@ class Rung:
         check_fraction("climb_above", self.climb_above)
         object.__setattr__(self, "weights", check_weights("weights", self.weights,
                                                          CLIMB_FEATURES))
-        self.vote()  # validates temperature against max_samples / wave
+        if self.is_chain:
+            self.chain()  # validates the chain's settings
+        else:
+            self.vote()  # validates temperature against max_samples / wave
+
+    @property
+    def is_chain(self) -> bool:
+        """Whether the rung runs long chains (its mode is "chain" or "chain-<L>")."""
+        return is_chain_mode(self.mode)
+
+    def chain(self) -> Chain:
+        """One chain of a chain rung (up to `max_tokens`, fewer when the budget is short)."""
+        return Chain(max_tokens=self.max_tokens, temperature=self.temperature, role=self.role,
+                     mode=self.mode or "chain", answer_tokens=self.answer_tokens,
+                     max_waits=self.max_waits)
+
+    def steps(self, problem: Problem, ctx: RunContext) -> Steps:
+        """The rung's vote (a chain rung: its chains, voted); returns its Outcome."""
+        if not self.is_chain:
+            return (yield from self.vote().steps(problem, ctx))
+        chain = self.chain()
+        answers: list[str | None] = []
+        for j in range(self.max_samples):
+            out = yield from chain.chain_steps(problem, ctx, index=j, stride=self.max_samples)
+            if out.status == "insufficient_budget":
+                if not answers:
+                    return out
+                break
+            answers.append(out.answer)
+        votes = count_votes(answers)
+        status = "answered" if votes.leader is not None else "abstained"
+        return Outcome(answer=votes.leader, status=status, votes=votes,
+                       tier_votes={self.role: votes})
 
     def vote(self) -> Vote:
         return Vote(max_samples=self.max_samples, wave=self.wave, max_tokens=self.max_tokens,
@@ -116,7 +174,7 @@ class Ladder(Strategy):
         best: Outcome | None = None
         rungs: list[Outcome] = []  # every rung's vote, kept for Result.votes_by_model
         for i, rung in enumerate(self.rungs):
-            out = yield from rung.vote().steps(problem, ctx)
+            out = yield from rung.steps(problem, ctx)
             if out.status == "insufficient_budget":
                 if best is None:
                     return out
