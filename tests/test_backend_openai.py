@@ -103,7 +103,8 @@ def server():
         pytest.skip("vLLM is not installed; run `bash scripts/install_cpu.sh`")
     if not models.is_pulled("tiny"):
         pytest.skip("the tiny model is not pulled; run `tts models pull tiny`")
-    with VLLMServer("tiny", max_model_len=512, kv_cache_gib=1.0) as srv:
+    # start-up alone can take minutes on 2 busy cores; a slow start is not what these tests test
+    with VLLMServer("tiny", max_model_len=512, kv_cache_gib=1.0, startup_timeout=900) as srv:
         yield srv
 
 
