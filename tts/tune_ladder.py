@@ -53,7 +53,7 @@ import hashlib
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -380,48 +380,21 @@ def suggest_rungs(trial: Any, data: LadderData) -> tuple[Rung, ...]:
         if len(data.roles) > 2 and not trial.suggest_categorical(f"{role}_use", [True, False]):
             continue
         mode = trial.suggest_categorical(f"{role}_mode", data.modes[role])
-        cap = data.max_samples[(role, mode)]
-        wave = trial.suggest_int(f"{role}_wave", 1, min(8, cap))
-        max_samples = trial.suggest_int(f"{role}_max_samples", 1, cap)
-        confidence = 1.0
-        if trial.suggest_categorical(f"{role}_stop_early", [True, False]):
-            confidence = trial.suggest_float(f"{role}_confidence", 0.5, 1.0)
-        # A fixed choice list (Optuna's categoricals are static); checking the vote's own
-        # representation means no check.
-        check = trial.suggest_categorical(f"{role}_check", ["none", *data.modes[role]])
-        check = "none" if check == mode else check
-        check_samples = 0
-        if check != "none":
-            check_samples = trial.suggest_int(f"{role}_check_samples", 1,
-                                              min(CHECK_MAX, data.max_samples[(role, check)]))
-        score = trial.suggest_categorical(f"{role}_score", ["agreement", "mot", "learned"])
-        key = (role, mode, None if check == "none" else check)
-        weights = {"agreement": AGREEMENT_CLIMB_WEIGHTS, "mot": MOT_CLIMB_WEIGHTS}.get(
-            score, data.learned.get(key, AGREEMENT_CLIMB_WEIGHTS))
-        floor = trial.suggest_float(f"{role}_floor", *FLOOR_RANGE)
-        above = trial.suggest_float(f"{role}_climb_above", 0.05, 1.0)
-        rungs.append(Rung(role=role, mode=mode, wave=wave, max_samples=max_samples,
-                          max_tokens=MAX_TOKENS, confidence=confidence,
-                          check_mode=None if check == "none" else check,
-                          check_samples=check_samples, climb_below=floor, climb_above=above,
-                          weights=weights))
-    if trial.suggest_categorical("large_vote", [False, True]) and data.modes["large"]:
-        mode = data.modes["large"][0]
-        k = trial.suggest_int("large_samples", 2, data.max_samples[("large", mode)])
-        rungs.append(Rung(role="large", mode=mode, wave=k, max_samples=k, max_tokens=MAX_TOKENS))
-    else:
-        rungs.append(top_rung(data.greedy["large"]))
-    return tuple(rungs)
+        rungs.append(_suggest_climb(trial, data, _suggest_vote(trial, data, role, mode, role),
+                                    role))
+    return (*rungs, _suggest_plain_top(trial, data))
 
 
 def _suggest_vote(trial: Any, data: LadderData, role: str, mode: str, p: str) -> Rung:
-    """A lower rung's vote in `mode` (parameters named `p`_...), as in `suggest_rungs`."""
+    """A lower rung's vote in `mode` (parameters named `p`_...)."""
     cap = data.max_samples[(role, mode)]
     wave = trial.suggest_int(f"{p}_wave", 1, min(8, cap))
     max_samples = trial.suggest_int(f"{p}_max_samples", 1, cap)
     confidence = 1.0
     if trial.suggest_categorical(f"{p}_stop_early", [True, False]):
         confidence = trial.suggest_float(f"{p}_confidence", 0.5, 1.0)
+    # A fixed choice list (Optuna's categoricals are static); checking the vote's own
+    # representation means no check.
     check = trial.suggest_categorical(f"{p}_check", ["none", *data.modes[role]])
     check = "none" if check == mode else check
     check_samples = 0
@@ -433,12 +406,32 @@ def _suggest_vote(trial: Any, data: LadderData, role: str, mode: str, p: str) ->
                 check_samples=check_samples)
 
 
+def _suggest_climb(trial: Any, data: LadderData, rung: Rung, p: str) -> Rung:
+    """`rung` with its climb rule (parameters named `p`_...): the score's weights (fixed
+    agreement or MoT weights, or those learned for its (role, mode, check)), the agreement
+    floor and the score threshold."""
+    score = trial.suggest_categorical(f"{p}_score", ["agreement", "mot", "learned"])
+    weights = {"agreement": AGREEMENT_CLIMB_WEIGHTS, "mot": MOT_CLIMB_WEIGHTS}.get(
+        score, data.learned.get((rung.role, rung.mode, rung.check_mode),
+                                AGREEMENT_CLIMB_WEIGHTS))
+    return replace(rung, weights=weights,
+                   climb_below=trial.suggest_float(f"{p}_floor", *FLOOR_RANGE),
+                   climb_above=trial.suggest_float(f"{p}_climb_above", 0.05, 1.0))
+
+
+def _suggest_plain_top(trial: Any, data: LadderData) -> Rung:
+    """The top model's rung when no mode is named: its greedy answer, or a vote of 2..n."""
+    if trial.suggest_categorical("large_vote", [False, True]) and data.modes["large"]:
+        mode = data.modes["large"][0]
+        k = trial.suggest_int("large_samples", 2, data.max_samples[("large", mode)])
+        return Rung(role="large", mode=mode, wave=k, max_samples=k, max_tokens=MAX_TOKENS)
+    return top_rung(data.greedy["large"])
+
+
 def _suggest_slots(trial: Any, data: LadderData) -> tuple[Rung, ...]:
     """`suggest_rungs` for a ladder of rungs: per lower slot the same choices as a plain
     ladder's rung (the representation only where the entry names none); a chain slot
     chooses 1..n chains and its climb rule, no check."""
-    from dataclasses import replace
-
     slots = data.slots or ()
     rungs = []
     for slot in slots[:-1]:
@@ -454,13 +447,7 @@ def _suggest_slots(trial: Any, data: LadderData) -> tuple[Rung, ...]:
             if mode is None:
                 mode = trial.suggest_categorical(f"{p}_mode", data.modes[role])
             rung = _suggest_vote(trial, data, role, mode, p)
-        score = trial.suggest_categorical(f"{p}_score", ["agreement", "mot", "learned"])
-        weights = {"agreement": AGREEMENT_CLIMB_WEIGHTS, "mot": MOT_CLIMB_WEIGHTS}.get(
-            score, data.learned.get((role, rung.mode, rung.check_mode),
-                                    AGREEMENT_CLIMB_WEIGHTS))
-        rungs.append(replace(rung, weights=weights,
-                             climb_below=trial.suggest_float(f"{p}_floor", *FLOOR_RANGE),
-                             climb_above=trial.suggest_float(f"{p}_climb_above", 0.05, 1.0)))
+        rungs.append(_suggest_climb(trial, data, rung, p))
     return (*rungs, _top_slot_rung(trial, data))
 
 
@@ -469,11 +456,7 @@ def _top_slot_rung(trial: Any, data: LadderData) -> Rung:
     without a mode; else its greedy answer, a vote of 1..n samples or 1..n chains."""
     role, mode = (data.slots or ())[-1]
     if mode is None:
-        if trial.suggest_categorical("large_vote", [False, True]) and data.modes["large"]:
-            vote = data.modes["large"][0]
-            k = trial.suggest_int("large_samples", 2, data.max_samples[("large", vote)])
-            return Rung(role="large", mode=vote, wave=k, max_samples=k, max_tokens=MAX_TOKENS)
-        return top_rung(data.greedy["large"])
+        return _suggest_plain_top(trial, data)
     if mode in data.greedy["large"]:
         return Rung(role="large", mode=mode, temperature=0.0, max_samples=1, wave=1,
                     max_tokens=MAX_TOKENS)
