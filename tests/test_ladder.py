@@ -24,6 +24,20 @@ SUB = ARRAYS.subset(range(40))
 WEIGHT = st.floats(-6, 6, allow_nan=False)
 
 
+
+def assert_same_as_evaluator(results, ev, arrays, budget, models) -> None:
+    """The engine's Results equal the evaluator's seed-0 row: answer, status, escalation,
+    cost and tokens per model (a model the evaluator never called spent 0), within budget."""
+    answers = ev.answers(arrays)[0]
+    for j, r in enumerate(results):
+        assert r.cost <= budget
+        assert (r.answer, r.status, r.escalated) == (
+            answers[j], ev.status_names()[0, j], bool(ev.escalated[0, j]))
+        assert r.cost == ev.cost[0, j]
+        for model in models:
+            spent = ev.tokens[model][0, j] if model in ev.tokens else 0
+            assert dict(r.tokens).get(model, 0) == spent
+
 @st.composite
 def ladders(draw):
     small = Rung(role="small", wave=draw(st.integers(1, 6)),
@@ -49,13 +63,7 @@ def test_engine_equals_evaluator_and_budget_holds(ladder, budget, count_prompt, 
     engine = tts.Engine(ReplayBackend(BANK, "llama-2-13b"), ReplayBackend(BANK, "gpt-4"),
                         seed=seed, count_prompt=count_prompt)
     results = engine.solve_many([BANK.problems[p] for p in PIDS], budget, strategy=ladder)
-    answers = ev.answers(SUB)[0]
-    for j, r in enumerate(results):
-        assert r.cost <= budget
-        assert (r.answer, r.status, r.escalated) == (
-            answers[j], ev.status_names()[0, j], bool(ev.escalated[0, j]))
-        assert r.cost == ev.cost[0, j]
-        assert dict(r.tokens).get("gpt-4", 0) == ev.tokens["gpt-4"][0, j]
+    assert_same_as_evaluator(results, ev, SUB, budget, ("gpt-4",))
 
 
 def test_two_rung_ladder_reproduces_the_cascade():
@@ -190,14 +198,7 @@ def test_chain_rungs_engine_equals_evaluator_and_budget_holds(ladder, bank_seed,
                         count_prompt=count_prompt, cost=bank.meta.cost)
     results = engine.solve_many([bank.problems[p] for p in arrays.problem_ids], budget,
                                 strategy=ladder)
-    answers = ev.answers(arrays)[0]
-    for j, r in enumerate(results):
-        assert r.cost <= budget
-        assert (r.answer, r.status, r.escalated) == (
-            answers[j], ev.status_names()[0, j], bool(ev.escalated[0, j]))
-        assert r.cost == ev.cost[0, j]
-        for model in ("s", "l"):
-            assert dict(r.tokens).get(model, 0) == ev.tokens.get(model, [[0] * 9])[0][j]
+    assert_same_as_evaluator(results, ev, arrays, budget, ("s", "l"))
 
 
 def test_chain_rung_pays_the_prompt_once_per_mode_and_draws_distinct_chains():
