@@ -37,6 +37,7 @@ from rich.progress import track
 
 from tts.answers import class_ids, is_correct
 from tts.bank import SampleBank, load_bank
+from tts.measures import mean_ci95
 
 ROOT = Path(__file__).resolve().parents[1]
 BANK = ROOT / "bench/results/qwen_gsm8k/bank"
@@ -174,12 +175,6 @@ def interp_k(curve: np.ndarray, k: float) -> np.ndarray:
     return curve[:, lo - 1] * (1 - frac) + curve[:, hi - 1] * frac
 
 
-def boot_ci(values: np.ndarray, rng: np.random.Generator, boot: int) -> tuple[float, float]:
-    idx = rng.integers(0, len(values), (boot, len(values)))
-    means = values[idx].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-
-
 # ---- the four analyses ----------------------------------------------------------------------
 def per_model(modes: dict, stats: dict, rng: np.random.Generator) -> list[dict[str, Any]]:
     rows = []
@@ -220,9 +215,9 @@ def parallel_vs_chain(modes: dict, small: str, rng: np.random.Generator, boot: i
         rows.append({
             "chain": mode, "questions": len(qs), "chain_tokens": round(chain_tokens, 1),
             "vote_samples": round(k, 2), "vote_tokens": round(k * float(vote.tokens.mean()), 1),
-            "chain_acc": float(chain_acc.mean()), "chain_ci": boot_ci(chain_acc, rng, boot),
-            "vote_acc": float(vote_acc.mean()), "vote_ci": boot_ci(vote_acc, rng, boot),
-            "vote_minus_chain": float(diff.mean()), "diff_ci": boot_ci(diff, rng, boot),
+            "chain_acc": float(chain_acc.mean()), "chain_ci": mean_ci95(chain_acc, boot),
+            "vote_acc": float(vote_acc.mean()), "vote_ci": mean_ci95(vote_acc, boot),
+            "vote_minus_chain": float(diff.mean()), "diff_ci": mean_ci95(diff, boot),
             "vote_beyond_samples": k > curve.shape[1],
         })
     return rows
@@ -343,9 +338,9 @@ def confidence_votes(modes: dict, small: str, rng: np.random.Generator, boot: in
                           ("logprob-weighted", by_lp[:, k - 1]), ("top-half by min_conf",
                                                                   filtered)):
             rows.append({"samples": k, "vote": name, "questions": len(m.questions),
-                         "acc": float(acc.mean()), "ci": boot_ci(acc, rng, boot),
+                         "acc": float(acc.mean()), "ci": mean_ci95(acc, boot),
                          "minus_plain": float((acc - plain[:, k - 1]).mean()),
-                         "diff_ci": boot_ci(acc - plain[:, k - 1], rng, boot)})
+                         "diff_ci": mean_ci95(acc - plain[:, k - 1], boot)})
     return rows
 
 
