@@ -538,7 +538,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = json.loads((Path(args.bank) / "meta.json").read_text())
     stats = (meta.get("build") or {}).get("stats", {})
     small, large = bank.meta.roles["small"], bank.meta.roles.get("large")
-    ratio = _ratio(meta, small, large)
+    # price of a large output token in small ones (active parameters for this bank)
+    cost = bank.meta.cost
+    ratio = cost.of(large).output / cost.of(small).output if large else 1.0
     rng = np.random.default_rng(args.seed)
     modes = load_modes(bank)
     summary = {
@@ -563,14 +565,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(markdown(summary), markup=False, highlight=False, soft_wrap=True)
     return 0
 
-
-def _ratio(meta: dict, small: str, large: str | None) -> float:
-    """Price of a large output token in small ones, from the bank's cost model (active
-    parameters for this bank)."""
-    if large is None:
-        return 1.0
-    prices = meta["cost"]["models"]
-    return float(prices[large]["output"]) / float(prices[small]["output"])
 
 
 if __name__ == "__main__":
