@@ -66,6 +66,26 @@ def test_demo_table_fits_80_columns_without_cutting_numbers(capsys):
         assert len(row.rstrip()) <= 80 - 6
 
 
+def test_live_demo_row_keeps_plan_and_numbers_whole_in_80_columns():
+    """The widest row the live demo printed (an escalation with a wrong answer and a time
+    column): plan, tokens, cost and time come out whole within 80 columns."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from tts.cli import demo_table
+
+    table = demo_table("3 questions", "caption", timed=True)
+    table.add_row("Josh decides to flip a house.", "cascade↑", "S 65000 50000 +3\nL -10000",
+                  "-10000 [red]✗[/] (70000)", "1177/337", "2,123", "1239s")
+    out = StringIO()
+    Console(file=out, width=80).print(table)
+    row = next(line for line in out.getvalue().splitlines() if "Josh" in line)
+    assert len(row.rstrip()) <= 80
+    for whole in ("cascade↑", "1177/337", "2,123", "1239s"):
+        assert whole in row
+
+
 def test_help_everywhere(capsys):
     for argv in (["--help"], ["solve", "--help"], ["bank", "--help"], ["bank", "import-mot",
                                                                          "--help"]):

@@ -348,21 +348,11 @@ def _run_demo(args) -> int:
     elapsed = time.perf_counter() - start
     models = engine.models
     label = {m: _tier_label(role) for role, m in models.items()}
-    table = Table(title=f"{len(problems)} questions from {safe(bank.meta.name)}, budget "
-                        f"{args.budget:,.0f} units each",
-                  caption="votes, tokens: " + ", ".join(
-                      f"{label[m]} = {safe(m)}" for m in models.values())
-                  + "; ↑ escalated; ✗ wrong (gold)", box=box.SIMPLE_HEAD, padding=(0, 1),
-                  pad_edge=False, collapse_padding=True)
-    # Widths keep the whole table (time column included) within 80 columns.
-    table.add_column("question", no_wrap=True, overflow="ellipsis", max_width=14)
-    table.add_column("plan", no_wrap=True)
-    table.add_column("votes", no_wrap=True, overflow="ellipsis", max_width=16)
-    table.add_column("answer", no_wrap=True, overflow="ellipsis", max_width=16)
-    table.add_column("tokens", no_wrap=True, justify="right")
-    table.add_column("cost", no_wrap=True, justify="right")
-    if args.live:
-        table.add_column("time", no_wrap=True, justify="right")
+    table = demo_table(
+        f"{len(problems)} questions from {safe(bank.meta.name)}, budget {args.budget:,.0f} "
+        f"units each",
+        "votes, tokens: " + ", ".join(f"{label[m]} = {safe(m)}" for m in models.values())
+        + "; ↑ escalated; ✗ wrong (gold)", timed=args.live)
     right = 0
     for problem, r in zip(problems, results):
         ok = is_correct(r.answer, problem.gold)
@@ -379,6 +369,20 @@ def _run_demo(args) -> int:
                   f"{sum(r.cost for r in results) / len(results):,.0f} units; "
                   f"{elapsed:.3f} s", soft_wrap=True)
     return 0
+
+
+def demo_table(title: str, caption: str, *, timed: bool) -> Table:
+    """The demo's columns. Question, votes and answer may be cut (with …); plan, tokens,
+    cost and time never are: their widths leave room for the rest within 80 columns."""
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, padding=(0, 1),
+                  pad_edge=False, collapse_padding=True)
+    table.add_column("question", no_wrap=True, overflow="ellipsis", max_width=12)
+    table.add_column("plan", no_wrap=True)
+    table.add_column("votes", no_wrap=True, overflow="ellipsis", max_width=14)
+    table.add_column("answer", no_wrap=True, overflow="ellipsis", max_width=14)
+    for numbers in ("tokens", "cost", *(("time",) if timed else ())):
+        table.add_column(numbers, no_wrap=True, justify="right")
+    return table
 
 
 def _short(answer: str, width: int = 8) -> str:
