@@ -55,8 +55,10 @@ def fixed_plans(arrays: BankArrays, ladder: Sequence[str], budget: float, seeds,
 
 def ladder_entry(arrays: BankArrays, ladder: Sequence[str], *, budget: float, folds: int,
                  group_by: str, trials: int, seeds, heldout_seeds, count_prompt: bool,
-                 log: Callable[[str], None] = print) -> dict[str, Any]:
-    """The `ladders` entry of one ladder (see the module docstring)."""
+                 caps: Sequence[float] = CAPS, log: Callable[[str], None] = print
+                 ) -> dict[str, Any]:
+    """The `ladders` entry of one ladder (see the module docstring); the accuracy objective
+    runs once per cap in `caps`, which must hold 0.6."""
     common = dict(budget=budget, folds=folds, group_by=group_by, trials=trials, seeds=seeds,
                   heldout_seeds=heldout_seeds, count_prompt=count_prompt)
     t0 = time.perf_counter()
@@ -65,7 +67,7 @@ def ladder_entry(arrays: BankArrays, ladder: Sequence[str], *, budget: float, fo
     log(f"  {' > '.join(ladder)} cost objective: accuracy {h['accuracy']:.3f} (top model "
         f"{h['large_greedy_accuracy']:.3f}) at {h['cost_share_of_large_only']:.3f} of its cost")
     line = []
-    for cap in CAPS:
+    for cap in caps:
         acc = run_ladder_tune(arrays, ladder, objective="accuracy", max_cost_share=cap, **common)
         ha = acc["report"]["heldout"]
         log(f"  {' > '.join(ladder)} accuracy <= {cap:g} cost: {ha['accuracy']:.3f} at "
