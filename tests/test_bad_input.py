@@ -189,7 +189,7 @@ POLICY_CASES = {
     "ladder from_budget: \"0\"": (
         {**_ladder_policy(), "levels": [{"from_budget": "0", "rungs": [{"role": "small"}]}]},
         "`from_budget` must be a finite number >= 0, got '0'"),
-    "ladder rung weights: 5": (_rung(weights=5), r"rungs\[0\]: `weights` must be 9 finite"),
+    "ladder rung weights: 5": (_rung(weights=5), r"rungs\[0\]: `weights` must be 10 finite"),
     "ladder rung max_samples: 10**400": (_rung(max_samples=HUGE),
                                          "`max_samples` must be an integer <= 1e"),
     "ladder rung role: [\"small\"]": (_rung(role=["small"]), "`role` must be a role"),

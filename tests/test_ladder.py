@@ -11,11 +11,13 @@ import tts
 from tts.backends.replay import ReplayBackend
 from tts.bank import load_bank
 from tts.errors import BankError, ValidationError
-from tts.evaluate import BankArrays, evaluate
+from tts.evaluate import BankArrays, evaluate, ladder_features
 from tts.ladder_policy import LadderLevel, LadderPolicy, single_level
 from tts.policy import load_policy
 from tts.signals import CLIMB_FEATURES
 from tts.strategies import Ladder, Rung
+
+from .test_confidence_vote import qwen  # noqa: F401  (the Qwen bank snapshot fixture)
 
 BANK = load_bank(tts.BUNDLED_BANK)
 ARRAYS = BankArrays.from_bank(BANK)
@@ -23,6 +25,10 @@ PIDS = BANK.problem_ids[:40]
 SUB = ARRAYS.subset(range(40))
 WEIGHT = st.floats(-6, 6, allow_nan=False)
 
+
+def climb_weights(draw, confidences: bool = False) -> tuple[float, ...]:
+    """A rung's score weights; leader_conf's is 0 unless the bank has confidences."""
+    return (*(draw(WEIGHT) for _ in CLIMB_FEATURES), draw(WEIGHT) if confidences else 0.0)
 
 
 def assert_same_as_evaluator(results, ev, arrays, budget, models) -> None:
@@ -38,6 +44,19 @@ def assert_same_as_evaluator(results, ev, arrays, budget, models) -> None:
             spent = ev.tokens[model][0, j] if model in ev.tokens else 0
             assert dict(r.tokens).get(model, 0) == spent
 
+def assert_replay_equals_evaluator(bank, ladder, budget, count_prompt, seed) -> None:
+    """`assert_same_as_evaluator` for `ladder` on every question of `bank` (its small and
+    large models replayed)."""
+    arrays = BankArrays.from_bank(bank)
+    models = (bank.role_model("small"), bank.meta.roles["large"])
+    ev = evaluate(arrays, ladder, budget, [seed], count_prompt=count_prompt)
+    engine = tts.Engine(ReplayBackend(bank, models[0]), ReplayBackend(bank, models[1]),
+                        seed=seed, count_prompt=count_prompt, cost=bank.meta.cost)
+    results = engine.solve_many([bank.problems[p] for p in arrays.problem_ids], budget,
+                                strategy=ladder)
+    assert_same_as_evaluator(results, ev, arrays, budget, models)
+
+
 @st.composite
 def ladders(draw):
     small = Rung(role="small", wave=draw(st.integers(1, 6)),
@@ -45,7 +64,7 @@ def ladders(draw):
                  max_tokens=draw(st.sampled_from([64, 128, 512])),
                  confidence=draw(st.sampled_from([1.0, 0.8, 0.95])),
                  climb_below=draw(st.floats(0, 1)), climb_above=draw(st.floats(0, 1)),
-                 weights=tuple(draw(WEIGHT) for _ in range(len(CLIMB_FEATURES) + 1)))
+                 weights=climb_weights(draw))
     if draw(st.booleans()):
         top = Rung(role="large", mode="greedy", temperature=0.0, max_samples=1, wave=1)
     else:
@@ -64,6 +83,143 @@ def test_engine_equals_evaluator_and_budget_holds(ladder, budget, count_prompt, 
                         seed=seed, count_prompt=count_prompt)
     results = engine.solve_many([BANK.problems[p] for p in PIDS], budget, strategy=ladder)
     assert_same_as_evaluator(results, ev, SUB, budget, ("gpt-4",))
+
+
+# ---- confidence rungs: DeepConf votes (weight, keep) and the leader_conf feature -------------
+CONF_OPTIONS = st.sampled_from([("none", 1.0), ("min_conf", 1.0), ("logprob", 1.0),
+                                ("none", 0.5), ("min_conf", 0.25), ("logprob", 0.7)])
+
+
+def conf_threshold(draw) -> dict:
+    """A climb rule on leader_conf alone: climb when it is >= t (weight > 0) or <= t (weight
+    < 0); thresholds at the bank's repeated min_confs (2, 4) make ties, the boundary case."""
+    t = draw(st.sampled_from([2.0, 3.0, 4.0]) | st.floats(0.5, 8.0))
+    w = draw(st.sampled_from([1.0, -1.0, 2.5]))
+    return dict(weights=(-w * t,) + (0.0,) * (len(CLIMB_FEATURES) - 1) + (w,),
+                climb_above=0.5, climb_below=draw(st.sampled_from([0.0, 0.6])))
+
+
+@st.composite
+def confidence_ladders(draw):
+    """One or two small vote rungs with confidence options and a leader_conf weight (random,
+    a threshold on leader_conf alone, or none), then the large model's greedy answer or vote."""
+    def vote():
+        weight, keep = draw(CONF_OPTIONS)
+        climb = conf_threshold(draw) if draw(st.booleans()) else dict(
+            climb_below=draw(st.floats(0, 1)), climb_above=draw(st.floats(0, 1)),
+            weights=climb_weights(draw, confidences=draw(st.booleans())))
+        return Rung(role="small", wave=draw(st.integers(1, 4)),
+                    max_samples=draw(st.integers(1, 8)),
+                    max_tokens=draw(st.sampled_from([64, 200, 600])),
+                    confidence=draw(st.sampled_from([1.0, 0.8, 0.95])), weight=weight,
+                    keep=keep, **climb)
+
+    lower = tuple(vote() for _ in range(draw(st.integers(1, 2))))
+    top = draw(st.sampled_from([
+        Rung(role="large", mode="greedy", temperature=0.0, max_samples=1, wave=1),
+        Rung(role="large", mode="sample", max_samples=3, wave=2, weight="min_conf")]))
+    return Ladder(rungs=(*lower, top), prior=draw(st.floats(-2, 2)))
+
+
+def _conf_bank(seed):
+    from .conftest import make_bank
+
+    return make_bank(n_problems=4, n_small=8, n_large=3, seed=seed, prompt_tokens=30,
+                     max_sample_tokens=500, abstain=0.2, confidence=True)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(confidence_ladders(), st.integers(0, 50),
+       st.sampled_from([1, 50, 300, 900, 5_000, 1e6]), st.booleans(), st.integers(0, 3))
+def test_confidence_rungs_engine_equals_evaluator_and_budget_holds(ladder, bank_seed, budget,
+                                                                   count_prompt, seed):
+    assert_replay_equals_evaluator(_conf_bank(bank_seed), ladder, budget, count_prompt, seed)
+
+
+def _reads_conf(conf_weight: float = 1.0, **vote) -> Rung:
+    """A small vote rung whose score is leader_conf alone (bias 0)."""
+    w = [0.0] * (len(CLIMB_FEATURES) + 1)
+    w[-1] = conf_weight
+    return Rung(role="small", wave=4, max_samples=4, weights=tuple(w), **vote)
+
+
+def test_leader_conf_is_the_mean_min_conf_of_the_counted_leader_samples():
+    """Votes "1" (min_conf 2, 4) and "2" (1): the leader's mean is 3; keep=0.5 counts the
+    two most confident answers (4, 2), keep=0.3 only the 4; weighted by logprob, "2" leads."""
+    from tts.bank import Record, Sample
+
+    from .conftest import make_bank
+
+    bank = make_bank(n_problems=1, n_small=4, confidence=True)
+    bank.records[("p0", "s", "sample")] = Record("p0", "s", "sample", 20, (
+        Sample("1", 10, logprob=-1.0, min_conf=2.0), Sample("2", 10, logprob=-0.1, min_conf=1.0),
+        Sample("1", 10, logprob=-2.0, min_conf=4.0), Sample(None, 10)))
+    arrays = BankArrays.from_bank(bank)
+    top = Rung(role="large", mode="greedy", temperature=0.0, max_samples=1, wave=1)
+    for vote, conf in [(dict(), 3.0), (dict(keep=0.5), 3.0), (dict(keep=0.3), 4.0),
+                       (dict(weight="logprob"), 1.0)]:
+        rung = _reads_conf(**vote)
+        assert rung.measures_leader_conf
+        (_, _, x, _), = ladder_features(arrays, Ladder(rungs=(rung, top)), 1e9, 0)
+        assert x[0, -1] == conf  # logprob weights put "2" first: its one sample's min_conf 1.0
+        engine = tts.Engine(ReplayBackend(bank, "s"), ReplayBackend(bank, "l"), seed=0,
+                            cost=bank.meta.cost)
+        ladder = Ladder(rungs=(rung, top))
+        out = engine.solve(bank.problems["p0"], 1e9, strategy=ladder)
+        assert any(f"score {conf:.2f}" in t for t in out.trace), out.trace
+    plain = Rung(role="small", wave=4, max_samples=4, weight="logprob")
+    assert not plain.measures_leader_conf  # logprob alone needs no min_conf: the feature is 0
+    (_, _, x, _), = ladder_features(arrays, Ladder(rungs=(plain, top)), 1e9, 0)
+    assert x[0, -1] == 0.0
+
+
+def test_leader_conf_without_confidences_is_a_clear_error_on_both_paths():
+    ladder = Ladder(rungs=(_reads_conf(-1.0),
+                           Rung(role="large", mode="greedy", temperature=0.0, max_samples=1,
+                                wave=1)))
+    with pytest.raises(ValidationError, match="reads `leader_conf`.*needs each sample's "
+                                              "min_conf") as e:
+        evaluate(SUB, ladder, 262_144, [0])
+    assert e.value.parameter == "weights"
+    engine = tts.Engine(ReplayBackend(BANK, "llama-2-13b"), ReplayBackend(BANK, "gpt-4"))
+    with pytest.raises(ValidationError, match="reads `leader_conf`") as e:
+        engine.solve_many([BANK.problems[p] for p in PIDS], 262_144, strategy=ladder)
+    assert e.value.parameter == "weights"
+
+
+def test_bad_confidence_rungs_are_clear_errors():
+    with pytest.raises(ValidationError, match="`weight` must be one of") as e:
+        Rung(weight="conf")
+    assert e.value.parameter == "weight"
+    with pytest.raises(ValidationError, match="`keep` must be in") as e:
+        Rung(keep=0)
+    assert e.value.parameter == "keep"
+    for bad in (dict(weight="min_conf"), dict(keep=0.5)):
+        with pytest.raises(ValidationError, match="chain rung .* votes its chains plainly") as e:
+            Rung(mode="chain-1024", **bad)
+        assert e.value.parameter == next(iter(bad))
+    w = (0.0,) * len(CLIMB_FEATURES) + (1.0,)
+    with pytest.raises(ValidationError, match="chain rung .* measures no confidence") as e:
+        Rung(mode="chain-1024", weights=w)
+    assert e.value.parameter == "weights"
+    assert Rung(weight="min_conf", keep=0.5).vote().keep == 0.5
+
+
+@pytest.mark.parametrize("vote, conf_weight", [
+    (dict(weight="min_conf", confidence=0.95), 0.0),
+    (dict(weight="logprob", keep=0.5), -3.0),
+    (dict(keep=0.7, confidence=0.9), 2.0),
+    (dict(), -3.0),
+])
+def test_real_qwen_confidence_rungs_match_replay(qwen, vote, conf_weight):
+    """Agreement and leader_conf around the bank's median min_conf (5.4) decide the climb."""
+    w = (2.0 - conf_weight * 5.4, -3.0) + (0.0,) * (len(CLIMB_FEATURES) - 2) + (conf_weight,)
+    ladder = Ladder(rungs=(Rung(role="small", wave=4, max_samples=16, climb_below=0.5,
+                                climb_above=0.5, weights=w, **vote),
+                           Rung(role="large", mode="greedy", temperature=0.0, max_samples=1,
+                                wave=1)))
+    for seed, budget in ((0, 3_000), (1, 100_000)):
+        assert_replay_equals_evaluator(qwen, ladder, budget, True, seed)
 
 
 def test_two_rung_ladder_reproduces_the_cascade():
@@ -159,6 +315,30 @@ def test_ladder_policy_round_trip_and_model_check(tmp_path):
         load_policy(path)
 
 
+def test_policies_written_before_leader_conf_still_load(tmp_path):
+    """A file whose `climb_features` lack leader_conf (tuned before it existed) loads with
+    weight 0 on it, so it decides as it did; a vote rung's confidence options round-trip."""
+    w = tuple(float(i) for i in range(len(CLIMB_FEATURES))) + (0.0,)
+    rungs = (Rung(role="small", wave=4, max_samples=8, climb_below=0.6, weights=w,
+                  weight="min_conf", keep=0.5),
+             Rung(role="large", mode="greedy", temperature=0.0, max_samples=1, wave=1))
+    data = single_level(["llama-2-13b", "gpt-4"], rungs).to_dict()
+    assert data["levels"][0]["rungs"][0]["keep"] == 0.5
+    assert "weight" not in data["levels"][0]["rungs"][1]  # defaults are not written
+    path = tmp_path / "new.json"
+    path.write_text(json.dumps(data))
+    assert load_policy(path).levels[0].rungs == rungs
+    data["climb_features"] = data["climb_features"][:-1]
+    for r in data["levels"][0]["rungs"]:
+        r["weights"] = r["weights"][:-1]
+    path.write_text(json.dumps(data))
+    assert load_policy(path).levels[0].rungs == rungs
+    data["climb_features"][0] = "agreements"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValidationError, match="`climb_features` must be"):
+        load_policy(path)
+
+
 # ---- chain rungs: a rung of budget-forced long chains (mode "chain-<L>") ---------------------
 def _chain_bank(seed):
     from .conftest import make_bank
@@ -172,7 +352,7 @@ def chain_ladders(draw):
     """small vote and/or a small chain rung (same model twice), then the large model."""
     def climb():
         return dict(climb_below=draw(st.floats(0, 1)), climb_above=draw(st.floats(0, 1)),
-                    weights=tuple(draw(WEIGHT) for _ in range(len(CLIMB_FEATURES) + 1)))
+                    weights=climb_weights(draw))
 
     length = draw(st.sampled_from([128, 256]))
     chain = Rung(role="small", mode=f"chain-{length}", max_samples=draw(st.integers(1, 2)),
@@ -191,14 +371,7 @@ def chain_ladders(draw):
        st.booleans(), st.integers(0, 3))
 def test_chain_rungs_engine_equals_evaluator_and_budget_holds(ladder, bank_seed, budget,
                                                               count_prompt, seed):
-    bank = _chain_bank(bank_seed)
-    arrays = BankArrays.from_bank(bank)
-    ev = evaluate(arrays, ladder, budget, [seed], count_prompt=count_prompt)
-    engine = tts.Engine(ReplayBackend(bank, "s"), ReplayBackend(bank, "l"), seed=seed,
-                        count_prompt=count_prompt, cost=bank.meta.cost)
-    results = engine.solve_many([bank.problems[p] for p in arrays.problem_ids], budget,
-                                strategy=ladder)
-    assert_same_as_evaluator(results, ev, arrays, budget, ("s", "l"))
+    assert_replay_equals_evaluator(_chain_bank(bank_seed), ladder, budget, count_prompt, seed)
 
 
 def test_chain_rung_pays_the_prompt_once_per_mode_and_draws_distinct_chains():

@@ -33,9 +33,9 @@ from tts.types import Problem, Role, is_finite_number, ladder_roles, shown
 
 FORMAT = "tts-ladder-policy/1"
 RUNG_FIELDS = tuple(f.name for f in dataclasses.fields(Rung))
-_CHAIN_ONLY = ("answer_tokens", "max_waits")
-"""Rung fields written only when set (chain rungs' budget forcing), so policies without
-them read as before."""
+_OPTIONAL = {"answer_tokens": 0, "max_waits": 0, "weight": "none", "keep": 1.0}
+"""Rung fields written only when set (chain rungs' budget forcing, vote rungs' confidence
+options), so policies without them read as before."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ class LadderLevel:
     def to_dict(self) -> dict:
         return {"from_budget": self.from_budget, "rungs": [
             {k: v for k, v in {**dataclasses.asdict(r), "weights": list(r.weights)}.items()
-             if k not in _CHAIN_ONLY or v} for r in self.rungs]}
+             if k not in _OPTIONAL or v != _OPTIONAL[k]} for r in self.rungs]}
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,9 @@ def ladder_policy_from_dict(data: Any, *, source: str = "policy") -> LadderPolic
 
     check_top_fields(data, source, {"format", "ladder", "climb_features", "prompt", "levels",
                                     "notes"}, {"format", "ladder", "levels"}, "a ladder policy")
-    check_feature_names(data, source, "climb_features", CLIMB_FEATURES)
+    added = _features_added_since(data)
+    if not added:
+        check_feature_names(data, source, "climb_features", CLIMB_FEATURES)
     ladder = data["ladder"]
     if not isinstance(ladder, list):
         raise ValidationError(f"{source}: `ladder` must be a list of model names, got "
@@ -164,11 +166,22 @@ def ladder_policy_from_dict(data: Any, *, source: str = "policy") -> LadderPolic
             check_item_fields(r, at, at, RUNG_FIELDS, "a rung", required=False)
             fields = dict(r)
             if isinstance(fields.get("weights"), list):
-                fields["weights"] = tuple(fields["weights"])
+                fields["weights"] = tuple(fields["weights"]) + (0.0,) * added
             rungs.append(built(at, Rung, **fields, param=at))
         levels.append(built(where, LadderLevel, lv["from_budget"], tuple(rungs)))
     return built(source, LadderPolicy, tuple(ladder), tuple(levels), prompt,
                  dict(notes_of(data, source)))
+
+
+def _features_added_since(data: Mapping) -> int:
+    """How many climb features this code appends to a policy file's older `climb_features`
+    (0 when the file names today's, or none). Such a file keeps its meaning: its rungs give
+    the newer features (e.g. leader_conf) weight 0."""
+    names = data.get("climb_features")
+    if isinstance(names, list) and 0 < len(names) < len(CLIMB_FEATURES) \
+            and names == list(CLIMB_FEATURES[:len(names)]):
+        return len(CLIMB_FEATURES) - len(names)
+    return 0
 
 
 def single_level(ladder: Sequence[str], rungs: Sequence[Rung], prompt: Any = None,

@@ -7,7 +7,8 @@ call the functions below, which use only `+`, `*`, `/` and comparisons, so they 
 bit-identical decisions on Python numbers and on numpy arrays:
 
 * `vote_signals`: the first five features of a vote (both `CLIMB_FEATURES` and the adaptive
-  strategy's `PROBE_FEATURES` start with them); `climb_logit`: the score of a feature vector;
+  strategy's `PROBE_FEATURES` start with them); `leader_conf`: a rung's confidence feature;
+  `climb_logit`: the score of a feature vector;
 * `vote_stops`: the Adaptive-Consistency stop after a wave (votes, adaptive, ladder rungs);
 * `escalates_early`: the adaptive strategy's escalation after a wave, before sampling ends;
 * `climbs`: climb / escalate. A ladder rung uses the agreement floor and the score; a
@@ -26,7 +27,10 @@ Features of one rung (a vote of one model in one representation), in `CLIMB_FEAT
   e.g. program-of-thought beside chain-of-thought: the mixture-of-thought signal of Yue et al.
   2023) whose answer equals the vote's leader; 0 when no check was drawn;
 * lower_agreement: 1 when the rung below answered the same as this rung's leader, else 0;
-* prior: the prompt-feature difficulty logit (0 without a prompt model).
+* prior: the prompt-feature difficulty logit (0 without a prompt model);
+* leader_conf: the mean min_conf (DeepConf's lowest sliding-window confidence,
+  `Completion.min_conf`) of the counted samples voting for the leader (`leader_conf`); 0 when
+  the rung does not ask for min_conf (`Rung.measures_leader_conf`) or nobody answered.
 """
 
 from __future__ import annotations
@@ -35,12 +39,13 @@ import math
 from typing import Any
 
 CLIMB_FEATURES: tuple[str, ...] = ("agreement", "entropy", "abstain_share", "distinct_share",
-                                   "inv_samples", "check_agreement", "lower_agreement", "prior")
+                                   "inv_samples", "check_agreement", "lower_agreement", "prior",
+                                   "leader_conf")
 
-AGREEMENT_CLIMB_WEIGHTS: tuple[float, ...] = (3.0, -6.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+AGREEMENT_CLIMB_WEIGHTS: tuple[float, ...] = (3.0, -6.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 """Untuned score: difficulty 0.5 at agreement 0.5, rising as agreement falls."""
 
-MOT_CLIMB_WEIGHTS: tuple[float, ...] = (6.0, -6.0, 0.0, 0.0, 0.0, -6.0, 0.0, 0.0, 0.0)
+MOT_CLIMB_WEIGHTS: tuple[float, ...] = (6.0, -6.0, 0.0, 0.0, 0.0, -6.0, 0.0, 0.0, 0.0, 0.0)
 """Untuned mixture-of-thought score: difficulty 0.5 when agreement + check_agreement = 1."""
 
 
@@ -49,6 +54,19 @@ def vote_signals(agreement: Any, entropy: Any, abstained: Any, distinct: Any,
     """agreement, entropy, abstain_share, distinct_share and inv_samples of a vote over
     `samples` >= 1 draws, `abstained` of which gave no answer; floats or numpy arrays."""
     return agreement, entropy, abstained / samples, distinct / samples, 1 / samples
+
+
+def leader_conf(conf_sum: Any, members: Any) -> Any:
+    """The `leader_conf` climb feature: `conf_sum` / `members`, 0 when `members` is 0.
+
+    `members` are the counted samples voting for the leader (after a `keep` filter; the
+    leader's sample count) and `conf_sum` their min_confs added one at a time in draw order,
+    starting from 0.0 (never `sum()`, which compensates rounding), so the engine and the
+    evaluator divide the same floats. Floats or numpy arrays.
+    """
+    if hasattr(members, "__array__"):
+        return conf_sum / members.clip(1)
+    return conf_sum / members if members else 0.0
 
 
 def vote_stops(total: Any, confidence: Any, threshold: float) -> Any:

@@ -139,6 +139,9 @@ class WeightedVotes:
     """Summed weight of every counted sample, added in draw order."""
     dropped: int = 0
     """Answering samples the `keep` filter left out."""
+    members: tuple[int, ...] = ()
+    """Indices (into the answers) of the counted samples voting for the leader, in draw
+    order (what `tts.signals.leader_conf` averages)."""
 
     @property
     def leader(self) -> str | None:
@@ -197,8 +200,9 @@ def count_weighted_votes(answers: Sequence[str | None], confidences: Sequence[fl
     order = sorted(range(len(reps)), key=lambda c: -tally[c])  # stable: ties stay first-seen
     votes = Votes(counts=tuple((reps[c], sizes[c]) for c in order),
                   abstained=len(answers) - len(voting))
+    members = tuple(i for cid, i in zip(ids, counted) if order and cid == order[0])
     return WeightedVotes(votes, tuple(tally[c] for c in order), total,
-                         dropped=len(voting) - len(counted))
+                         dropped=len(voting) - len(counted), members=members)
 
 
 def class_ids(answers: Sequence[str | None]) -> list[int]:

@@ -18,6 +18,7 @@ from tts.answers import Votes, _keys_equivalent, canonical, class_ids, is_correc
 from tts.bank import Record, SampleBank, sample_order
 from tts.budgets import CostModel
 from tts.errors import BankError, ValidationError
+from tts.signals import leader_conf
 from tts.strategies import leader_confidence
 from tts.types import Problem, Role, ladder_roles
 
@@ -79,6 +80,10 @@ class Prefix:
     def rows(self, idx: np.ndarray) -> Prefix:
         return Prefix(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
+    def answering(self) -> np.ndarray:
+        """(P, S + 1) answering draws among the first k (all of them vote here)."""
+        return self.total
+
 
 @dataclass(frozen=True)
 class WeightedPrefix(Prefix):
@@ -90,9 +95,19 @@ class WeightedPrefix(Prefix):
 
     missing: np.ndarray = None  # type: ignore[assignment]
     """(P, S + 1) answering draws among the first k without the confidence the vote needs."""
+    leader_conf: np.ndarray = None  # type: ignore[assignment]
+    """(P, S + 1) `tts.signals.leader_conf`: mean min_conf of the counted leader samples."""
+    conf_missing: np.ndarray = None  # type: ignore[assignment]
+    """(P, S + 1) answering draws among the first k without a min_conf (which `leader_conf`
+    needs)."""
+    answered: np.ndarray = None  # type: ignore[assignment]
+    """(P, S + 1) answering draws among the first k, counted or dropped by `keep`."""
 
     def rows(self, idx: np.ndarray) -> WeightedPrefix:
         return WeightedPrefix(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+
+    def answering(self) -> np.ndarray:
+        return self.answered
 
 
 class BankArrays:
@@ -223,7 +238,8 @@ class BankArrays:
     def weighted_prefix(self, model: str, mode: str, seed: int | None, max_tokens: int,
                         weight: str, keep: float) -> WeightedPrefix:
         """`prefix` of a vote weighted by `weight` ("none", "min_conf", "logprob") over the
-        `keep` share of most confident answering samples (`Vote.weight`, `Vote.keep`)."""
+        `keep` share of most confident answering samples (`Vote.weight`, `Vote.keep`), with
+        the leader's `leader_conf` (`Vote.report_confidence`)."""
         m = self.mode(model, mode)
         cap = int(min(max_tokens, int(m.tokens.max(initial=0))))
         key = (model, mode, seed, cap, weight, keep)
@@ -235,7 +251,8 @@ class BankArrays:
             else:
                 measure = "logprob" if weight == "logprob" else "min_conf"
                 got = _build_weighted_prefix(m, self.prefix(model, mode, seed, max_tokens),
-                                             self.confidences(model, mode, measure), cap,
+                                             self.confidences(model, mode, measure),
+                                             self.confidences(model, mode, "min_conf"), cap,
                                              weighted=weight != "none", keep=keep)
             self._prefix[key] = got
         return got
@@ -383,13 +400,15 @@ def _build_prefix(m: ModeArrays, pids: Sequence[str], seed: int | None,
                   lead_ok)
 
 
-def _build_weighted_prefix(m: ModeArrays, plain: Prefix, conf: np.ndarray, max_tokens: int, *,
-                           weighted: bool, keep: float) -> WeightedPrefix:
+def _build_weighted_prefix(m: ModeArrays, plain: Prefix, conf: np.ndarray,
+                           min_conf: np.ndarray, max_tokens: int, *, weighted: bool,
+                           keep: float) -> WeightedPrefix:
     """`count_weighted_votes` after every k draws of the plain stream, for all problems.
 
     Weights are added one draw at a time in draw order (a skipped draw adds an exact 0.0), as
     `count_weighted_votes` adds them, so every tally, and hence every decision, is the same
-    float; the stop confidence comes from `leader_confidence` itself.
+    float; the stop confidence comes from `leader_confidence` itself. Each class's min_confs
+    are summed the same way, for the leader's `leader_conf` (`Vote.report_confidence`).
     """
     p, s = m.cls.shape
     order = plain.order
@@ -403,7 +422,13 @@ def _build_weighted_prefix(m: ModeArrays, plain: Prefix, conf: np.ndarray, max_t
     has_conf = ~np.isnan(c)
     missing = np.zeros((p, s + 1), np.int64)
     missing[:, 1:] = np.cumsum(answering & ~has_conf, 1)
+    n_answering = np.zeros((p, s + 1), np.int64)
+    n_answering[:, 1:] = np.cumsum(answering, 1)
     w = np.where(answering & has_conf, c, 0.0)
+    mc = np.where(valid, np.take_along_axis(min_conf, oc, 1), np.nan)
+    conf_missing = np.zeros((p, s + 1), np.int64)
+    conf_missing[:, 1:] = np.cumsum(answering & np.isnan(mc), 1)
+    mc = np.where(answering & ~np.isnan(mc), mc, 0.0)
     ks = np.arange(s + 1)
     drawn = ks[None, :, None] > np.arange(s)[None, None, :]              # (1, S+1, S): j < k
     kept = drawn & answering[:, None, :]                                 # (P, S+1, S)
@@ -416,13 +441,12 @@ def _build_weighted_prefix(m: ModeArrays, plain: Prefix, conf: np.ndarray, max_t
                                           ((cj[:, None, :] == cj[:, :, None]) & before))
         rank = np.zeros((p, s + 1, s), np.int64)
         rank[:, 1:, :] = np.cumsum(np.transpose(better, (0, 2, 1)), 1)    # over i < k
-        n_answering = np.zeros((p, s + 1), np.int64)
-        n_answering[:, 1:] = np.cumsum(answering, 1)
         need = np.array([kept_count(keep, n) for n in range(s + 1)])[n_answering]
         kept = kept & (rank < need[:, :, None])
     k_cls = max(m.n_classes, 1)
     classes = np.arange(k_cls)
     tally = np.zeros((p, s + 1, k_cls))
+    conf_tally = np.zeros((p, s + 1, k_cls))  # summed min_conf per class
     counts = np.zeros((p, s + 1, k_cls), np.int64)
     total_w = np.zeros((p, s + 1))
     first = np.full((p, s + 1, k_cls), s, np.int64)
@@ -430,6 +454,7 @@ def _build_weighted_prefix(m: ModeArrays, plain: Prefix, conf: np.ndarray, max_t
         member = kept[:, :, j, None] & (cls[:, None, j, None] == classes)  # (P, S+1, K)
         wj = w[:, None, j, None] if weighted else 1.0
         tally = tally + np.where(member, wj, 0.0)
+        conf_tally = conf_tally + np.where(member, mc[:, None, j, None], 0.0)
         counts += member
         total_w = total_w + np.where(kept[:, :, j], w[:, None, j] if weighted else 1.0, 0.0)
         first = np.where(member & (first == s), j, first)
@@ -469,8 +494,10 @@ def _build_weighted_prefix(m: ModeArrays, plain: Prefix, conf: np.ndarray, max_t
     lead_pos = pick(first, lead_c)
     lead_idx = np.where(has, np.take_along_axis(order, np.minimum(lead_pos, s - 1), 1), -1)
     lead_ok = has & np.take_along_axis(m.correct, np.maximum(lead_idx, 0), 1)
+    conf_sum = np.where(has, pick(conf_tally, lead_c), 0.0)
     return WeightedPrefix(order, plain.cum_tokens, top, runner, total, distinct, agreement,
-                          entropy, confidence, lead_idx, lead_ok, missing)
+                          entropy, confidence, lead_idx, lead_ok, missing,
+                          leader_conf(conf_sum, top), conf_missing, n_answering)
 
 
 def tile_bank(bank: SampleBank, n_problems: int) -> SampleBank:

@@ -178,7 +178,8 @@ def run_ladder(run: Run, rows: np.ndarray, strategy: Ladder, keys: list,
             out = vote_phase(run, active, model=model, max_samples=rung.max_samples,
                              probe=rung.wave, wave=rung.wave, max_tokens=rung.max_tokens,
                              temperature=rung.temperature, confidence=rung.confidence,
-                             mode=rung.mode)
+                             mode=rung.mode, weight=rung.weight, keep=rung.keep,
+                             report_confidence=rung.measures_leader_conf)
         k = out.k
         n_drawn = out.drawn if isinstance(out, ChainOut) else k
         answered = out.answered()
@@ -211,8 +212,10 @@ def run_ladder(run: Run, rows: np.ndarray, strategy: Ladder, keys: list,
         with np.errstate(invalid="ignore", divide="ignore"):
             check_share = np.where(drawn > 0, agree / np.maximum(drawn, 1), 0.0)
         feats = (*vote_signals(pre.agreement[idx, kk], pre.entropy[idx, kk],
-                               n_drawn - pre.total[idx, kk], pre.distinct[idx, kk], ks),
-                 check_share, np.where(same, 1.0, 0.0), prior_arr)
+                               n_drawn - pre.answering()[idx, kk], pre.distinct[idx, kk], ks),
+                 check_share, np.where(same, 1.0, 0.0), prior_arr,
+                 pre.leader_conf[idx, kk] if rung.measures_leader_conf  # type: ignore
+                 else np.zeros(p))
         assert len(feats) == len(CLIMB_FEATURES)
         z = climb_logit(rung.weights, feats)
         run.rung_features.append((i, ok.copy(), np.stack(feats, 1),

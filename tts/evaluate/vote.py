@@ -41,15 +41,17 @@ def vote_phase(run: Run, rows: np.ndarray, *, model: str, max_samples: int, prob
                wave: int, max_tokens: int, temperature: float, confidence: float,
                weights: tuple[float, ...] | None = None, prior: np.ndarray | float = 0.0,
                early_above: float = 1.0, mode: str | None = None, weight: str = "none",
-               keep: float = 1.0) -> VoteOut:
+               keep: float = 1.0, report_confidence: bool = False) -> VoteOut:
     """Draw waves of samples until max_samples, the budget, the stop test or early escalation
-    (`Vote.steps` and `Adaptive.steps` for every row of `rows`). `weight` and `keep` are
-    `Vote`'s confidence options: the vote and its stop test read a `WeightedPrefix`."""
+    (`Vote.steps` and `Adaptive.steps` for every row of `rows`). `weight`, `keep` and
+    `report_confidence` are `Vote`'s confidence options: the vote and its stop test read a
+    `WeightedPrefix` (whose `leader_conf` a reporting vote's ladder rung scores)."""
     greedy = temperature == 0
     mode = sampling_mode(mode, temperature)
     m = run.a.mode(model, mode)
     seed = None if greedy else run.seed
-    confident = weight != "none" or keep < 1.0
+    voting = weight != "none" or keep < 1.0
+    confident = voting or report_confidence
     pre = run.a.weighted_prefix(model, mode, seed, max_tokens, weight, keep) if confident else \
         run.a.prefix(model, mode, seed, max_tokens)
     p = len(rows)
@@ -80,8 +82,12 @@ def vote_phase(run: Run, rows: np.ndarray, *, model: str, max_samples: int, prob
         run.commit(active, model, units, generated, due, mode)
         k = np.where(active, k + n, k)
         kk = np.minimum(k, m.width)
-        if confident:
-            _require_confidences(active, pre, kk, model, weight, keep)
+        if voting:
+            _require_confidences(active, pre.missing, kk, model, weight,  # type: ignore[attr-defined]
+                                 keep)
+        if report_confidence:
+            _require_confidences(active, pre.conf_missing, kk, model,  # type: ignore[attr-defined]
+                                 weight, keep, scored=True)
         if weights is not None:  # the adaptive strategy's probe score (PROBE_FEATURES)
             zz = climb_logit(weights, (*vote_signals(
                 pre.agreement[idx, kk], pre.entropy[idx, kk], k - pre.total[idx, kk],
@@ -95,13 +101,15 @@ def vote_phase(run: Run, rows: np.ndarray, *, model: str, max_samples: int, prob
     return VoteOut(np.minimum(k, m.width), insufficient, escalate_now, z, pre, (model, mode))
 
 
-def _require_confidences(rows: np.ndarray, pre: Prefix, k: np.ndarray, model: str,
-                         weight: str, keep: float) -> None:
-    """The ValidationError `Vote` raises when a drawn answering sample has no confidence."""
-    bad = rows & (pre.missing[np.arange(len(k)), k] > 0)  # type: ignore[attr-defined]
+def _require_confidences(rows: np.ndarray, missing: np.ndarray, k: np.ndarray, model: str,
+                         weight: str, keep: float, *, scored: bool = False) -> None:
+    """The ValidationError `Vote` raises when a drawn answering sample has no confidence:
+    `missing` counts them per draw (`WeightedPrefix.missing`, or `.conf_missing` for the
+    min_conf a `scored` leader_conf needs)."""
+    bad = rows & (missing[np.arange(len(k)), k] > 0)
     if not bad.any():
         return
-    raise missing_confidence(weight, keep, model)
+    raise missing_confidence(weight, keep, model, scored=scored)
 
 
 def apply_vote(run: Run, rows: np.ndarray, out: VoteOut, keys: list) -> None:

@@ -48,6 +48,11 @@ class Outcome:
     """Votes of every tier that voted, cheapest first, by role ("small", "tier1", "large"; a
     role voting twice in one plan appears again as "role:mode"). `votes` is the deciding
     tier's."""
+    leader_conf: float = 0.0
+    """A vote's `tts.signals.leader_conf` (0 unless it was asked to report it,
+    `Vote.report_confidence`)."""
+    dropped: int = 0
+    """Answering samples a vote drew but its `keep` filter left out of `votes`."""
 
 
 def with_tiers(out: Outcome, *earlier: Outcome) -> Outcome:

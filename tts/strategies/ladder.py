@@ -9,7 +9,9 @@ live when `answer_tokens` / `max_waits` say so) and votes them; one chain is the
 where agreement with the rung below is the signal that matters. Several rungs may use the same
 model (a vote, then a chain of the small model, then the large one). The rung then scores its vote
 with `tts.signals` (agreement, entropy, check agreement, agreement with the rung below, prompt
-prior) and climbs when `tts.signals.climbs` says so and the next rung is affordable. The last
+prior, and the leader's mean min_conf where the rung asks for confidences: DeepConf, which a
+vote rung may also use to weight or filter its vote, `weight` and `keep` as in `Vote`) and
+climbs when `tts.signals.climbs` says so and the next rung is affordable. The last
 rung's answer is final; a rung that cannot pay for its first sample, or that abstains, leaves
 the answer of the rung below in place.
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tts.answers import Votes, count_votes, equivalent
+from tts.answers import count_votes, equivalent
 from tts.errors import ValidationError
 from tts.prompts import format_question
 from tts.signals import CLIMB_FEATURES, climb_logit, climbs, vote_signals
@@ -34,6 +36,9 @@ from tts.strategies.vote import Vote
 from tts.types import GenRequest, Problem, Role
 
 __all__ = ["Rung", "Ladder", "rung_features"]
+
+_CONF = 1 + CLIMB_FEATURES.index("leader_conf")
+"""Position of the leader_conf weight in `Rung.weights` (after the bias)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +54,11 @@ class Rung:
     temperature: float = 0.7
     confidence: float = 1.0
     """Adaptive-Consistency stop (1.0: draw all max_samples)."""
+    weight: str = "none"
+    """Vote rungs: `Vote.weight` (what a sample's vote counts: "none", "min_conf" or
+    "logprob", DeepConf's confidence-weighted vote)."""
+    keep: float = 1.0
+    """Vote rungs: `Vote.keep` (vote with only the most confident share of the samples)."""
     check_mode: str | None = None
     """Another representation of the same model to check the leader against (None: none)."""
     check_samples: int = 0
@@ -95,9 +105,33 @@ class Rung:
         object.__setattr__(self, "weights", check_weights("weights", self.weights,
                                                          CLIMB_FEATURES))
         if self.is_chain:
+            self._check_chain_confidence()
             self.chain()  # validates the chain's settings
         else:
             self.vote()  # validates temperature against max_samples / wave
+
+    def _check_chain_confidence(self) -> None:
+        """A chain rung reads no confidences: its chains vote plainly and its score gives
+        `leader_conf` no weight."""
+        for name, default in (("weight", "none"), ("keep", 1.0)):
+            if getattr(self, name) != default:
+                raise ValidationError(f"a chain rung ({self.mode}) votes its chains plainly: "
+                                      f"`{name}` must be {default!r}, got "
+                                      f"{getattr(self, name)!r}.", parameter=name,
+                                      value=getattr(self, name))
+        if self.weights[_CONF] != 0:
+            raise ValidationError(f"a chain rung ({self.mode}) measures no confidence: the "
+                                  f"`weights` entry of leader_conf must be 0, got "
+                                  f"{shown(self.weights[_CONF])}.", parameter="weights",
+                                  value=self.weights)
+
+    @property
+    def measures_leader_conf(self) -> bool:
+        """Whether the rung asks for min_conf, and so measures `leader_conf` (else 0): its
+        score reads it (a nonzero weight), or its vote is weighted by or filtered on min_conf.
+        A vote weighted by logprob alone does not need min_conf, so it does not measure it."""
+        return self.weights[_CONF] != 0 or self.weight == "min_conf" or (
+            self.weight == "none" and self.keep < 1.0)
 
     @property
     def is_chain(self) -> bool:
@@ -129,9 +163,11 @@ class Rung:
                        tier_votes={self.role: votes})
 
     def vote(self) -> Vote:
+        """The vote of a vote rung (reporting `leader_conf` when the rung measures it)."""
         return Vote(max_samples=self.max_samples, wave=self.wave, max_tokens=self.max_tokens,
                     temperature=self.temperature, confidence=self.confidence, role=self.role,
-                    mode=self.mode)
+                    mode=self.mode, weight=self.weight, keep=self.keep,
+                    report_confidence=self.measures_leader_conf)
 
     def check_request(self, problem: Problem, ctx: RunContext) -> GenRequest:
         return GenRequest(prompt=format_question(problem.question), n=self.check_samples,
@@ -139,13 +175,15 @@ class Rung:
                           seed=ctx.seed, problem_id=problem.id, mode=self.check_mode)
 
 
-def rung_features(votes: Votes, check_agree: int, check_drawn: int, lower_same: bool,
+def rung_features(out: Outcome, check_agree: int, check_drawn: int, lower_same: bool,
                   prior: float) -> tuple[float, ...]:
-    """The `CLIMB_FEATURES` of a rung's vote (at least one sample drawn)."""
-    samples = votes.total + votes.abstained
+    """The `CLIMB_FEATURES` of a rung's outcome (at least one sample drawn, counting the
+    answers a `keep` filter dropped; `leader_conf` as its vote reported it)."""
+    votes = out.votes
+    samples = votes.total + votes.abstained + out.dropped
     return (*vote_signals(votes.agreement, votes.entropy, votes.abstained, votes.distinct,
                           samples), check_agree / check_drawn if check_drawn else 0.0,
-            1.0 if lower_same else 0.0, prior)
+            1.0 if lower_same else 0.0, prior, out.leader_conf)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,8 +237,7 @@ class Ladder(Strategy):
                     agree = sum(c.answer is not None and equivalent(c.answer, out.answer)
                                 for c in checks)
             same = lower is not None and out.answer is not None and equivalent(lower, out.answer)
-            z = climb_logit(rung.weights, rung_features(out.votes, agree, drawn, same,
-                                                        self.prior))
+            z = climb_logit(rung.weights, rung_features(out, agree, drawn, same, self.prior))
             if not climbs(out.status == "answered", out.votes.agreement, z, rung.climb_below,
                           rung.climb_above):
                 ctx.note(f"ladder: keep {ctx.model(rung.role)}'s answer (agreement "

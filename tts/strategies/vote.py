@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from scipy.special import betainc
@@ -11,7 +11,7 @@ from scipy.special import betainc
 from tts.answers import Votes, count_votes, count_weighted_votes
 from tts.errors import ValidationError
 from tts.prompts import format_question
-from tts.signals import vote_stops
+from tts.signals import leader_conf, vote_stops
 from tts.strategies._checks import (check_fraction, check_mode, check_positive_int, check_role,
                                    check_temperature)
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy, insufficient
@@ -32,15 +32,23 @@ def leader_confidence(top: float, runner_up: float) -> float:
     return float(betainc(runner_up + 1, top + 1, 0.5))
 
 
-def missing_confidence(weight: str, keep: float, model: str) -> ValidationError:
+def missing_confidence(weight: str, keep: float, model: str, *,
+                       scored: bool = False) -> ValidationError:
     """The error of a confidence vote (`Vote.weight`, `Vote.keep`) on a sample of `model`
-    that came without the confidence it needs (also raised by `tts.evaluate`)."""
-    option, value = ("weight", weight) if weight != "none" else ("keep", keep)
-    what = "mean logprob" if weight == "logprob" else "min_conf"
+    that came without the confidence it needs (also raised by `tts.evaluate`); `scored`: the
+    missing one is the min_conf a ladder rung's climb score reads (`leader_conf`)."""
+    if scored:
+        asked, what, fix = ("a climb score that reads `leader_conf` (a nonzero `weights` entry "
+                            "for it)"), "min_conf", "a zero leader_conf weight"
+        option, value = "weights", "leader_conf"
+    else:
+        option, value = ("weight", weight) if weight != "none" else ("keep", keep)
+        asked, fix = f"`{option}={value!r}`", "weight='none' and keep=1.0"
+        what = "mean logprob" if weight == "logprob" else "min_conf"
     return ValidationError(
-        f"`{option}={value!r}` needs each sample's {what}, but model {model} gave a sample "
+        f"{asked} needs each sample's {what}, but model {model} gave a sample "
         f"without one: its backend reports no confidences (a replay bank built without "
-        f"logprobs, or a server that does not return them). Use weight='none' and keep=1.0, "
+        f"logprobs, or a server that does not return them). Use {fix}, "
         f"or a backend that gives them (vLLM, or a bank built with logprobs).",
         parameter=option, value=value)
 
@@ -92,6 +100,10 @@ class Vote(Waves):
     """In (0, 1]: vote with only the ceil(keep * n) most confident of the n answering samples
     drawn so far (DeepConf's filter; ties by sample order), ranked by the `weight` confidence
     (min_conf when weight is "none"). 1.0 keeps all."""
+    report_confidence: bool = False
+    """Also ask for confidences and report the mean min_conf of the counted samples voting
+    for the leader (`Outcome.leader_conf`, `tts.signals.leader_conf`): for a ladder rung whose
+    climb score reads it. Every answering sample then needs its min_conf."""
 
     def __post_init__(self) -> None:
         check_positive_int("max_samples", self.max_samples)
@@ -108,6 +120,10 @@ class Vote(Waves):
         if self.keep == 0:
             raise ValidationError("`keep` must be in (0, 1], got 0.", parameter="keep",
                                   value=self.keep)
+        if not isinstance(self.report_confidence, bool):
+            raise ValidationError(f"`report_confidence` must be True or False, got "
+                                  f"{self.report_confidence!r}.", parameter="report_confidence",
+                                  value=self.report_confidence)
 
     @property
     def uses_confidence(self) -> bool:
@@ -115,10 +131,10 @@ class Vote(Waves):
         return self.weight != "none" or self.keep < 1.0
 
     def options(self) -> dict:
-        """Settings for Plans and reports; `weight` and `keep` only when set, so plain votes
-        describe themselves as before these options existed."""
+        """Settings for Plans and reports; `weight`, `keep` and `report_confidence` only when
+        set, so plain votes describe themselves as before these options existed."""
         out = Strategy.options(self)  # slots=True dataclasses cannot use super()
-        for name, default in (("weight", "none"), ("keep", 1.0)):
+        for name, default in (("weight", "none"), ("keep", 1.0), ("report_confidence", False)):
             if out.get(name) == default:
                 del out[name]
         return out
@@ -129,7 +145,10 @@ class Vote(Waves):
 
     def steps(self, problem: Problem, ctx: RunContext) -> Steps:
         answers: list[str | None] = []
-        confs: list[float | None] = []
+        confs: list[float | None] = []  # what each sample votes with (weight, keep)
+        mins: list[float | None] = []  # each sample's min_conf (report_confidence)
+        members: tuple[int, ...] = ()
+        dropped = 0
         votes = count_votes(answers)
         while len(answers) < self.max_samples:
             want = min(self.wave, self.max_samples - len(answers))
@@ -147,9 +166,12 @@ class Vote(Waves):
             answers.extend(c.answer for c in completions)
             if self.uses_confidence:
                 confs.extend(self._confidence(c, ctx) for c in completions)
-                weighted = count_weighted_votes(answers, confs, keep=self.keep,
-                                                weighted=self.weight != "none")
-                votes = weighted.votes
+            if self.report_confidence:
+                mins.extend(self._confidence(c, ctx, scored=True) for c in completions)
+            if self.uses_confidence or self.report_confidence:
+                weighted = count_weighted_votes(answers, confs if self.uses_confidence else mins,
+                                                keep=self.keep, weighted=self.weight != "none")
+                votes, members, dropped = weighted.votes, weighted.members, weighted.dropped
                 top, runner_up = weighted.effective_counts() if self.weight != "none" else \
                     (votes.top, votes.runner_up)
             else:
@@ -161,23 +183,27 @@ class Vote(Waves):
                     ctx.note(f"vote: leader safe after {len(answers)} samples "
                              f"({_count(top)} vs {_count(runner_up)})")
                 break
-        return self._outcome(votes, ctx)
+        out = self._outcome(votes, ctx)
+        return replace(out, dropped=dropped, leader_conf=_leader_conf(
+            mins, members) if self.report_confidence else 0.0)
 
-    def _confidence(self, c: Completion, ctx: RunContext) -> float | None:
-        """The confidence a sample votes with (None for a sample without an answer)."""
+    def _confidence(self, c: Completion, ctx: RunContext, *,
+                    scored: bool = False) -> float | None:
+        """The confidence a sample votes with, or with `scored` its min_conf for
+        `leader_conf` (None for a sample without an answer)."""
         if c.answer is None:
             return None
-        measure = "logprob" if self.weight == "logprob" else "min_conf"
+        measure = "logprob" if self.weight == "logprob" and not scored else "min_conf"
         value = c.mean_logprob if measure == "logprob" else c.min_conf
         if value is None:
-            raise missing_confidence(self.weight, self.keep, ctx.model(self.role))
+            raise missing_confidence(self.weight, self.keep, ctx.model(self.role), scored=scored)
         return math.exp(value) if measure == "logprob" else value
 
     def _request(self, problem: Problem, ctx: RunContext, n: int, offset: int) -> GenRequest:
         return GenRequest(prompt=format_question(problem.question), n=n,
                           max_tokens=self.max_tokens, temperature=self.temperature,
                           seed=ctx.seed, offset=offset, problem_id=problem.id, mode=self.mode,
-                          logprobs=self.uses_confidence)
+                          logprobs=self.uses_confidence or self.report_confidence)
 
     def _outcome(self, votes: Votes, ctx: RunContext) -> Outcome:
         ctx.note(f"vote: {votes.total} answers, {votes.abstained} abstained, leader "
@@ -185,3 +211,12 @@ class Vote(Waves):
         status = "answered" if votes.leader is not None else "abstained"
         return Outcome(answer=votes.leader, status=status, votes=votes,
                        tier_votes={self.role: votes})
+
+
+def _leader_conf(mins: list[float | None], members: tuple[int, ...]) -> float:
+    """`tts.signals.leader_conf` of the leader's counted samples `members` (0 without any):
+    their min_confs `mins` added one at a time in draw order."""
+    total = 0.0
+    for i in members:
+        total = total + mins[i]  # type: ignore[operator]
+    return leader_conf(total, len(members))
