@@ -14,7 +14,7 @@ from tts.evaluate import BankArrays, evaluate
 from tts.ladder_policy import LadderPolicy
 from tts.policy import load_policy
 from tts.tune_ladder import (CAPS, Candidate, TuneRun, group_folds, prepare_ladder,
-                             run_ladder_tune, scenario, search, select_candidate)
+                             run_ladder_tune, scenario, search, select_candidate, suggest_rungs)
 
 DATE = BankArrays.from_bank(load_bank(tts.BUNDLED_DATE_BANK))
 TWO = ["gpt-3.5-turbo", "gpt-4"]
@@ -170,8 +170,12 @@ def test_tune_a_ladder_with_a_chain_rung_end_to_end(tmp_path):
     chains = [c for c in run.candidates if any(r.is_chain for r in c.rungs)]
     assert chains and all(r.check_mode is None and 1 <= r.max_samples <= 2
                           for c in chains for r in c.rungs if r.is_chain)
-    # the deployed policy replays on the engine as the evaluator scored it
-    path = tmp_path / "policy.json"
+    assert_policy_replays(arrays, policy, tmp_path / "policy.json")
+
+
+def assert_policy_replays(arrays, policy, path) -> None:
+    """The policy, written to `path` and loaded, replays on the engine (models "s" and "l")
+    as the evaluator scored it: same costs and answers."""
     policy.to_json(path)
     loaded = load_policy(path)
     bank = arrays.bank
@@ -198,3 +202,60 @@ def test_cli_ladder_of_rungs_tunes_on_the_questions_holding_every_rung(tmp_path,
     assert report["questions_without_every_rung"] == 4
     assert "s:chain-256" in capsys.readouterr().out
     assert isinstance(load_policy(out / "policy.json"), LadderPolicy)
+
+
+# ---- confidence: DeepConf vote options and the leader_conf feature where the bank has them ---
+def _conf_bank(strip: int = 0):
+    """40 questions with min_conf and logprob per sample; `strip` questions lose the small
+    model's confidences (a bank partly built without logprobs)."""
+    from tts.bank import Record, Sample
+
+    from .conftest import make_bank
+
+    bank = make_bank(n_problems=40, n_small=8, n_large=3, seed=4, prompt_tokens=30,
+                     max_sample_tokens=400, abstain=0.1, confidence=True)
+    for i in range(strip):
+        rec = bank.records[(f"p{i}", "s", "sample")]
+        bank.records[(f"p{i}", "s", "sample")] = Record(
+            rec.problem_id, rec.model, rec.mode, rec.prompt_tokens,
+            tuple(Sample(x.answer, x.tokens) for x in rec.samples))
+    return bank
+
+
+def test_confidence_options_and_leader_conf_are_tuned_where_the_bank_has_them(tmp_path):
+    arrays = BankArrays.from_bank(_conf_bank())
+    data = prepare_ladder(arrays, ["s", "l"], budget=262144, seeds=(0,))
+    assert data.confident == {("small", "sample")}
+    assert data.learned[("small", "sample", None)][-1] != 0.0  # leader_conf's weight, fitted
+    assert {"small_vote_weight", "small_keep"} <= _searched(data)
+    run = search(data, trials=30)
+    rungs = [r for c in run.candidates for r in c.rungs[:-1]]
+    assert any(r.weight != "none" or r.keep < 1.0 for r in rungs)
+    out = run_ladder_tune(arrays, ["s", "l"], objective="accuracy", max_cost_share=1.0,
+                          trials=10, folds=2, seeds=(0,), heldout_seeds=(5,), count_prompt=True)
+    assert_policy_replays(arrays, out["policy"], tmp_path / "policy.json")
+
+
+def _searched(data) -> set[str]:
+    """The trial parameters `suggest_rungs` asks for over 20 random trials."""
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        trial = study.ask()
+        suggest_rungs(trial, data)
+        study.tell(trial, 0.0)
+    return {k for t in study.trials for k in t.params}
+
+
+def test_without_confidences_on_every_question_nothing_about_them_is_searched():
+    for arrays in (DATE, BankArrays.from_bank(_conf_bank(strip=1))):
+        ladder = TWO if arrays is DATE else ["s", "l"]
+        data = prepare_ladder(arrays, ladder, budget=262144, seeds=(0,))
+        assert data.confident == frozenset()
+        assert all(w[-1] == 0.0 for w in data.learned.values())
+        assert not any(k.endswith(("_vote_weight", "_keep")) for k in _searched(data))
+        run = search(data, trials=12)
+        for c in run.candidates:
+            assert all(r.weight == "none" and r.keep == 1.0 and not r.measures_leader_conf
+                       for r in c.rungs)

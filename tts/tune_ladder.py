@@ -6,11 +6,14 @@ report it on questions (or whole scenarios) it never saw.
 One tuning run on a set of training questions (`tune_ladder`):
 
 1. Fit a climb score per (tier, representation, check) on the training questions: a logistic
-   model of "this rung's leader is wrong" over `tts.signals.CLIMB_FEATURES`.
+   model of "this rung's leader is wrong" over `tts.signals.CLIMB_FEATURES` (leader_conf, the
+   leader's mean min_conf, only where the bank has confidences for that tier and
+   representation on every training question; elsewhere its weight is 0).
 2. An Optuna study searches one `LadderLevel` (`suggest_rungs`) for the most accurate plan
    within a cost cap (a share of the top model's cost; none for the plain accuracy
    objective): per lower rung whether to use it, its representation, waves, sample cap,
-   early stop, the mixture-of-thought check, the score and its threshold, and an agreement
+   early stop, the mixture-of-thought check, DeepConf's confidence weighting and filter (where
+   the bank has confidences), the score and its threshold, and an agreement
    floor in [0.5, 1] below which it always climbs (so no tuned policy can stop climbing on
    questions whose own vote is split); the top rung's greedy answer or vote.
 3. Candidates: the best trials re-scored with twice the seeds, plus fixed plans (the top
@@ -62,7 +65,7 @@ from tts.errors import BankError, ValidationError
 from tts.evaluate import BankArrays, Evaluation, evaluate, ladder_features
 from tts.ladder_policy import LadderPolicy, single_level
 from tts.measures import mean_ci95, paired_difference
-from tts.signals import AGREEMENT_CLIMB_WEIGHTS, MOT_CLIMB_WEIGHTS
+from tts.signals import AGREEMENT_CLIMB_WEIGHTS, CLIMB_FEATURES, MOT_CLIMB_WEIGHTS
 from tts.strategies.chain import is_chain_mode
 from tts.strategies.ladder import Ladder, Rung
 from tts.types import ladder_roles
@@ -77,6 +80,11 @@ FLOOR_RANGE = (0.5, 1.0)
 MAX_TOKENS = 512
 CHECK_MAX = 4
 RERANK = 8
+CONF_WEIGHTS = ("none", "min_conf", "logprob")
+"""What a lower vote's samples may count, where the bank has confidences (`Vote.weight`)."""
+CONF_KEEP = (1.0, 0.9, 0.5, 0.1)
+"""Shares of the most confident samples a lower vote may keep (`Vote.keep`; DeepConf's
+conservative 90% and aggressive 10% filters, and half)."""
 CAPS = (0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 1.0)
 """Cost caps (shares of the top model's cost) the cost objective chooses from."""
 INNER_SE = 1.0
@@ -182,6 +190,10 @@ class LadderData:
     chain_tokens: dict[tuple[str, str], int] = field(default_factory=dict)
     """Per chain slot: `max_tokens` of its chains (the longest chain of the mode in the
     bank, so replay never cuts one)."""
+    confident: frozenset[tuple[str, str]] = frozenset()
+    """(role, mode) of the vote modes whose every answering sample, on every training
+    question, has its min_conf and mean logprob: only these rungs may weight or filter their
+    vote by confidence and learn a `leader_conf` weight (`_has_confidences`)."""
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -207,6 +219,24 @@ def _modes(arrays: BankArrays, model: str) -> tuple[list[str], list[str], dict[s
             sampled.append(mode)
             sizes[mode] = int(ma.size.min())
     return sorted(sampled), sorted(greedy), sizes
+
+
+def _vote_modes(sampled: Sequence[str], slots: Sequence[Slot] | None, role: str) -> list[str]:
+    """The modes a lower rung of `role` may vote in: its sampled modes, and the vote modes
+    its `model:mode` entries name."""
+    named = [m for r, m in slots or () if r == role and m is not None and not is_chain_mode(m)]
+    return list(dict.fromkeys([*sampled, *named]))
+
+
+def _has_confidences(arrays: BankArrays, model: str, mode: str) -> bool:
+    """Whether every answering sample of (model, mode) on every question of `arrays` has
+    both confidences (min_conf and mean logprob), so any confidence option can replay."""
+    m = arrays.mode(model, mode)
+    if (m.size == 0).any():
+        return False
+    answering = m.cls >= 0
+    return all(not np.isnan(arrays.confidences(model, mode, measure)[answering]).any()
+               for measure in ("min_conf", "logprob"))
 
 
 def top_rung(greedy_modes: Sequence[str]) -> Rung:
@@ -263,7 +293,10 @@ def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
                    count_prompt=count_prompt)
     data = LadderData(arrays, tuple(ladder), seeds, count_prompt, float(budget), modes, greedy,
                       sizes, {}, max(ref.mean_cost, 1e-9), ref.accuracy, slots=slots,
-                      chain_tokens=chain_tokens)
+                      chain_tokens=chain_tokens, confident=frozenset(
+                          (role, mode) for role, model in zip(roles[:-1], ladder)
+                          for mode in _vote_modes(modes[role], slots, role)
+                          if _has_confidences(arrays, model, mode)))
     data.prompt, data.priors = _fit_prompt(arrays)
     data.learned = _fit_scores(data)
     fp = {"ids": arrays.problem_ids, "ladder": list(ladder), "seeds": seeds,
@@ -273,6 +306,10 @@ def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
                                                                   key=str)}}
     if slots is not None:  # plain ladders keep their fingerprints (and study names)
         fp["rungs"] = list(data.entries)
+    if data.confident:  # so do banks without confidences
+        fp["confident"] = sorted(map(list, data.confident))
+    else:
+        fp["learned"] = {k: v[:-1] for k, v in fp["learned"].items()}
     data.fingerprint = hashlib.sha1(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
     return data
 
@@ -291,8 +328,6 @@ def _fit_prompt(arrays: BankArrays) -> tuple[Any, np.ndarray]:
 
 def _fit_scores(data: LadderData) -> dict[tuple[str, str, str | None], tuple[float, ...]]:
     """Logistic climb scores per (role, mode, check): P(the rung's leader is wrong)."""
-    from tts.difficulty import fit_logistic
-
     if data.slots is not None:
         return _fit_slot_scores(data)
     out = {}
@@ -300,10 +335,7 @@ def _fit_scores(data: LadderData) -> dict[tuple[str, str, str | None], tuple[flo
     for role in data.roles[:-1]:
         for mode in data.modes[role]:
             for check in [None, *[m for m in data.modes[role] if m != mode]]:
-                k = min(8, data.max_samples[(role, mode)])
-                rung = Rung(role=role, mode=mode, wave=k, max_samples=k, max_tokens=MAX_TOKENS,
-                            check_mode=check, check_samples=0 if check is None else min(
-                                2, data.max_samples[(role, check)]), climb_below=1.0)
+                rung = _fit_rung(data, role, mode, check)
                 xs, ys = [], []
                 for seed in data.seeds:
                     feats = ladder_features(data.arrays, Ladder(rungs=(rung, top)), 1e12, seed,
@@ -311,11 +343,41 @@ def _fit_scores(data: LadderData) -> dict[tuple[str, str, str | None], tuple[flo
                     for _, rows, x, right in feats:
                         xs.append(x[rows])
                         ys.append(~right[rows])
-                x, y = np.concatenate(xs), np.concatenate(ys)
-                if len(y) >= 4 and y.min() != y.max():
-                    w = fit_logistic(x, y)
-                    out[(role, mode, check)] = tuple(float(v) for v in w)
+                w = _fit_score(xs, ys, (role, mode) in data.confident)
+                if w is not None:
+                    out[(role, mode, check)] = w
     return out
+
+
+def _fit_rung(data: LadderData, role: str, mode: str, check: str | None) -> Rung:
+    """The vote rung a climb score is fitted on: up to 8 samples, a check of 2, always
+    climbing below unanimity; where the bank has confidences it measures `leader_conf` (a
+    weight on it that the climb, by `climb_below` alone, never reads)."""
+    k = min(8, data.max_samples[(role, mode)])
+    return Rung(role=role, mode=mode, wave=k, max_samples=k, max_tokens=MAX_TOKENS,
+                check_mode=check, check_samples=0 if check is None else min(
+                    2, data.max_samples[(role, check)]), climb_below=1.0,
+                weights=_MEASURE if (role, mode) in data.confident else Rung().weights)
+
+
+_MEASURE = (0.0,) * len(CLIMB_FEATURES) + (1.0,)
+"""Score weights that only make a rung measure `leader_conf` (the last feature)."""
+
+
+def _fit_score(xs: list[np.ndarray], ys: list[np.ndarray],
+               confident: bool) -> tuple[float, ...] | None:
+    """Logistic weights of "the leader is wrong" over the features `xs` (None when there are
+    fewer than 4 examples or one label). Without confidences the leader_conf column (all 0)
+    is left out of the fit and gets weight 0, so such scores are what they were before the
+    feature existed, to the bit."""
+    from tts.difficulty import fit_logistic
+
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if len(y) < 4 or y.min() == y.max():
+        return None
+    if confident:
+        return tuple(float(v) for v in fit_logistic(x, y))
+    return tuple(float(v) for v in fit_logistic(np.ascontiguousarray(x[:, :-1]), y)) + (0.0,)
 
 
 def _default_rung(data: LadderData, slot: Slot, **kw: Any) -> Rung:
@@ -334,8 +396,6 @@ def _fit_slot_scores(data: LadderData) -> dict[tuple[str, str, str | None], tupl
     """`_fit_scores` for a ladder of rungs: each lower rung's score is fitted where it sits,
     above default rungs of the slots below it (which always climb), so its agreement with
     the rung below (what a single chain has to go on) is learned too."""
-    from tts.difficulty import fit_logistic
-
     out = {}
     top = top_rung(data.greedy["large"])
     slots = data.slots or ()
@@ -347,14 +407,8 @@ def _fit_slot_scores(data: LadderData) -> dict[tuple[str, str, str | None], tupl
             if not is_chain_mode(mode):
                 checks += [m for m in data.modes[role] if m != mode]
             for check in checks:
-                if is_chain_mode(mode):
-                    rung = _default_rung(data, slot, climb_below=1.0)
-                else:
-                    k = min(8, data.max_samples[(role, mode)])
-                    rung = Rung(role=role, mode=mode, wave=k, max_samples=k,
-                                max_tokens=MAX_TOKENS, check_mode=check,
-                                check_samples=0 if check is None else min(
-                                    2, data.max_samples[(role, check)]), climb_below=1.0)
+                rung = _default_rung(data, slot, climb_below=1.0) if is_chain_mode(mode) \
+                    else _fit_rung(data, role, mode, check)
                 xs, ys = [], []
                 for seed in data.seeds:
                     feats = ladder_features(data.arrays, Ladder(rungs=(*below[:i], rung, top)),
@@ -364,9 +418,9 @@ def _fit_slot_scores(data: LadderData) -> dict[tuple[str, str, str | None], tupl
                         if j == i:
                             xs.append(x[rows])
                             ys.append(~right[rows])
-                x, y = np.concatenate(xs), np.concatenate(ys)
-                if len(y) >= 4 and y.min() != y.max():
-                    out[(role, mode, check)] = tuple(float(v) for v in fit_logistic(x, y))
+                w = _fit_score(xs, ys, (role, mode) in data.confident)
+                if w is not None:
+                    out[(role, mode, check)] = w
     return out
 
 
@@ -403,7 +457,19 @@ def _suggest_vote(trial: Any, data: LadderData, role: str, mode: str, p: str) ->
                                           min(CHECK_MAX, data.max_samples[(role, check)]))
     return Rung(role=role, mode=mode, wave=wave, max_samples=max_samples, max_tokens=MAX_TOKENS,
                 confidence=confidence, check_mode=None if check == "none" else check,
-                check_samples=check_samples)
+                check_samples=check_samples, **_suggest_confidence(trial, data, role, mode, p))
+
+
+def _suggest_confidence(trial: Any, data: LadderData, role: str, mode: str,
+                        p: str) -> dict[str, Any]:
+    """A lower vote's DeepConf options (`Rung.weight`, `Rung.keep`; parameters `p`_vote_weight
+    and `p`_keep), searched only where the bank has confidences for (role, mode) on every
+    training question; elsewhere none, and no trial parameter, so such studies are as they
+    were before these options existed."""
+    if (role, mode) not in data.confident:
+        return {}
+    return {"weight": trial.suggest_categorical(f"{p}_vote_weight", list(CONF_WEIGHTS)),
+            "keep": trial.suggest_categorical(f"{p}_keep", list(CONF_KEEP))}
 
 
 def _suggest_climb(trial: Any, data: LadderData, rung: Rung, p: str) -> Rung:
