@@ -259,3 +259,11 @@ def test_without_confidences_on_every_question_nothing_about_them_is_searched():
         for c in run.candidates:
             assert all(r.weight == "none" and r.keep == 1.0 and not r.measures_leader_conf
                        for r in c.rungs)
+
+
+def test_over_cap_counts_rounding_as_within():
+    from tts.tune_ladder import over_cap
+
+    assert over_cap(1.0000000000000002, 1.0) == 0.0  # the top model's own share, re-averaged
+    assert over_cap(0.6, 0.6) == 0.0 and over_cap(3.0, None) == 0.0
+    assert over_cap(1.01, 1.0) == pytest.approx(0.01)

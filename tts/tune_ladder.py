@@ -600,8 +600,17 @@ def _value(ev: Evaluation, data: LadderData, max_cost_share: float | None) -> fl
     """Minimised: -(accuracy), cost share breaking ties, any excess over the cap ranked
     below every plan within it."""
     share = ev.mean_cost / data.ref_cost
-    over = 0.0 if max_cost_share is None else max(0.0, share - max_cost_share)
+    over = over_cap(share, max_cost_share)
     return -(ev.accuracy - 1e-4 * share) + (5.0 + 10.0 * over if over > 0 else 0.0)
+
+
+def over_cap(share: float, cap: float | None) -> float:
+    """How far a cost share lies over `cap` (0.0 within it, and without a cap). Shares equal
+    up to rounding count as within: the top model's own share, averaged over other seeds
+    than its reference, can come out as 1.0000000000000002."""
+    if cap is None or share <= cap * (1.0 + 1e-9):
+        return 0.0
+    return share - cap
 
 
 def search(data: LadderData, *, trials: int, max_cost_share: float | None = None,
@@ -664,7 +673,7 @@ def select_candidate(run: TuneRun, margin: float) -> tuple[Candidate, dict[str, 
     def share(c: Candidate) -> float:
         return c.ev.mean_cost / data.ref_cost
 
-    ok = [c for c in run.candidates if cap is None or share(c) <= cap]
+    ok = [c for c in run.candidates if over_cap(share(c), cap) == 0.0]
     if not ok:
         ok = [min(run.candidates, key=share)]
     best = max(ok, key=lambda c: (c.ev.accuracy, -c.ev.mean_cost))
