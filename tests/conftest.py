@@ -41,7 +41,8 @@ def make_bank(*, n_problems: int = 5, n_small: int = 8, n_large: int = 3, seed: 
     stream, so answers and tokens are those of the same bank without them); a few values
     repeat, so confidence ties (broken by sample order) occur. Each L of `chain_lengths` adds
     mode "chain-L" of the small model: `n_chains` chains of up to L + 32 tokens (a forced
-    answer's worth over L), from a third random stream (the other records are unchanged)."""
+    answer's worth over L), with a text as a logged forced chain has, from a third random
+    stream (the other records are unchanged)."""
     rng = random.Random(seed)
     chain_rng = random.Random(seed + 2_000_003)
     conf_rng = random.Random(seed + 1_000_003)
@@ -67,10 +68,13 @@ def make_bank(*, n_problems: int = 5, n_small: int = 8, n_large: int = 3, seed: 
         bank.add_record(Record(pid, "l", "sample", prompt_tokens, draw(n_large)))
         bank.add_record(Record(pid, "s", "chain", prompt_tokens, draw(1)))
         for length in chain_lengths:
-            bank.add_record(Record(pid, "s", f"chain-{length}", prompt_tokens + 3, tuple(
-                Sample(None if chain_rng.random() < abstain else str(chain_rng.randrange(3)),
-                       chain_rng.randrange(length // 4, length + 33))
-                for _ in range(n_chains))))
+            chains = []
+            for _ in range(n_chains):
+                a = None if chain_rng.random() < abstain else str(chain_rng.randrange(3))
+                chains.append(Sample(a, chain_rng.randrange(length // 4, length + 33),
+                                     text=f"thinking...\nWait, {a}"))  # as a forced chain's
+            bank.add_record(Record(pid, "s", f"chain-{length}", prompt_tokens + 3,
+                                   tuple(chains)))
     return bank
 
 

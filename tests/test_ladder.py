@@ -222,6 +222,23 @@ def test_real_qwen_confidence_rungs_match_replay(qwen, vote, conf_weight):
         assert_replay_equals_evaluator(qwen, ladder, budget, True, seed)
 
 
+def test_real_qwen_forced_chain_rung_matches_replay(qwen):
+    """The bank's logged forced chains (texts kept) replay under a rung with the build's
+    forcing settings: the engine takes each chain whole and equals the evaluator."""
+    held = [p for p in qwen.problem_ids if (p, qwen.meta.roles["small"], "chain-1024")
+            in qwen.records]
+    assert held, "the snapshot holds chains"
+    bank = qwen.subset(held)
+    w = (1.0, -2.0) + (0.0,) * (len(CLIMB_FEATURES) - 3) + (-1.5, 0.0)  # reads lower_agreement
+    ladder = Ladder(rungs=(
+        Rung(role="small", wave=4, max_samples=8, climb_below=0.75),
+        Rung(role="small", mode="chain-1024", max_samples=2, max_tokens=1056, answer_tokens=32,
+             max_waits=16, climb_above=0.5, weights=w),
+        Rung(role="large", mode="greedy", temperature=0.0, max_samples=1, wave=1)))
+    for seed, budget in ((0, 2_500), (1, 100_000)):
+        assert_replay_equals_evaluator(bank, ladder, budget, True, seed)
+
+
 def test_two_rung_ladder_reproduces_the_cascade():
     from tts.strategies import Cascade
 
@@ -356,7 +373,9 @@ def chain_ladders(draw):
 
     length = draw(st.sampled_from([128, 256]))
     chain = Rung(role="small", mode=f"chain-{length}", max_samples=draw(st.integers(1, 2)),
-                 max_tokens=draw(st.sampled_from([64, length, length + 32])), **climb())
+                 max_tokens=draw(st.sampled_from([64, length, length + 32])),
+                 answer_tokens=draw(st.sampled_from([0, 8, 32])),
+                 max_waits=draw(st.sampled_from([0, 3])), **climb())
     vote = Rung(role="small", wave=draw(st.integers(1, 3)), max_samples=draw(st.integers(1, 6)),
                 max_tokens=draw(st.sampled_from([64, 200])), **climb())
     lower = draw(st.sampled_from([(vote, chain), (chain,), (chain, vote)]))

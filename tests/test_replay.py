@@ -61,3 +61,23 @@ def test_unknown_model_and_problem():
     backend = ReplayBackend(make_bank(), "s")
     with pytest.raises(BankError, match="problem 'nope' is not in bank"):
         backend.generate([req(1, pid="nope")])
+
+
+def test_forced_chains_are_served_whole_without_their_text():
+    """A "chain-<L>" sample is a finished forced chain: served without its text (a forcing
+    Chain must not force it again); other modes keep their texts."""
+    from tts.bank import Record, Sample
+
+    bank = make_bank(n_problems=1, chain_lengths=(128,))
+    pid = bank.problem_ids[0]
+    bank.add_record(Record(pid, "s", "chain", 3, (Sample("1", 10, text="one call \\boxed{1}"),)))
+    replay = ReplayBackend(bank, "s")
+    logged = bank.record(pid, "s", "chain-128").samples
+    assert all(s.text for s in logged)
+    (whole,) = replay.generate([GenRequest(prompt="q", n=2, max_tokens=200, seed=0,
+                                           mode="chain-128", problem_id=pid)])
+    assert [c.text for c in whole] == [None, None]
+    assert sorted(c.tokens for c in whole) == sorted(s.tokens for s in logged)
+    (plain,) = replay.generate([GenRequest(prompt="q", max_tokens=200, seed=0, mode="chain",
+                                           problem_id=pid)])
+    assert plain[0].text == "one call \\boxed{1}"

@@ -2,6 +2,7 @@
 deployable policy, on the bundled DATE bank (three tiers, CoT and PoT)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,7 +165,7 @@ def test_tune_a_ladder_with_a_chain_rung_end_to_end(tmp_path):
     assert policy.ladder == ("s", "l") and 0 <= report["heldout"]["accuracy"] <= 1
     data = prepare_ladder(arrays, RUNGS, budget=262144, seeds=(0,))
     assert data.slots == (("small", "sample"), ("small", "chain-256"), ("large", "greedy"))
-    assert data.chain_tokens[("small", "chain-256")] >= 256  # no logged chain is cut
+    assert data.chain_rung[("small", "chain-256")]["max_tokens"] >= 256  # none is cut
     assert ("small", "chain-256", None) in data.learned
     run = search(data, trials=30)
     chains = [c for c in run.candidates if any(r.is_chain for r in c.rungs)]
@@ -267,3 +268,34 @@ def test_over_cap_counts_rounding_as_within():
     assert over_cap(1.0000000000000002, 1.0) == 0.0  # the top model's own share, re-averaged
     assert over_cap(0.6, 0.6) == 0.0 and over_cap(3.0, None) == 0.0
     assert over_cap(1.01, 1.0) == pytest.approx(0.01)
+
+
+def test_chain_rungs_run_live_the_forcing_their_bank_was_built_with(tmp_path):
+    """A tuned chain rung carries the budget forcing the bank's chains were made with (read
+    from meta.json's build settings), so the deployed rung runs what replay scored; banks
+    without those settings get forcing off."""
+    import shutil
+
+    from tts.build import chain_forcing
+
+    src = Path(__file__).resolve().parents[1] / "bench/results/qwen_gsm8k/bank"
+    if not (src / "samples.jsonl.gz").exists():
+        pytest.skip(f"needs the Qwen bank at {src}")
+    for name in ("meta.json", "samples.jsonl.gz"):
+        shutil.copy(src / name, tmp_path / name)
+    bank = load_bank(tmp_path)
+    small, large = bank.meta.roles["small"], bank.meta.roles["large"]
+    assert chain_forcing(bank, small, "chain-1024") == {"answer_tokens": 32, "max_waits": 16}
+    assert chain_forcing(bank, small, "sample") == {"answer_tokens": 0, "max_waits": 0}
+    assert chain_forcing(_chain_bank(), "s", "chain-256") == {"answer_tokens": 0, "max_waits": 0}
+    held = [p for p in bank.problem_ids if (p, small, "chain-1024") in bank.records]
+    arrays = BankArrays.from_bank(bank, held)
+    entries = (f"{small}:sample", f"{small}:chain-1024", large)
+    data = prepare_ladder(arrays, entries, budget=262144, seeds=(0,))
+    rung = data.chain_rung[("small", "chain-1024")]
+    assert rung["answer_tokens"] == 32 and rung["max_waits"] == 16
+    assert rung["max_tokens"] >= max(s.tokens for p in held
+                                     for s in bank.record(p, small, "chain-1024").samples)
+    chains = [r for c in search(data, trials=6).candidates for r in c.rungs if r.is_chain]
+    assert chains and all(r.chain().answer_tokens == 32 and r.chain().max_waits == 16
+                          for r in chains)

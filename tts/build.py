@@ -341,6 +341,21 @@ def _join_chain(calls: Sequence[tuple[GenRequest, Completion, list[float] | None
     return Sample(last.answer, tokens, text, last.finish_reason, logprob, min_conf)
 
 
+def chain_forcing(bank: Any, model: str, mode: str) -> dict[str, int]:
+    """`answer_tokens` and `max_waits` with which `bank`'s forced chains of (model, mode) were
+    built (its `meta.json` build settings), so a rung that replays them runs the same
+    procedure live; both 0 when the bank has no such record (a bank in memory, or chains
+    built elsewhere)."""
+    path = getattr(bank, "path", None)
+    raw = None if path is None else _read_meta(Path(path))
+    got = (((raw or {}).get("build") or {}).get("settings") or {}).get(model, {}).get(mode, {})
+    out = {}
+    for key in ("answer_tokens", "max_waits"):
+        v = got.get(key, 0) if isinstance(got, dict) else 0
+        out[key] = v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else 0
+    return out
+
+
 # ---- metadata ------------------------------------------------------------------------------
 def _logprob_settings(backend: Backend) -> dict | None:
     k = getattr(backend, "top_logprobs", None)

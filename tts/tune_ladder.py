@@ -61,6 +61,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from tts.build import chain_forcing
 from tts.errors import BankError, ValidationError
 from tts.evaluate import BankArrays, Evaluation, evaluate, ladder_features
 from tts.ladder_policy import LadderPolicy, single_level
@@ -187,9 +188,11 @@ class LadderData:
     fingerprint: str = ""
     slots: tuple[Slot, ...] | None = None
     """The rungs of a `model:mode` ladder (None: one rung per model, modes searched)."""
-    chain_tokens: dict[tuple[str, str], int] = field(default_factory=dict)
-    """Per chain slot: `max_tokens` of its chains (the longest chain of the mode in the
-    bank, so replay never cuts one)."""
+    chain_rung: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    """Per chain slot, the settings of its rung: `max_tokens` (the longest chain of the mode
+    in the bank, so replay never cuts one) and the budget forcing the bank's chains were built
+    with (`answer_tokens`, `max_waits`, `tts.build.chain_forcing`), so that the deployed rung
+    runs live what replay scored."""
     confident: frozenset[tuple[str, str]] = frozenset()
     """(role, mode) of the vote modes whose every answering sample, on every training
     question, has its min_conf and mean logprob: only these rungs may weight or filter their
@@ -267,7 +270,7 @@ def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
     if not greedy["large"]:
         raise BankError(f"the top model {ladder[-1]!r} needs a greedy answer on every question "
                         f"(modes: {arrays.bank.modes(ladder[-1])}).")
-    chain_tokens = {}
+    chain_rung = {}
     for role, mode in slots or ():
         if mode is None:
             continue
@@ -282,7 +285,9 @@ def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
                                   f"greedy mode.", parameter="ladder", value=f"{model}:{mode}")
         if is_chain_mode(mode):
             sizes[(role, mode)] = int(m.size.min())
-            chain_tokens[(role, mode)] = max(64, int(arrays.root.mode(model, mode).tokens.max()))
+            chain_rung[(role, mode)] = {
+                "max_tokens": max(64, int(arrays.root.mode(model, mode).tokens.max())),
+                **chain_forcing(arrays.bank, model, mode)}
         elif mode not in greedy[role]:
             sizes[(role, mode)] = int(m.size.min())
             if role != "large" and sizes[(role, mode)] < 2:
@@ -293,7 +298,7 @@ def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
                    count_prompt=count_prompt)
     data = LadderData(arrays, tuple(ladder), seeds, count_prompt, float(budget), modes, greedy,
                       sizes, {}, max(ref.mean_cost, 1e-9), ref.accuracy, slots=slots,
-                      chain_tokens=chain_tokens, confident=frozenset(
+                      chain_rung=chain_rung, confident=frozenset(
                           (role, mode) for role, model in zip(roles[:-1], ladder)
                           for mode in _vote_modes(modes[role], slots, role)
                           if _has_confidences(arrays, model, mode)))
@@ -386,7 +391,7 @@ def _default_rung(data: LadderData, slot: Slot, **kw: Any) -> Rung:
     role, mode = slot
     if mode is not None and is_chain_mode(mode):
         return Rung(role=role, mode=mode, max_samples=data.max_samples[slot],
-                    max_tokens=data.chain_tokens[slot], **kw)
+                    **data.chain_rung[slot], **kw)
     mode = mode or data.modes[role][0]
     k = min(8, data.max_samples[(role, mode)])
     return Rung(role=role, mode=mode, wave=k, max_samples=k, max_tokens=MAX_TOKENS, **kw)
@@ -506,7 +511,7 @@ def _suggest_slots(trial: Any, data: LadderData) -> tuple[Rung, ...]:
         if len(slots) > 2 and not trial.suggest_categorical(f"{p}_use", [True, False]):
             continue
         if mode is not None and is_chain_mode(mode):
-            rung = Rung(role=role, mode=mode, max_tokens=data.chain_tokens[slot],
+            rung = Rung(role=role, mode=mode, **data.chain_rung[slot],
                         max_samples=trial.suggest_int(f"{p}_max_samples", 1,
                                                       data.max_samples[slot]))
         else:
@@ -529,8 +534,7 @@ def _top_slot_rung(trial: Any, data: LadderData) -> Rung:
     k = trial.suggest_int(f"{_slot_name((role, mode))}_samples", 1,
                           data.max_samples[(role, mode)])
     if is_chain_mode(mode):
-        return Rung(role=role, mode=mode, max_samples=k, max_tokens=data.chain_tokens[
-            (role, mode)])
+        return Rung(role=role, mode=mode, max_samples=k, **data.chain_rung[(role, mode)])
     return Rung(role=role, mode=mode, wave=k, max_samples=k, max_tokens=MAX_TOKENS)
 
 

@@ -6,7 +6,10 @@ beyond what the bank holds is an error, never a silent repeat. A logged sample l
 request's `max_tokens` would have been cut off: it is served truncated (finish "length", no
 answer) and charged `max_tokens`. A request with `logprobs` gets the bank's mean logprob and
 lowest window confidence of each sample (None where the bank holds none, and for truncated
-samples, whose logged confidence covers text they never produced).
+samples, whose logged confidence covers text they never produced). Samples of a
+budget-forced chain mode ("chain-<L>") are whole forced chains: they are served without their
+text, so a forcing `Chain` takes each as finished instead of forcing it again (which would read
+another logged chain as its continuation).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from tts.bank import Record, SampleBank, load_bank, sample_order
 from tts.errors import BankError, ValidationError
+from tts.strategies.chain import is_forced_chain_mode
 from tts.types import Completion, GenRequest, Problem
 
 
@@ -78,13 +82,15 @@ class ReplayBackend:
             order = self._orders[key] = sample_order(rec.problem_id, self.model, rec.mode, seed,
                                                      size)
         out = []
+        whole = is_forced_chain_mode(rec.mode)
         for idx in order[request.offset:end]:
             s = rec.samples[idx]
             if s.tokens > request.max_tokens:
                 out.append(Completion(text=None, answer=None, tokens=request.max_tokens,
                                       finish_reason="length", prompt_tokens=rec.prompt_tokens))
             else:
-                out.append(Completion(text=s.text, answer=s.answer, tokens=s.tokens,
+                out.append(Completion(text=None if whole else s.text, answer=s.answer,
+                                      tokens=s.tokens,
                                       prompt_tokens=rec.prompt_tokens,
                                       mean_logprob=s.logprob if request.logprobs else None,
                                       min_conf=s.min_conf if request.logprobs else None))

@@ -18,6 +18,7 @@ from tts.evaluate.ledger import ABSTAINED, ANSWERED, INSUFFICIENT, Run
 from tts.evaluate.vote import VoteOut, apply_vote, vote_phase
 from tts.signals import CLIMB_FEATURES, climb_logit, climbs, sampling_mode, vote_signals
 from tts.strategies import Adaptive, Cascade, Chain, Escalate, Ladder, Strategy, Vote
+from tts.strategies.chain import is_forced_chain_mode
 from tts.strategies.ladder import Rung
 
 __all__ = ["run_strategy", "run_ladder"]
@@ -243,8 +244,9 @@ def _chain_rung(run: Run, rows: np.ndarray, model: str, rung: Rung) -> ChainOut:
     c = run.a.cost.of(model)
     if (chain.answer_tokens or chain.max_waits) and _has_texts(run.a, model, mode):
         raise ValidationError("evaluate cannot vectorise a chain rung's budget forcing "
-                              "(answer_tokens, max_waits) on a bank that stores chain texts: "
-                              "forcing depends on the text; use Engine.solve_many.",
+                              "(answer_tokens, max_waits) on a bank that stores the texts of "
+                              "one-call chains: forcing depends on the text; use "
+                              "Engine.solve_many.",
                               parameter="plan")
     pre = run.a.prefix(model, mode, run.seed, chain.max_tokens)
     p = len(rows)
@@ -322,8 +324,8 @@ def _chain(run: Run, rows: np.ndarray, strategy: Chain, keys: list) -> None:
         prompt_units = np.zeros(len(rows))
     if (strategy.answer_tokens or strategy.max_waits) and _has_texts(run.a, model, strategy.mode):
         raise ValidationError("evaluate cannot vectorise Chain budget forcing (answer_tokens, "
-                              "max_waits) on a bank that stores chain texts: forcing depends on "
-                              "the text; use Engine.solve_many.", parameter="plan")
+                              "max_waits) on a bank that stores the texts of one-call chains: "
+                              "forcing depends on the text; use Engine.solve_many.", parameter="plan")
     remaining = np.maximum(0.0, (run.limit - run.spent) - run.held)
     held = strategy.answer_tokens * c.output  # kept back for a forced final answer
     with np.errstate(invalid="ignore"):
@@ -360,6 +362,10 @@ def _chain(run: Run, rows: np.ndarray, strategy: Chain, keys: list) -> None:
 
 
 def _has_texts(arrays: BankArrays, model: str, mode: str) -> bool:
+    """Whether replay serves texts of (model, mode) on these problems, on which a forcing
+    chain would act (never for whole forced chains, "chain-<L>": replay withholds them)."""
+    if is_forced_chain_mode(mode):
+        return False
     key = ("has-texts", model, mode)
     got = arrays.cache.get(key)
     if got is None:

@@ -26,7 +26,15 @@ from tts.types import GenRequest, Problem, Role
 
 def is_chain_mode(mode: str | None) -> bool:
     """Whether a bank mode holds long chains ("chain", or "chain-<L>" budget-forced ones)."""
-    return mode is not None and (mode == "chain" or mode.startswith("chain-"))
+    return mode is not None and (mode == "chain" or is_forced_chain_mode(mode))
+
+
+def is_forced_chain_mode(mode: str | None) -> bool:
+    """Whether a bank mode holds whole budget-forced chains ("chain-<L>", from `tts bank build
+    --chain-lengths`): each sample is the outcome of a forced chain (its cues, "Wait"
+    continuations and forced answer already in it), so replay serves it as one finished call
+    and forcing must not run on it again."""
+    return mode is not None and mode.startswith("chain-")
 
 
 @dataclass(frozen=True, slots=True)
