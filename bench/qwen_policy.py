@@ -65,23 +65,26 @@ def ladders(small: str, large: str, chain: str) -> dict[str, tuple[str, ...]]:
             "vote > chain > escalate": (f"{small}:sample", f"{small}:{chain}", large)}
 
 
-def complete_questions(bank: SampleBank) -> list[str]:
-    """Problems holding every (model, mode) of the bank with its full sample count."""
+def complete_questions(bank: SampleBank, without: Sequence[str] = ()) -> list[str]:
+    """Problems holding every (model, mode) of the bank but the modes `without`, each with
+    its full sample count."""
     full: dict[tuple[str, str], int] = {}
     for (_, model, mode), rec in bank.records.items():
-        full[(model, mode)] = max(full.get((model, mode), 0), len(rec.samples))
+        if mode not in without:
+            full[(model, mode)] = max(full.get((model, mode), 0), len(rec.samples))
     return [pid for pid in bank.problem_ids
             if all(len(getattr(bank.records.get((pid, *key)), "samples", ())) == n
                    for key, n in full.items())]
 
 
-def chain_modes(bank: SampleBank, small: str) -> list[str]:
-    """The small model's chain modes, shortest first."""
-    return sorted((m for m in bank.modes(small) if is_chain_mode(m)),
+def chain_modes(bank: SampleBank, small: str, without: Sequence[str] = ()) -> list[str]:
+    """The small model's chain modes but those `without`, shortest first."""
+    return sorted((m for m in bank.modes(small) if is_chain_mode(m) and m not in without),
                   key=lambda m: int(m.rpartition("-")[2]) if m[-1].isdigit() else 0)
 
 
-def fixed_plans(arrays: BankArrays, small: str, large: str) -> dict[str, Any]:
+def fixed_plans(arrays: BankArrays, small: str, large: str, without: Sequence[str] = ()
+                ) -> dict[str, Any]:
     """Every fixed plan, by name (see the module docstring)."""
     greedy = dict(temperature=0.0, max_samples=1, wave=1, confidence=1.0)
     n_small = int(arrays.mode(small, "sample").size.min())
@@ -94,7 +97,7 @@ def fixed_plans(arrays: BankArrays, small: str, large: str) -> dict[str, Any]:
     plans[f"small vote@{n_small}, min_conf-weighted"] = Vote(
         max_samples=n_small, wave=n_small, confidence=1.0, weight="min_conf")
     plans[f"small vote <= {n_small}, stop at 0.95"] = Vote(max_samples=n_small, wave=4)
-    for mode in chain_modes(arrays.bank, small):
+    for mode in chain_modes(arrays.bank, small, without):
         m = arrays.mode(small, mode)
         tokens = max(64, int(m.tokens.max()))
         for k in sorted({1, int(m.size.min())}):
@@ -129,23 +132,25 @@ def oracle_curve(correct: np.ndarray, cost: np.ndarray, mean_costs: Sequence[flo
 
 
 def run(bank_path: Path, out: Path, *, trials: int, folds: int, chain: str | None = None,
-        caps: Sequence[float] = CAPS, log=console.print) -> dict[str, Any]:
-    """Score everything, write the files, return the summary."""
+        without: Sequence[str] = (), caps: Sequence[float] = CAPS, log=console.print,
+        command: str = "") -> dict[str, Any]:
+    """Score everything (leaving out the modes `without`, e.g. a chain length still being
+    built), write the files, return the summary."""
     t0 = time.perf_counter()
     bank = load_bank(bank_path)
     small, large = bank.meta.roles["small"], bank.meta.roles["large"]
-    qs = complete_questions(bank)
+    qs = complete_questions(bank, without)
     if len(qs) < 2 * folds:
         raise SystemExit(f"{bank_path}: {len(qs)} questions hold every mode; need >= "
                          f"{2 * folds} for {folds} folds.")
     arrays = BankArrays.from_bank(bank, qs)
-    chains = chain_modes(bank, small)
+    chains = chain_modes(bank, small, without)
     chain = chain or (chains[len(chains) // 2] if chains else None)
     log(f"{len(qs)} questions hold every mode; chain rung {chain}")
-    ref = evaluate(arrays, fixed_plans(arrays, small, large)["large greedy"], BUDGET,
+    ref = evaluate(arrays, fixed_plans(arrays, small, large, without)["large greedy"], BUDGET,
                    HELDOUT_SEEDS)
     fixed, correct, cost = [], [], []
-    for name, plan in fixed_plans(arrays, small, large).items():
+    for name, plan in fixed_plans(arrays, small, large, without).items():
         ev = evaluate(arrays, plan, BUDGET, HELDOUT_SEEDS)
         correct.append(ev.correct)
         cost.append(ev.cost)
@@ -169,8 +174,9 @@ def run(bank_path: Path, out: Path, *, trials: int, folds: int, chain: str | Non
                                    group_by="question", trials=trials, seeds=TRAIN_SEEDS,
                                    heldout_seeds=HELDOUT_SEEDS, count_prompt=True, caps=caps,
                                    log=log)
-    summary = {"bank": bank.meta.name, "questions": len(qs), "small": small, "large": large,
-               "chain_rung": chain, "large_greedy_accuracy": ref.accuracy,
+    summary = {"bank": bank.meta.name, "command": command, "questions": len(qs), "small": small, "large": large,
+               "chain_rung": chain, "modes_left_out": list(without),
+               "large_greedy_accuracy": ref.accuracy,
                "large_greedy_mean_cost": ref.mean_cost, "fixed_plans": fixed,
                "oracle_over_fixed_plans": oracle_full, "oracle_curve": oracle,
                "tuned": tuned,
@@ -241,7 +247,9 @@ def write(out: Path, summary: dict[str, Any]) -> None:
              f"(accuracy {summary['large_greedy_accuracy']:.3f}). Tuned rows are held-out "
              f"({summary['protocol']['folds']}-fold by question, "
              f"{summary['protocol']['trials_per_study']} trials per study); fixed plans and "
-             f"the oracle use no tuning. Command: `python bench/qwen_policy.py`.", "",
+             f"the oracle use no tuning. Modes left out: "
+             f"{', '.join(summary['modes_left_out']) or 'none'}. Command: "
+             f"`{summary['command']}`.", "",
              "| plan | kind | accuracy | compute share |", "|---|---|---:|---:|"]
     lines += [f"| {r['plan']} | {r['kind']} | {r['accuracy']:.3f} | {r['cost_share']:.3f} |"
               for r in rows]
@@ -257,8 +265,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--chain", default=None, help="chain mode of the middle rung "
                     "(default: the bank's middle chain length)")
+    ap.add_argument("--without", default="", help="comma-separated modes to leave out (e.g. "
+                    "a chain length the build has not finished), so more questions count")
     args = ap.parse_args(argv)
-    s = run(args.bank, args.out, trials=args.trials, folds=args.folds, chain=args.chain)
+    without = tuple(m.strip() for m in args.without.split(",") if m.strip())
+    s = run(args.bank, args.out, trials=args.trials, folds=args.folds, chain=args.chain,
+            without=without, command="python bench/qwen_policy.py " + " ".join(
+                argv if argv is not None else sys.argv[1:]))
     console.print(f"wrote {args.out}/policy.md ({s['seconds']:.0f} s)")
     return 0
 

@@ -70,3 +70,15 @@ def test_report_on_the_committed_bank(tmp_path):
     assert "| large greedy | fixed | " in table and "oracle over fixed plans" in table
     assert (tmp_path / "policy.png").stat().st_size > 0
     assert (tmp_path / "policy.csv").read_text().count("\n") == len(qp.rows_of(s)) + 1
+
+
+def test_leaving_out_an_unfinished_chain_length_counts_more_questions():
+    bank = qp.load_bank(qp.BANK)
+    small = bank.meta.roles["small"]
+    longest = qp.chain_modes(bank, small)[-1]
+    every = qp.complete_questions(bank)
+    without = qp.complete_questions(bank, (longest,))
+    assert set(every) <= set(without)
+    assert all((p, small, m) in bank.records for p in without for m in bank.modes(small)
+               if m != longest)
+    assert longest not in qp.chain_modes(bank, small, (longest,))
