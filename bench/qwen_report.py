@@ -232,8 +232,9 @@ class Config:
 
 
 def configs(modes: dict, small: str, large: str, qs: Sequence[str], ratio: float,
-            rng: np.random.Generator) -> list[Config]:
-    """Every fixed configuration of the three families on `qs`, per question."""
+            rng: np.random.Generator, chains: Sequence[str]) -> list[Config]:
+    """Every fixed configuration of the three families on `qs` (small chains: the modes
+    `chains`), per question."""
     out = []
     vote = modes[(small, "sample")].subset(qs).samples(slice(0, 8))  # 8-15 set the bins
     curve = maj_at_k(vote, rng)
@@ -241,7 +242,7 @@ def configs(modes: dict, small: str, large: str, qs: Sequence[str], ratio: float
     for k in range(1, curve.shape[1] + 1):
         out.append(Config("small-vote", f"vote@{k}", k * mean_tok, curve[:, k - 1]))
     for (mo, md), m in modes.items():
-        if mo == small and md.startswith("chain-"):
+        if mo == small and md in chains:
             c = m.subset(qs)
             out.append(Config("small-chain", md, c.tokens.mean(axis=1), c.correct.mean(axis=1)))
     if (large, "greedy") in modes:
@@ -259,14 +260,18 @@ def configs(modes: dict, small: str, large: str, qs: Sequence[str], ratio: float
 def difficulty_bins(modes: dict, small: str, large: str, ratio: float,
                     rng: np.random.Generator) -> dict[str, Any]:
     need = [(small, "sample")] + [k for k in modes if k[0] == large]
-    need += [k for k in modes if k[0] == small and k[1].startswith("chain-")]
+    chains = [k for k in modes if k[0] == small and k[1].startswith("chain-")]
+    # Chain lengths still being built would shrink the table to their few questions: use the
+    # lengths held by the most questions.
+    most = max((len(modes[k].questions) for k in chains), default=0)
+    need += [k for k in chains if len(modes[k].questions) == most]
     if len(need) < 2 or (small, "sample") not in modes or modes[(small, "sample")].classes.shape[1] < 16:
         return {}
     qs = sorted(set.intersection(*(set(modes[k].questions) for k in need)))
     if len(qs) < 2 * BINS:
         return {"questions": len(qs), "note": "too few questions hold every mode"}
     difficulty = modes[(small, "sample")].subset(qs).samples(slice(8, 16)).correct.mean(axis=1)
-    cfgs = configs(modes, small, large, qs, ratio, rng)
+    cfgs = configs(modes, small, large, qs, ratio, rng, [k[1] for k in need if k in chains])
     fold = rng.permutation(len(qs)) % 2
     families = sorted({c.family for c in cfgs})
     cells = []
@@ -302,7 +307,8 @@ def difficulty_bins(modes: dict, small: str, large: str, ratio: float,
                 row[f] = (float(sum(g[0] for g in got) / n) if n else None)
                 row[f + "_configs"] = [g[2] for g in got]
             cells.append(row)
-    return {"questions": len(qs), "bins": BINS, "budgets": list(BUDGETS),
+    return {"questions": len(qs), "chain_modes": sorted(k[1] for k in need if k in chains),
+            "bins": BINS, "budgets": list(BUDGETS),
             "families": families, "cells": cells}
 
 
@@ -456,7 +462,9 @@ def markdown(summary: dict[str, Any]) -> str:
     d = summary["difficulty"]
     if d.get("cells"):
         fams = d["families"]
-        lines += [f"{d['questions']} questions holding every mode; bin 0 = hardest.", "",
+        lines += [f"{d['questions']} questions holding small samples, large samples and greedy, "
+                  f"and chains {', '.join(d.get('chain_modes', [])) or 'none'} (the chain "
+                  f"lengths held by the most questions); bin 0 = hardest.", "",
                   "| budget | bin | small pass rate | questions | " + " | ".join(fams)
                   + " | picked on other half |", "|" + "---|" * (5 + len(fams))]
         for c in d["cells"]:
