@@ -67,3 +67,13 @@ def test_interpolated_k_and_report_on_a_bank(tmp_path):
                     "--boot", "50"]) == 0
     text = (tmp_path / "r" / "report.md").read_text()
     assert "## 1. Per model" in text and (tmp_path / "r" / "report.png").stat().st_size > 0
+
+
+def test_difficulty_bins_use_the_chain_lengths_held_by_the_most_questions():
+    bank = make_bank(n_problems=12, n_small=16, chain_lengths=(128, 256))
+    del bank.records[("p0", "s", "chain-256")]  # a length the build has not finished
+    modes = qr.load_modes(bank)
+    d = qr.difficulty_bins(modes, "s", "l", 3.0, np.random.default_rng(0))
+    assert d["questions"] == 12 and d["chain_modes"] == ["chain-128"]
+    used = {n for c in d["cells"] for n in c.get("small-chain_configs", [])}
+    assert used <= {"chain-128"}
