@@ -545,7 +545,7 @@ def test_live_tiny_model_answers_streams_and_never_reloads(tmp_path) -> None:
         pytest.skip("needs vLLM and the tiny model (`tts models pull tiny`)")
     large = "small" if models.is_pulled("small") else "none"
     with ServeProcess("--small", "tiny", "--large", large, "--api-key", KEY,
-                      startup_timeout=600, log=tmp_path / "live.log") as server:
+                      startup_timeout=900, log=tmp_path / "live.log") as server:
         client = openai.OpenAI(base_url=server.url, api_key=KEY, max_retries=0, timeout=300)
 
         def info():
