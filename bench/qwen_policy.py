@@ -11,7 +11,7 @@ length; large samples and greedy), so every plan is scored on the same questions
   budget-forced chains (one, and a vote of two) at each length, large greedy and large votes,
   and the default cascade (small vote of up to 16, climbing below 60% agreement).
 * Tuned (`tts.tune_ladder.run_ladder_tune`, K-fold by question: every number is scored on
-  questions the policy was not tuned on): the ladders in `LADDERS`, each with the cost
+  questions the policy was not tuned on): the ladders of `ladders()`, each with the cost
   objective (cheapest plan reaching the large model's greedy accuracy) and the accuracy
   objective under caps on mean compute (`CAPS`, shares of large-greedy compute).
 * The oracle: per question the cheapest fixed plan that is right (else the cheapest); along
@@ -59,9 +59,11 @@ console = Console()
 
 
 def ladders(small: str, large: str, chain: str) -> dict[str, tuple[str, ...]]:
-    """The tuned ladders: vote then escalate; vote, chain, escalate (either lower rung may be
-    left out by the search). A plain top entry lets the search pick greedy or a vote."""
-    return {"vote > escalate": (f"{small}:sample", large),
+    """The tuned ladders: the small model's greedy answer then escalate; vote then escalate;
+    vote, chain, escalate (either lower rung may be left out by the search). A plain top entry
+    lets the search pick greedy or a vote."""
+    return {"greedy > escalate": (f"{small}:greedy", large),
+            "vote > escalate": (f"{small}:sample", large),
             "vote > chain > escalate": (f"{small}:sample", f"{small}:{chain}", large)}
 
 

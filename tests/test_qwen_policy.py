@@ -59,7 +59,7 @@ def test_report_on_the_committed_bank(tmp_path):
     assert s["oracle_over_fixed_plans"]["accuracy"] >= best
     curve = [o["accuracy"] for o in s["oracle_curve"]]
     assert curve == sorted(curve)  # more compute never hurts the oracle
-    for name in ("vote > escalate", "vote > chain > escalate"):
+    for name in ("greedy > escalate", "vote > escalate", "vote > chain > escalate"):
         e = s["tuned"][name]
         assert [p["max_cost_share"] for p in e["accuracy_vs_cost"]] == list(qp.CAPS)
         for p in e["accuracy_vs_cost"]:

@@ -299,3 +299,29 @@ def test_chain_rungs_run_live_the_forcing_their_bank_was_built_with(tmp_path):
     chains = [r for c in search(data, trials=6).candidates for r in c.rungs if r.is_chain]
     assert chains and all(r.chain().answer_tokens == 32 and r.chain().max_waits == 16
                           for r in chains)
+
+
+def test_a_lower_greedy_rung_answers_once_and_escalates_by_its_score(tmp_path):
+    """`s:greedy,l`: the small model's greedy answer, climbing by a score fitted where it
+    sits (confidence included where the bank has it); the policy replays."""
+    from tts.bank import Record
+
+    from .conftest import make_bank
+
+    bank = make_bank(n_problems=24, n_small=6, seed=3, confidence=True)
+    for pid in bank.problem_ids:  # a greedy answer of the small model, with its confidence
+        rec = bank.record(pid, "s", "sample")
+        bank.add_record(Record(pid, "s", "greedy", rec.prompt_tokens, rec.samples[:1]))
+    arrays = BankArrays.from_bank(bank)
+    data = prepare_ladder(arrays, ("s:greedy", "l"), budget=262144, seeds=(0,))
+    assert ("small", "greedy") in data.confident
+    assert ("small", "greedy", None) in data.learned
+    run = search(data, trials=15)
+    lower = [c.rungs[0] for c in run.candidates if len(c.rungs) == 2]
+    assert lower and all(r.mode == "greedy" and r.max_samples == 1 and r.temperature == 0.0
+                         for r in lower)
+    assert "cascade-small-greedy" in {c.name for c in run.candidates}
+    out = run_ladder_tune(arrays, ("s:greedy", "l"), objective="accuracy", max_cost_share=0.6,
+                          trials=10, folds=2, seeds=(0,), heldout_seeds=(5,))
+    assert 0 <= out["report"]["heldout"]["accuracy"] <= 1
+    assert_policy_replays(arrays, out["policy"], tmp_path / "policy.json")

@@ -41,7 +41,9 @@ One tuning run on a set of training questions (`tune_ladder`):
 Rungs may also be given as `model:mode` (`parse_ladder`): each entry is then one rung of that
 model in that mode, so one model may appear several times (a vote, then a chain of the small
 model, then the large one): "qwen-0.5b:sample,qwen-0.5b:chain-1024,qwen-1.5b:greedy". A rung
-in a chain mode ("chain-<L>") votes 1..n of the bank's chains and has no check; an entry
+in a chain mode ("chain-<L>") votes 1..n of the bank's chains and has no check; a lower rung
+in a greedy mode ("qwen-0.5b:greedy") is that model's one greedy answer, climbing by its rule
+(the plainest cascade: answer cheaply, escalate the doubtful); an entry
 without a mode keeps the plain meaning (the search picks the model's representation). Plain
 model names are today's ladders, unchanged.
 
@@ -245,9 +247,14 @@ def _has_confidences(arrays: BankArrays, model: str, mode: str) -> bool:
 def top_rung(greedy_modes: Sequence[str]) -> Rung:
     """The top model's greedy answer ("greedy" when the bank has it, else its first greedy
     mode)."""
-    mode = "greedy" if "greedy" in greedy_modes else greedy_modes[0]
-    return Rung(role="large", mode=mode, temperature=0.0, max_samples=1, wave=1,
-                max_tokens=MAX_TOKENS)
+    return greedy_rung("large", "greedy" if "greedy" in greedy_modes else greedy_modes[0])
+
+
+def greedy_rung(role: str, mode: str, **kw: Any) -> Rung:
+    """A rung of `role`'s one greedy answer in `mode` (the top model's, or a lower rung whose
+    `model:mode` entry names a greedy mode: the cheapest first answer to escalate from)."""
+    return Rung(role=role, mode=mode, temperature=0.0, max_samples=1, wave=1,
+                max_tokens=MAX_TOKENS, **kw)
 
 
 def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
@@ -280,9 +287,6 @@ def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
             raise BankError(f"the rung {model}:{mode} needs samples on every question; "
                             f"{int((m.size == 0).sum())} of {len(arrays)} have none (tune on "
                             f"the questions that hold every rung's mode).")
-        if role != "large" and mode in greedy[role]:
-            raise ValidationError(f"a lower rung votes or runs chains; {model}:{mode} is a "
-                                  f"greedy mode.", parameter="ladder", value=f"{model}:{mode}")
         if is_chain_mode(mode):
             sizes[(role, mode)] = int(m.size.min())
             chain_rung[(role, mode)] = {
@@ -358,11 +362,13 @@ def _fit_rung(data: LadderData, role: str, mode: str, check: str | None) -> Rung
     """The vote rung a climb score is fitted on: up to 8 samples, a check of 2, always
     climbing below unanimity; where the bank has confidences it measures `leader_conf` (a
     weight on it that the climb, by `climb_below` alone, never reads)."""
+    weights = _MEASURE if (role, mode) in data.confident else Rung().weights
+    if mode in data.greedy[role]:
+        return greedy_rung(role, mode, climb_below=1.0, weights=weights)
     k = min(8, data.max_samples[(role, mode)])
     return Rung(role=role, mode=mode, wave=k, max_samples=k, max_tokens=MAX_TOKENS,
                 check_mode=check, check_samples=0 if check is None else min(
-                    2, data.max_samples[(role, check)]), climb_below=1.0,
-                weights=_MEASURE if (role, mode) in data.confident else Rung().weights)
+                    2, data.max_samples[(role, check)]), climb_below=1.0, weights=weights)
 
 
 _MEASURE = (0.0,) * len(CLIMB_FEATURES) + (1.0,)
@@ -386,9 +392,11 @@ def _fit_score(xs: list[np.ndarray], ys: list[np.ndarray],
 
 
 def _default_rung(data: LadderData, slot: Slot, **kw: Any) -> Rung:
-    """A slot's rung with default settings: a vote of up to 8 in its (first) mode, or all
-    of a chain slot's chains."""
+    """A slot's rung with default settings: a vote of up to 8 in its (first) mode, all of a
+    chain slot's chains, or a greedy slot's answer."""
     role, mode = slot
+    if mode in data.greedy[role]:
+        return greedy_rung(role, mode, **kw)
     if mode is not None and is_chain_mode(mode):
         return Rung(role=role, mode=mode, max_samples=data.max_samples[slot],
                     **data.chain_rung[slot], **kw)
@@ -409,7 +417,7 @@ def _fit_slot_scores(data: LadderData) -> dict[tuple[str, str, str | None], tupl
         role, fixed = slot
         for mode in [fixed] if fixed is not None else data.modes[role]:
             checks: list[str | None] = [None]
-            if not is_chain_mode(mode):
+            if not is_chain_mode(mode) and mode not in data.greedy[role]:
                 checks += [m for m in data.modes[role] if m != mode]
             for check in checks:
                 rung = _default_rung(data, slot, climb_below=1.0) if is_chain_mode(mode) \
@@ -502,7 +510,8 @@ def _suggest_plain_top(trial: Any, data: LadderData) -> Rung:
 def _suggest_slots(trial: Any, data: LadderData) -> tuple[Rung, ...]:
     """`suggest_rungs` for a ladder of rungs: per lower slot the same choices as a plain
     ladder's rung (the representation only where the entry names none); a chain slot
-    chooses 1..n chains and its climb rule, no check."""
+    chooses 1..n chains and its climb rule, no check; a greedy slot (a lower model's greedy
+    answer) only its climb rule."""
     slots = data.slots or ()
     rungs = []
     for slot in slots[:-1]:
@@ -510,7 +519,9 @@ def _suggest_slots(trial: Any, data: LadderData) -> tuple[Rung, ...]:
         p = _slot_name(slot)
         if len(slots) > 2 and not trial.suggest_categorical(f"{p}_use", [True, False]):
             continue
-        if mode is not None and is_chain_mode(mode):
+        if mode in data.greedy[role]:
+            rung = greedy_rung(role, mode)
+        elif mode is not None and is_chain_mode(mode):
             rung = Rung(role=role, mode=mode, **data.chain_rung[slot],
                         max_samples=trial.suggest_int(f"{p}_max_samples", 1,
                                                       data.max_samples[slot]))
@@ -549,11 +560,11 @@ def baselines(data: LadderData) -> dict[str, tuple[Rung, ...]]:
     if data.slots is not None:
         for slot in data.slots[:-1]:
             role, mode = slot
-            if mode is not None and is_chain_mode(mode):
+            if mode is not None and (is_chain_mode(mode) or mode in data.greedy[role]):
                 out[f"cascade-{role}-{mode}"] = (
                     _default_rung(data, slot, climb_below=0.6), top)
-            for vote in [mode] if mode is not None and not is_chain_mode(mode) else \
-                    data.modes[role] if mode is None else []:
+                continue
+            for vote in [mode] if mode is not None else data.modes[role]:
                 cap = data.max_samples[(role, vote)]
                 out[f"cascade-{role}-{vote}"] = (
                     Rung(role=role, mode=vote, wave=min(4, cap), max_samples=min(16, cap),
