@@ -74,7 +74,8 @@ from tts.strategies.ladder import Ladder, Rung
 from tts.types import ladder_roles
 
 __all__ = ["LadderData", "parse_ladder", "prepare_ladder", "suggest_rungs", "tune_ladder",
-           "select_candidate", "choose_rule", "run_ladder_tune", "CAPS", "group_folds", "scenario", "MARGINS"]
+           "select_candidate", "choose_rule", "run_ladder_tune", "CAPS", "group_folds",
+           "scenario", "MARGINS"]
 
 MARGINS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 """Margins (standard errors) the inner cross-validation chooses from."""
@@ -233,6 +234,16 @@ def _vote_modes(sampled: Sequence[str], slots: Sequence[Slot] | None, role: str)
     return list(dict.fromkeys([*sampled, *named]))
 
 
+def _chain_forcing(arrays: BankArrays, model: str, mode: str) -> dict[str, int]:
+    """`tts.build.chain_forcing` of the bank, read from its meta.json once per bank (kept in
+    the root arrays' cache, which every fold's subset shares) rather than once per fold."""
+    key = ("chain-forcing", model, mode)
+    got = arrays.root.cache.get(key)
+    if got is None:
+        got = arrays.root.cache[key] = chain_forcing(arrays.bank, model, mode)
+    return got
+
+
 def _has_confidences(arrays: BankArrays, model: str, mode: str) -> bool:
     """Whether every answering sample of (model, mode) on every question of `arrays` has
     both confidences (min_conf and mean logprob), so any confidence option can replay."""
@@ -291,7 +302,7 @@ def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
             sizes[(role, mode)] = int(m.size.min())
             chain_rung[(role, mode)] = {
                 "max_tokens": max(64, int(arrays.root.mode(model, mode).tokens.max())),
-                **chain_forcing(arrays.bank, model, mode)}
+                **_chain_forcing(arrays, model, mode)}
         elif mode not in greedy[role]:
             sizes[(role, mode)] = int(m.size.min())
             if role != "large" and sizes[(role, mode)] < 2:
@@ -540,8 +551,7 @@ def _top_slot_rung(trial: Any, data: LadderData) -> Rung:
     if mode is None:
         return _suggest_plain_top(trial, data)
     if mode in data.greedy["large"]:
-        return Rung(role="large", mode=mode, temperature=0.0, max_samples=1, wave=1,
-                    max_tokens=MAX_TOKENS)
+        return greedy_rung("large", mode)
     k = trial.suggest_int(f"{_slot_name((role, mode))}_samples", 1,
                           data.max_samples[(role, mode)])
     if is_chain_mode(mode):
