@@ -42,7 +42,8 @@ from tts.bank import SampleBank, load_bank  # noqa: E402
 from tts.evaluate import BankArrays, evaluate  # noqa: E402
 from tts.strategies import Ladder, Rung, Vote  # noqa: E402
 from tts.strategies.chain import is_chain_mode  # noqa: E402
-from tts.tune_ladder import MAX_TOKENS  # noqa: E402
+from tts.measures import oracle_pick  # noqa: E402
+from tts.tune_ladder import MAX_TOKENS, greedy_rung  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BANK = ROOT / "bench/results/qwen_gsm8k/bank"
@@ -111,8 +112,7 @@ def fixed_plans(arrays: BankArrays, small: str, large: str, without: Sequence[st
     plans["cascade: small vote <= 16, < 0.6 agreement climbs"] = Ladder(rungs=(
         Rung(role="small", mode="sample", wave=4, max_samples=min(16, n_small),
              confidence=0.95, max_tokens=MAX_TOKENS, climb_below=0.6),
-        Rung(role="large", mode="greedy", temperature=0.0, max_samples=1, wave=1,
-             max_tokens=MAX_TOKENS)))
+        greedy_rung("large", "greedy")))
     return plans
 
 
@@ -149,24 +149,20 @@ def run(bank_path: Path, out: Path, *, trials: int, folds: int, chain: str | Non
     chains = chain_modes(bank, small, without)
     chain = chain or (chains[len(chains) // 2] if chains else None)
     log(f"{len(qs)} questions hold every mode; chain rung {chain}")
-    ref = evaluate(arrays, fixed_plans(arrays, small, large, without)["large greedy"], BUDGET,
-                   HELDOUT_SEEDS)
-    fixed, correct, cost = [], [], []
-    for name, plan in fixed_plans(arrays, small, large, without).items():
-        ev = evaluate(arrays, plan, BUDGET, HELDOUT_SEEDS)
-        correct.append(ev.correct)
-        cost.append(ev.cost)
-        fixed.append({"plan": name, "accuracy": ev.accuracy,
-                      "cost_share": ev.mean_cost / ref.mean_cost,
-                      "escalated": ev.escalation_rate})
-    correct_a, cost_a = np.array(correct), np.array(cost)
+    evals = {name: evaluate(arrays, plan, BUDGET, HELDOUT_SEEDS)
+             for name, plan in fixed_plans(arrays, small, large, without).items()}
+    ref = evals["large greedy"]
+    fixed = [{"plan": name, "accuracy": ev.accuracy, "cost_share": ev.mean_cost / ref.mean_cost,
+              "escalated": ev.escalation_rate} for name, ev in evals.items()]
+    correct_a = np.array([ev.correct for ev in evals.values()])   # (plans, seeds, questions)
+    cost_a = np.array([ev.cost for ev in evals.values()])
     grid = sorted({*caps, *ORACLE_GRID})
     oracle = [{"cost_share": c, "accuracy": a} for c, a in zip(
         grid, oracle_curve(correct_a, cost_a, [c * ref.mean_cost for c in grid]))]
-    right = np.where(correct_a, cost_a, np.inf).min(axis=0)
-    oracle_full = {"accuracy": float(correct_a.any(axis=0).mean()),
-                   "cost_share": float(np.where(np.isfinite(right), right, cost_a.min(axis=0)
-                                                ).mean() / ref.mean_cost)}
+    pick = oracle_pick(correct_a, cost_a)[None]
+    oracle_full = {"accuracy": float(np.take_along_axis(correct_a, pick, 0).mean()),
+                   "cost_share": float(np.take_along_axis(cost_a, pick, 0).mean()
+                                       / ref.mean_cost)}
     tuned = {}
     for name, lad in ladders(small, large, chain).items():
         if chain is None and any(is_chain_mode(e.partition(":")[2]) for e in lad):
@@ -176,7 +172,8 @@ def run(bank_path: Path, out: Path, *, trials: int, folds: int, chain: str | Non
                                    group_by="question", trials=trials, seeds=TRAIN_SEEDS,
                                    heldout_seeds=HELDOUT_SEEDS, count_prompt=True, caps=caps,
                                    log=log)
-    summary = {"bank": bank.meta.name, "command": command, "questions": len(qs), "small": small, "large": large,
+    summary = {"bank": bank.meta.name, "command": command, "questions": len(qs),
+               "small": small, "large": large,
                "chain_rung": chain, "modes_left_out": list(without),
                "large_greedy_accuracy": ref.accuracy,
                "large_greedy_mean_cost": ref.mean_cost, "fixed_plans": fixed,
