@@ -14,6 +14,10 @@ says how many. Nothing here is tuned on the questions it scores:
 * Parallel vs sequential: one budget-forced chain of length L against vote@N at the same mean
   generated tokens (N fractional: linear between the two neighbouring k), paired bootstrap over
   questions for the CIs.
+* Budget forcing: each logged chain's answer at its first natural stop (the text before the
+  first "Wait" cue) against its final answer, per chain length, with the per-sample accuracy of
+  plain samples on the same questions, which the first stop should match (same prompt and
+  temperature), so the table says whether the tokens forcing adds change answers.
 * Difficulty bins (Snell et al. 2024): a question's difficulty is the small model's pass rate
   on samples 8-15, and its small votes use samples 0-7, so a bin never looks at the samples it
   scores. Bin edges are quintiles fitted on the other half of the questions (2-fold), and the
@@ -35,9 +39,10 @@ import numpy as np
 from rich.console import Console
 from rich.progress import track
 
-from tts.answers import class_ids, is_correct
+from tts.answers import class_ids, extract_answer, is_correct
 from tts.bank import SampleBank, load_bank
 from tts.measures import mean_ci95
+from tts.prompts import CONTINUE_CUE, FINAL_ANSWER_CUE
 
 ROOT = Path(__file__).resolve().parents[1]
 BANK = ROOT / "bench/results/qwen_gsm8k/bank"
@@ -220,6 +225,57 @@ def parallel_vs_chain(modes: dict, small: str, rng: np.random.Generator, boot: i
             "vote_minus_chain": float(diff.mean()), "diff_ci": mean_ci95(diff, boot),
             "vote_beyond_samples": k > curve.shape[1],
         })
+    return rows
+
+
+def first_stop(text: str) -> str | None:
+    """A forced chain's text up to its first natural stop (before the first "Wait" cue), or
+    None when it never stopped: cut at its length first, its answer forced. A "\nWait" the
+    model writes itself also ends the first stop here, which the text cannot tell apart."""
+    head = text.split(CONTINUE_CUE, 1)[0]
+    return None if FINAL_ANSWER_CUE in head else head
+
+
+def forcing_effect(bank: SampleBank, modes: dict, small: str, boot: int
+                   ) -> list[dict[str, Any]]:
+    """Per chain length: how often forcing ran (chains that stopped early and were told
+    "Wait"; chains cut at their length and asked for the answer) and whether it changed the
+    chain's answer, against the first natural stop's answer. The number of cues is not
+    counted: the model writes "Wait" lines of its own."""
+    rows = []
+    for (model, mode) in sorted(modes, key=lambda k: (k[1].split("-")[-1].zfill(8), k)):
+        if model != small or not mode.startswith("chain-"):
+            continue
+        m = modes[(model, mode)]
+        first, final, forced, stopped = [], [], [], []
+        for pid in m.questions:
+            gold = bank.problems[pid].gold
+            chains = [s for s in bank.records[(pid, model, mode)].samples if s.text is not None]
+            if not chains:
+                continue
+            heads = [first_stop(s.text) for s in chains]
+            # a chain that never stopped has the same answer at its "first stop" and its end
+            first.append(np.mean([is_correct(s.answer if h is None else extract_answer(h), gold)
+                                  for s, h in zip(chains, heads)]))
+            final.append(np.mean([is_correct(s.answer, gold) for s in chains]))
+            forced += [FINAL_ANSWER_CUE in s.text for s in chains]
+            stopped += [h is not None for h in heads]
+        if not first:
+            continue
+        first_a, final_a = np.array(first), np.array(final)
+        qs = [q for q in m.questions if any(
+            s.text is not None for s in bank.records[(q, model, mode)].samples)]
+        row = {"chain": mode, "questions": len(qs), "chains": len(forced),
+               "stopped_early": float(np.mean(stopped)),
+               "answer_forced": float(np.mean(forced)),
+               "first_stop_acc": float(first_a.mean()), "final_acc": float(final_a.mean()),
+               "final_minus_first": float((final_a - first_a).mean()),
+               "diff_ci": mean_ci95(final_a - first_a, boot)}
+        if (small, "sample") in modes and set(qs) <= set(modes[(small, "sample")].questions):
+            plain = modes[(small, "sample")].subset(qs).correct.mean(axis=1)
+            row["plain_sample_acc"] = float(plain.mean())
+            row["first_minus_plain_ci"] = mean_ci95(first_a - plain, boot)
+        rows.append(row)
     return rows
 
 
@@ -500,6 +556,23 @@ def markdown(summary: dict[str, Any]) -> str:
                          f"{'' if same is None else f'{same:.3f}'} | "
                          f"{r.get('per_question_equal', '')} | "
                          f"{'' if own is None else f'{own:.3f}'} | {r['mean_samples']:.2f} |")
+    if summary.get("forcing"):
+        lines += ["", "## 5. What budget forcing does to a chain", "",
+                  "Each chain's answer at its first natural stop (text before the first "
+                  "\"Wait\") against its final answer; \"plain sample\" is the per-sample "
+                  "accuracy of the 512-token samples on the same questions, which the first "
+                  "stop draws from the same distribution as (same prompt and temperature).", "",
+                  "| chain | questions | chains | stopped early | answer forced | "
+                  "plain sample | first stop [first - plain, 95% CI] | final | "
+                  "final - first [95% CI] |", "|" + "---|" * 9]
+        for r in summary["forcing"]:
+            plain = r.get("plain_sample_acc")
+            vs = f" {_ci(r['first_minus_plain_ci'])}" if plain is not None else ""
+            lines.append(f"| {r['chain']} | {r['questions']} | {r['chains']} | "
+                         f"{r['stopped_early']:.2f} | "
+                         f"{r['answer_forced']:.2f} | {'' if plain is None else f'{plain:.3f}'} | "
+                         f"{r['first_stop_acc']:.3f}{vs} | {r['final_acc']:.3f} | "
+                         f"{r['final_minus_first']:+.3f} {_ci(r['diff_ci'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -560,6 +633,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "difficulty": difficulty_bins(modes, small, large, ratio, rng) if large else {},
         "confidence": confidence_votes(modes, small, rng, args.boot),
         "confidence_evaluated": confidence_votes_evaluated(bank, modes, small),
+        "forcing": forcing_effect(bank, modes, small, args.boot),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -568,6 +642,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_csv(out / "parallel_vs_chain.csv", summary["parallel_vs_chain"])
     write_csv(out / "difficulty.csv", summary["difficulty"].get("cells", []))
     write_csv(out / "confidence.csv", summary["confidence"])
+    write_csv(out / "forcing.csv", summary["forcing"])
     (out / "report.md").write_text(markdown(summary))
     plot(summary, out / "report.png")
     console.print(markdown(summary), markup=False, highlight=False, soft_wrap=True)

@@ -77,3 +77,31 @@ def test_difficulty_bins_use_the_chain_lengths_held_by_the_most_questions():
     assert d["questions"] == 12 and d["chain_modes"] == ["chain-128"]
     used = {n for c in d["cells"] for n in c.get("small-chain_configs", [])}
     assert used <= {"chain-128"}
+
+
+def test_forcing_effect_reads_the_first_stop_and_the_final_answer():
+    from tts.bank import Record, Sample
+    from tts.prompts import CONTINUE_CUE, FINAL_ANSWER_CUE
+
+    bank = make_bank(n_problems=2, n_small=4, chain_lengths=(64,))
+    gold = {pid: bank.problems[pid].gold for pid in ("p0", "p1")}
+    wrong = {pid: str(int(g) + 1) for pid, g in gold.items()}
+    chains = {  # (text, final answer) per problem
+        "p0": [(f"so \\boxed{{{wrong['p0']}}}{CONTINUE_CUE} no, \\boxed{{{gold['p0']}}}",
+                gold["p0"]),                                       # forcing fixed it
+               (f"thinking{FINAL_ANSWER_CUE}{gold['p0']}}}", gold["p0"])],  # never stopped
+        "p1": [(f"\\boxed{{{gold['p1']}}}{CONTINUE_CUE} hm{CONTINUE_CUE} \\boxed{{{wrong['p1']}}}"
+                f"{FINAL_ANSWER_CUE}{wrong['p1']}}}", wrong["p1"]),  # forcing broke it
+               (f"\\boxed{{{gold['p1']}}}", gold["p1"])],
+    }
+    for pid, rows in chains.items():
+        bank.records[(pid, "s", "chain-64")] = Record(
+            pid, "s", "chain-64", 20, tuple(Sample(a, 64, text=t) for t, a in rows))
+    modes = qr.load_modes(bank)
+    (row,) = qr.forcing_effect(bank, modes, "s", boot=50)
+    assert row["chains"] == 4 and row["questions"] == 2
+    assert row["stopped_early"] == 0.75 and row["answer_forced"] == 0.5
+    # first stops: wrong, right (forced = its end), right, right; finals: right, right, wrong, right
+    assert row["first_stop_acc"] == 0.75 and row["final_acc"] == 0.75
+    assert np.isclose(row["final_minus_first"], 0.0)
+    assert np.isclose(row["plain_sample_acc"], modes[("s", "sample")].correct.mean())
