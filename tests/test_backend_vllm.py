@@ -130,6 +130,38 @@ def test_seeds_reproduce_and_streams_split_into_waves(tiny) -> None:
     assert _texts(other) != _texts(a)
 
 
+def _child_names() -> list[str]:
+    """Command names of this process's direct children (Linux /proc)."""
+    import os
+    from pathlib import Path
+
+    names = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:]
+        if int(rest.split()[1]) == os.getpid():
+            names.append(name)
+    return names
+
+
+@pytest.mark.live
+def test_cpu_engine_runs_in_this_process(tiny) -> None:
+    """On CPU the engine core runs in the calling process, where it does not busy-poll a
+    separate worker (bench/cpu_engine.py measures the speed-up); a user's own
+    VLLM_ENABLE_V1_MULTIPROCESSING would win, and the settings say which it was."""
+    import os
+
+    if os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "0") != "0":
+        pytest.skip("VLLM_ENABLE_V1_MULTIPROCESSING is set to another value here")
+    assert tiny.settings["engine_process"] == "in-process"
+    assert not [n for n in _child_names() if n.startswith("VLLM")], _child_names()
+    (out,) = tiny.generate([GenRequest(prompt=QUESTION, n=2, max_tokens=8, seed=3)])
+    assert all(c.tokens > 0 for c in out)
+
+
 @pytest.mark.live
 def test_progress_events_report_generation(tiny) -> None:
     """The progress hook (what `tts demo --live` shows) goes through vLLM's tqdm stand-in,
