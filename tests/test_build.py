@@ -270,6 +270,9 @@ def test_resume_keeps_user_edits_and_accumulates_stats(tmp_path):
     assert load_bank(dest).meta.cost.of("smollm2-135m").output == 7.5
     stats = after["build"]["stats"]["smollm2-135m"]["sample"]
     assert stats["records"] == 4 and len(after["build"]["runs"]) == 2
+    before = (dest / "meta.json").read_bytes()
+    build_bank(FakeLive(), _problems(4), dest, samples=2, max_tokens=30, cost=QWEN_PARAMS)
+    assert (dest / "meta.json").read_bytes() == before  # nothing to do: no run recorded
     assert stats["tokens"] == sum(s.tokens for r in load_bank(dest).records.values()
                                   for s in r.samples)
 

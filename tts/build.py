@@ -191,10 +191,14 @@ def build_bank(backend: Backend, problems: Sequence[Problem], dest: str | Path, 
     with BankWriter(root, meta, resume=True) as writer:
         if writer.existing is not None:
             _check_records(root, writer.existing, model, specs)
-        if any((p.id, model, s.mode) not in writer.done for s in specs for p in problems):
-            load = getattr(backend, "load", None)
-            if callable(load):
-                load()  # engine start-up stays out of the measured tokens/s
+        if all((p.id, model, s.mode) in writer.done for s in specs for p in problems):
+            # A rerun of a finished step (a resumed build script) records no run either.
+            say(f"{model}: all {len(problems)} problems already hold "
+                f"{', '.join(s.mode for s in specs)}; nothing to do")
+            return root
+        load = getattr(backend, "load", None)
+        if callable(load):
+            load()  # engine start-up stays out of the measured tokens/s
         book = _MetaBook(root, model, role, cost, settings, backend,
                          {spec.mode: spec.describe() for spec in specs})
         total = len(specs) * len(problems)
