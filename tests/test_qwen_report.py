@@ -101,7 +101,8 @@ def test_forcing_effect_reads_the_first_stop_and_the_final_answer():
     (row,) = qr.forcing_effect(bank, modes, "s", boot=50)
     assert row["chains"] == 4 and row["questions"] == 2
     assert row["stopped_early"] == 0.75 and row["answer_forced"] == 0.5
-    # first stops: wrong, right (forced = its end), right, right; finals: right, right, wrong, right
+    # first stops: wrong, right (forced: its end), right, right
+    # finals: right, right, wrong, right
     assert row["first_stop_acc"] == 0.75 and row["final_acc"] == 0.75
     assert np.isclose(row["final_minus_first"], 0.0)
     assert np.isclose(row["plain_sample_acc"], modes[("s", "sample")].correct.mean())

@@ -339,7 +339,8 @@ class VLLMBackend:
             # vLLM's CPU engine core runs in its own process and busy-polls the model worker,
             # for which vLLM reserves a core: on 2 cores the model then computes on one. In
             # the calling process nothing spins and the worker gets every core (bench/
-            # cpu_engine.py, 2 cores: 1.6x / 1.8x the tokens/s of small / large, half the load time).
+            # cpu_engine.py, 2 cores: 1.6x / 1.8x the tokens/s of small / large, half the
+            # load time).
             os.environ.setdefault(IN_PROCESS_ENV, "0")
         try:
             llm = LLM(**settings)
