@@ -69,7 +69,8 @@ def child(model: str, questions: int, samples: int, max_tokens: int) -> None:
 
 
 def measure(config: str, model: str, args: argparse.Namespace) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in CONFIGS["separate, no reserved core"]}
+    knobs = {k for setting in CONFIGS.values() for k in setting}
+    env = {k: v for k, v in os.environ.items() if k not in knobs}
     env.update(CONFIGS[config])
     cmd = [sys.executable, __file__, "--child", model, "--questions", str(args.questions),
            "--samples", str(args.samples), "--max-tokens", str(args.max_tokens)]

@@ -43,6 +43,7 @@ from tts.answers import class_ids, extract_answer, is_correct
 from tts.bank import SampleBank, load_bank
 from tts.measures import mean_ci95
 from tts.prompts import CONTINUE_CUE, FINAL_ANSWER_CUE
+from tts.strategies.chain import is_forced_chain_mode
 
 ROOT = Path(__file__).resolve().parents[1]
 BANK = ROOT / "bench/results/qwen_gsm8k/bank"
@@ -198,14 +199,18 @@ def per_model(modes: dict, stats: dict, rng: np.random.Generator) -> list[dict[s
     return rows
 
 
+def chain_modes(modes: dict, small: str) -> list[str]:
+    """The small model's budget-forced chain modes ("chain-<L>"), shortest first."""
+    return sorted((md for (mo, md) in modes if mo == small and is_forced_chain_mode(md)),
+                  key=lambda md: int(md.split("-")[1]))
+
+
 def parallel_vs_chain(modes: dict, small: str, rng: np.random.Generator, boot: int
                       ) -> list[dict[str, Any]]:
-    chains = sorted((md for (mo, md) in modes if mo == small and md.startswith("chain-")),
-                    key=lambda md: int(md.split("-")[1]))
     if (small, "sample") not in modes:
         return []
     rows = []
-    for mode in chains:
+    for mode in chain_modes(modes, small):
         qs = sorted(set(modes[(small, "sample")].questions) & set(modes[(small, mode)].questions))
         if not qs:
             continue
@@ -243,16 +248,14 @@ def forcing_effect(bank: SampleBank, modes: dict, small: str, boot: int
     chain's answer, against the first natural stop's answer. The number of cues is not
     counted: the model writes "Wait" lines of its own."""
     rows = []
-    for (model, mode) in sorted(modes, key=lambda k: (k[1].split("-")[-1].zfill(8), k)):
-        if model != small or not mode.startswith("chain-"):
-            continue
-        m = modes[(model, mode)]
-        first, final, forced, stopped = [], [], [], []
-        for pid in m.questions:
+    for mode in chain_modes(modes, small):
+        qs, first, final, forced, stopped = [], [], [], [], []
+        for pid in modes[(small, mode)].questions:
             gold = bank.problems[pid].gold
-            chains = [s for s in bank.records[(pid, model, mode)].samples if s.text is not None]
+            chains = [s for s in bank.records[(pid, small, mode)].samples if s.text is not None]
             if not chains:
                 continue
+            qs.append(pid)
             heads = [first_stop(s.text) for s in chains]
             # a chain that never stopped has the same answer at its "first stop" and its end
             first.append(np.mean([is_correct(s.answer if h is None else extract_answer(h), gold)
@@ -263,8 +266,6 @@ def forcing_effect(bank: SampleBank, modes: dict, small: str, boot: int
         if not first:
             continue
         first_a, final_a = np.array(first), np.array(final)
-        qs = [q for q in m.questions if any(
-            s.text is not None for s in bank.records[(q, model, mode)].samples)]
         row = {"chain": mode, "questions": len(qs), "chains": len(forced),
                "stopped_early": float(np.mean(stopped)),
                "answer_forced": float(np.mean(forced)),

@@ -39,10 +39,10 @@ INSTALL_HINT = ("install vLLM: `bash scripts/install_cpu.sh` (CPU build, vllm-cp
 VERBOSE_ENV = "TTS_VERBOSE"
 """Set to 1 to let vLLM log to the terminal (the CLI's --verbose does this)."""
 LOG_FILE_ENV = "TTS_LOG_FILE"
+"""Where quiet engines write their logs (default ~/.cache/tts/logs/vllm.log)."""
 IN_PROCESS_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
 """vLLM's switch between an engine-core process ("1", its default) and an engine in the
 calling process ("0", tts's default on CPU; a value the user sets wins)."""
-"""Where quiet engines write their logs (default ~/.cache/tts/logs/vllm.log)."""
 
 
 def log_file() -> Path:
