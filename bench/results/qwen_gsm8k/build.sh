@@ -12,6 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 TTS=${TTS:-.venv/bin/tts}
 BANK=bench/results/qwen_gsm8k/bank
+# Chains went 16 questions (32 chains) per batch through question 511 and 28 (56 chains) after,
+# so that the forced rounds, which shrink as chains finish, keep more sequences in flight.
+CHAIN_BATCH=${CHAIN_BATCH:-28}
 # The first chunk is small so that every analysis has a few whole questions early.
 CHUNKS=${CHUNKS:-"400:16 400:80 480:55 535:55 590:55 645:55"}
 
@@ -24,5 +27,5 @@ for chunk in $CHUNKS; do
         --samples 4 --greedy --temperature 0.7 --max-tokens 512 --batch 16
     "$TTS" bank build "$BANK" --model small --role small "${QUESTIONS[@]}" \
         --samples 0 --chains 2 --chain-lengths 512,1024,2048 --answer-tokens 32 --max-waits 16 \
-        --temperature 0.7 --batch 16
+        --temperature 0.7 --batch "$CHAIN_BATCH"
 done
