@@ -322,7 +322,8 @@ def difficulty_bins(modes: dict, small: str, large: str, ratio: float,
     # lengths held by the most questions.
     most = max((len(modes[k].questions) for k in chains), default=0)
     need += [k for k in chains if len(modes[k].questions) == most]
-    if len(need) < 2 or (small, "sample") not in modes or modes[(small, "sample")].classes.shape[1] < 16:
+    samples = modes.get((small, "sample"))
+    if len(need) < 2 or samples is None or samples.classes.shape[1] < 16:
         return {}
     qs = sorted(set.intersection(*(set(modes[k].questions) for k in need)))
     if len(qs) < 2 * BINS:
@@ -506,8 +507,8 @@ def markdown(summary: dict[str, Any]) -> str:
                      f"{r['build_tokens_per_s'] or ''} |")
     lines += ["", "## 2. Parallel vote vs one long chain, equal mean generated tokens", ""]
     if summary["parallel_vs_chain"]:
-        lines += ["| chain | questions | tokens | chain acc [95% CI] | vote@N | vote acc [95% CI] |"
-                  " vote - chain [95% CI] |", "|" + "---|" * 7]
+        lines += ["| chain | questions | tokens | chain acc [95% CI] | vote@N | "
+                  "vote acc [95% CI] | vote - chain [95% CI] |", "|" + "---|" * 7]
         for r in summary["parallel_vs_chain"]:
             lines.append(f"| {r['chain']} | {r['questions']} | {r['chain_tokens']:.0f} | "
                          f"{r['chain_acc']:.3f} {_ci(r['chain_ci'])} | {r['vote_samples']:.2f} | "

@@ -148,7 +148,8 @@ class SampleBank:
             where = f" {self.path}" if self.path else ""
             raise BankError(f"question not found in bank{where} ({len(self.problems)} problems): "
                             f"{question[:80]!r}. Replay can only answer questions it has samples "
-                            f"for; use a live backend (--live) or `tts bank build` for new questions.")
+                            f"for; use a live backend (--live) or `tts bank build` for new "
+                            f"questions.")
         return self.problems[pid]
 
     def record(self, problem_id: str, model: str, mode: str) -> Record:
@@ -196,7 +197,8 @@ class SampleBank:
         return out
 
 
-def sample_order(problem_id: str, model: str, mode: str, seed: int | None, size: int) -> np.ndarray:
+def sample_order(problem_id: str, model: str, mode: str, seed: int | None,
+                 size: int) -> np.ndarray:
     """The order in which replay serves a record's `size` samples for stream `seed`.
 
     seed None keeps the stored order. The permutation depends only on its arguments, so the

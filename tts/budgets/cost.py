@@ -74,8 +74,8 @@ class CostModel:
         """Build weights from $ prices (prompt, output) per million tokens, with one unit
         = one generated token of `unit_model`."""
         unit = prices[unit_model][1]
-        return cls({m: ModelCost(output=o / unit, prompt=p / unit) for m, (p, o) in prices.items()},
-                   source=source)
+        return cls({m: ModelCost(output=o / unit, prompt=p / unit)
+                    for m, (p, o) in prices.items()}, source=source)
 
     @classmethod
     def from_active_params(cls, params: Mapping[str, float], *, unit_model: str,

@@ -325,7 +325,8 @@ def _chain(run: Run, rows: np.ndarray, strategy: Chain, keys: list) -> None:
     if (strategy.answer_tokens or strategy.max_waits) and _has_texts(run.a, model, strategy.mode):
         raise ValidationError("evaluate cannot vectorise Chain budget forcing (answer_tokens, "
                               "max_waits) on a bank that stores the texts of one-call chains: "
-                              "forcing depends on the text; use Engine.solve_many.", parameter="plan")
+                              "forcing depends on the text; use Engine.solve_many.",
+                              parameter="plan")
     remaining = np.maximum(0.0, (run.limit - run.spent) - run.held)
     held = strategy.answer_tokens * c.output  # kept back for a forced final answer
     with np.errstate(invalid="ignore"):

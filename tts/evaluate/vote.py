@@ -83,8 +83,8 @@ def vote_phase(run: Run, rows: np.ndarray, *, model: str, max_samples: int, prob
         k = np.where(active, k + n, k)
         kk = np.minimum(k, m.width)
         if voting:
-            _require_confidences(active, pre.missing, kk, model, weight,  # type: ignore[attr-defined]
-                                 keep)
+            _require_confidences(active, pre.missing,  # type: ignore[attr-defined]
+                                 kk, model, weight, keep)
         if report_confidence:
             _require_confidences(active, pre.conf_missing, kk, model,  # type: ignore[attr-defined]
                                  weight, keep, scored=True)

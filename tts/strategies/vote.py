@@ -1,4 +1,5 @@
-"""Majority vote over small-model samples drawn in waves, stopping early once the leader is safe."""
+"""Majority vote over small-model samples drawn in waves, stopping early once the leader is
+safe."""
 
 from __future__ import annotations
 
