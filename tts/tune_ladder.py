@@ -356,14 +356,7 @@ def _fit_scores(data: LadderData) -> dict[tuple[str, str, str | None], tuple[flo
         for mode in data.modes[role]:
             for check in [None, *[m for m in data.modes[role] if m != mode]]:
                 rung = _fit_rung(data, role, mode, check)
-                xs, ys = [], []
-                for seed in data.seeds:
-                    feats = ladder_features(data.arrays, Ladder(rungs=(rung, top)), 1e12, seed,
-                                            count_prompt=data.count_prompt, prior=data.priors)
-                    for _, rows, x, right in feats:
-                        xs.append(x[rows])
-                        ys.append(~right[rows])
-                w = _fit_score(xs, ys, (role, mode) in data.confident)
+                w = _fit_score(data, (rung, top), 0, (role, mode) in data.confident)
                 if w is not None:
                     out[(role, mode, check)] = w
     return out
@@ -386,14 +379,23 @@ _MEASURE = (0.0,) * len(CLIMB_FEATURES) + (1.0,)
 """Score weights that only make a rung measure `leader_conf` (the last feature)."""
 
 
-def _fit_score(xs: list[np.ndarray], ys: list[np.ndarray],
+def _fit_score(data: LadderData, rungs: tuple[Rung, ...], index: int,
                confident: bool) -> tuple[float, ...] | None:
-    """Logistic weights of "the leader is wrong" over the features `xs` (None when there are
-    fewer than 4 examples or one label). Without confidences the leader_conf column (all 0)
-    is left out of the fit and gets weight 0, so such scores are what they were before the
-    feature existed, to the bit."""
+    """Logistic weights of "rung `index`'s leader is wrong" over the climb features that rung
+    of the ladder `rungs` saw, pooled over the seeds (None when there are fewer than 4
+    examples or one label). Without confidences the leader_conf column (all 0) is left out of
+    the fit and gets weight 0, so such scores are what they were before the feature existed,
+    to the bit."""
     from tts.difficulty import fit_logistic
 
+    xs, ys = [], []
+    for seed in data.seeds:
+        for j, rows, x, right in ladder_features(data.arrays, Ladder(rungs=rungs), 1e12, seed,
+                                                 count_prompt=data.count_prompt,
+                                                 prior=data.priors):
+            if j == index:
+                xs.append(x[rows])
+                ys.append(~right[rows])
     x, y = np.concatenate(xs), np.concatenate(ys)
     if len(y) < 4 or y.min() == y.max():
         return None
@@ -433,16 +435,8 @@ def _fit_slot_scores(data: LadderData) -> dict[tuple[str, str, str | None], tupl
             for check in checks:
                 rung = _default_rung(data, slot, climb_below=1.0) if is_chain_mode(mode) \
                     else _fit_rung(data, role, mode, check)
-                xs, ys = [], []
-                for seed in data.seeds:
-                    feats = ladder_features(data.arrays, Ladder(rungs=(*below[:i], rung, top)),
-                                            1e12, seed, count_prompt=data.count_prompt,
-                                            prior=data.priors)
-                    for j, rows, x, right in feats:
-                        if j == i:
-                            xs.append(x[rows])
-                            ys.append(~right[rows])
-                w = _fit_score(xs, ys, (role, mode) in data.confident)
+                w = _fit_score(data, (*below[:i], rung, top), i,
+                               (role, mode) in data.confident)
                 if w is not None:
                     out[(role, mode, check)] = w
     return out
