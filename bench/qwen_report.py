@@ -317,7 +317,7 @@ def configs(modes: dict, small: str, large: str, qs: Sequence[str], ratio: float
 def difficulty_bins(modes: dict, small: str, large: str, ratio: float,
                     rng: np.random.Generator) -> dict[str, Any]:
     need = [(small, "sample")] + [k for k in modes if k[0] == large]
-    chains = [k for k in modes if k[0] == small and k[1].startswith("chain-")]
+    chains = [k for k in modes if k[0] == small and is_forced_chain_mode(k[1])]
     # Chain lengths still being built would shrink the table to their few questions: use the
     # lengths held by the most questions.
     most = max((len(modes[k].questions) for k in chains), default=0)

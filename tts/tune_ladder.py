@@ -356,7 +356,7 @@ def _fit_scores(data: LadderData) -> dict[tuple[str, str, str | None], tuple[flo
         for mode in data.modes[role]:
             for check in [None, *[m for m in data.modes[role] if m != mode]]:
                 rung = _fit_rung(data, role, mode, check)
-                w = _fit_score(data, (rung, top), 0, (role, mode) in data.confident)
+                w = _fit_score(data, (rung, top), 0)
                 if w is not None:
                     out[(role, mode, check)] = w
     return out
@@ -379,13 +379,13 @@ _MEASURE = (0.0,) * len(CLIMB_FEATURES) + (1.0,)
 """Score weights that only make a rung measure `leader_conf` (the last feature)."""
 
 
-def _fit_score(data: LadderData, rungs: tuple[Rung, ...], index: int,
-               confident: bool) -> tuple[float, ...] | None:
+def _fit_score(data: LadderData, rungs: tuple[Rung, ...],
+               index: int) -> tuple[float, ...] | None:
     """Logistic weights of "rung `index`'s leader is wrong" over the climb features that rung
     of the ladder `rungs` saw, pooled over the seeds (None when there are fewer than 4
-    examples or one label). Without confidences the leader_conf column (all 0) is left out of
-    the fit and gets weight 0, so such scores are what they were before the feature existed,
-    to the bit."""
+    examples or one label). Where the rung's (role, mode) has no confidences the leader_conf
+    column (all 0) is left out of the fit and gets weight 0, so such scores are what they were
+    before the feature existed, to the bit."""
     from tts.difficulty import fit_logistic
 
     xs, ys = [], []
@@ -399,7 +399,7 @@ def _fit_score(data: LadderData, rungs: tuple[Rung, ...], index: int,
     x, y = np.concatenate(xs), np.concatenate(ys)
     if len(y) < 4 or y.min() == y.max():
         return None
-    if confident:
+    if (rungs[index].role, rungs[index].mode) in data.confident:
         return tuple(float(v) for v in fit_logistic(x, y))
     return tuple(float(v) for v in fit_logistic(np.ascontiguousarray(x[:, :-1]), y)) + (0.0,)
 
@@ -435,8 +435,7 @@ def _fit_slot_scores(data: LadderData) -> dict[tuple[str, str, str | None], tupl
             for check in checks:
                 rung = _default_rung(data, slot, climb_below=1.0) if is_chain_mode(mode) \
                     else _fit_rung(data, role, mode, check)
-                w = _fit_score(data, (*below[:i], rung, top), i,
-                               (role, mode) in data.confident)
+                w = _fit_score(data, (*below[:i], rung, top), i)
                 if w is not None:
                     out[(role, mode, check)] = w
     return out
