@@ -12,8 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 TTS=${TTS:-.venv/bin/tts}
 BANK=bench/results/qwen_gsm8k/bank
-# Chains went 16 questions (32 chains) per batch through question 511 and 28 (56 chains) after,
-# so that the forced rounds, which shrink as chains finish, keep more sequences in flight.
+# Chains went 16 questions (32 chains) per batch for 400-534 (2,048 tokens: 400-511) and 28 (56
+# chains) after, so that the forced rounds, which shrink as chains finish, keep more in flight.
 CHAIN_BATCH=${CHAIN_BATCH:-28}
 # The first chunk is small so that every analysis has a few whole questions early.
 CHUNKS=${CHUNKS:-"400:16 400:80 480:55 535:55 590:55 645:55"}
