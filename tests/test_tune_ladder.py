@@ -325,3 +325,17 @@ def test_a_lower_greedy_rung_answers_once_and_escalates_by_its_score(tmp_path):
                           trials=10, folds=2, seeds=(0,), heldout_seeds=(5,))
     assert 0 <= out["report"]["heldout"]["accuracy"] <= 1
     assert_policy_replays(arrays, out["policy"], tmp_path / "policy.json")
+
+
+def test_only_chain_modes_are_kept_out_of_the_vote_whatever_a_log_names_its_modes():
+    from dataclasses import replace
+
+    from tts.tune_ladder import _modes
+
+    bank = _chain_bank(n_problems=6)
+    for (pid, model, mode), rec in list(bank.records.items()):
+        if mode == "sample":  # a user's log may call a sampled mode anything, "chained-cot" too
+            bank.records[(pid, model, "chained-cot")] = replace(rec, mode="chained-cot")
+    sampled, greedy, sizes = _modes(BankArrays.from_bank(bank), "s")
+    assert "chained-cot" in sampled and sizes["chained-cot"] == sizes["sample"]
+    assert "chain-256" not in sampled and "chain-256" not in greedy

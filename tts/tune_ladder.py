@@ -221,7 +221,7 @@ def _modes(arrays: BankArrays, model: str) -> tuple[list[str], list[str], dict[s
             continue
         if mode.startswith("greedy"):
             greedy.append(mode)
-        elif int(ma.size.min()) >= 2 and not mode.startswith("chain"):
+        elif int(ma.size.min()) >= 2 and not is_chain_mode(mode):
             sampled.append(mode)
             sizes[mode] = int(ma.size.min())
     return sorted(sampled), sorted(greedy), sizes
