@@ -200,7 +200,7 @@ def main(argv=None) -> int:
     else:
         engine = tts.replay_engine()
     strategy = None
-    if direct:  # what the server runs for a model by name (tts.serving.app.App._direct)
+    if direct:  # what the server runs for a model by name (RequestParser._direct)
         from tts.strategies import Vote
 
         role = {b.model: r for r, b in engine.backends.items()}[args.model]

@@ -156,7 +156,7 @@ def run_serve(args: argparse.Namespace) -> int:
                          max_in_flight=args.max_in_flight)
     scheduler = Scheduler(engine)
     app = create_app(scheduler, config, loads=loads)
-    models = ", ".join(safe(m) for m in app.state.tts.model_names)
+    models = ", ".join(safe(m) for m in app.state.tts.requests.model_names)
     err_console.print(f"tts serve on http://{safe(args.host)}:{args.port}/v1 (models: {models}; "
                       f"api key {'required' if api_key else 'not required'})", highlight=False)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
