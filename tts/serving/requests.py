@@ -152,6 +152,8 @@ class RequestParser:
         return [AUTO_MODEL, *self.roles]
 
     def parse(self, body: Any, *, chat: bool) -> Ask:
+        """The request in `body` (a chat or a completions request), or an `APIError` naming
+        the first thing wrong with it."""
         cfg = self.config
         if not isinstance(body, dict):
             raise _bad(f"the request body must be a JSON object, got "
