@@ -70,8 +70,6 @@ def parse_json(data: bytes) -> Any:
     """The JSON value of a request body; NaN, Infinity and bad UTF-8 or syntax are 400s."""
     try:
         return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
-    except APIError:
-        raise
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise _bad(f"the body is not valid JSON: {str(exc)[:120]}", None,
                    "invalid_json") from None
