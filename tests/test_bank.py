@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from tts.bank import (BankWriter, load_bank, sample_order, save_bank)
+from tts.bank import (BankWriter, is_greedy_mode, load_bank, sample_order, save_bank)
 from tts.errors import BankError
 
 from .conftest import make_bank
@@ -97,3 +97,8 @@ def test_subset_keeps_only_given_problems(small_bank):
     sub = small_bank.subset(["p1", "p3"])
     assert sub.problem_ids == ["p1", "p3"]
     assert {k[0] for k in sub.records} == {"p1", "p3"}
+
+
+def test_greedy_modes_are_greedy_or_greedy_dash_rep():
+    assert is_greedy_mode("greedy") and is_greedy_mode("greedy-pot")
+    assert not any(is_greedy_mode(m) for m in ("sample", "pot", "chain-512", "greedyish"))

@@ -44,6 +44,12 @@ FINISH_REASONS = ("stop", "length", "error")
 _RECORD_KEYS = {"problem_id", "question", "gold", "model", "mode", "prompt_tokens", "samples"}
 
 
+def is_greedy_mode(mode: str) -> bool:
+    """Whether a bank mode holds one greedy (temperature 0) answer: "greedy", or "greedy-<rep>"
+    for another representation (e.g. MoT's "greedy-pot")."""
+    return mode == "greedy" or mode.startswith("greedy-")
+
+
 @dataclass(frozen=True, slots=True)
 class Sample:
     """One logged generation: its extracted answer and generated token count, plus optional

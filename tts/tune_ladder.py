@@ -63,6 +63,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from tts.bank import is_greedy_mode
 from tts.build import chain_forcing
 from tts.errors import BankError, ValidationError
 from tts.evaluate import BankArrays, Evaluation, evaluate, ladder_features
@@ -219,7 +220,7 @@ def _modes(arrays: BankArrays, model: str) -> tuple[list[str], list[str], dict[s
     for (m, mode), ma in arrays.modes.items():
         if m != model or (ma.size == 0).any():
             continue
-        if mode.startswith("greedy"):
+        if is_greedy_mode(mode):
             greedy.append(mode)
         elif int(ma.size.min()) >= 2 and not is_chain_mode(mode):
             sampled.append(mode)

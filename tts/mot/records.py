@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Iterable
 
-from tts.bank import Record, Sample
+from tts.bank import Record, Sample, is_greedy_mode
 from tts.mot.layout import _File
 from tts.mot.questions import _Question
 
@@ -53,7 +53,7 @@ def _record(q: _Question, model: str, mode: str, files: list[_File],
     per_file = [(f, s) for f, s in per_file if s]
     if not per_file:
         return None
-    if mode.startswith("greedy"):
+    if is_greedy_mode(mode):
         per_file = per_file[:1]
         drawn = [per_file[0][1][0]]
     else:
@@ -74,7 +74,7 @@ def _round_robin(lists: list[list[Sample]]) -> Iterable[list[Sample]]:
 def _describe(mode: str, files: list[_File]) -> str:
     rep = {"cot": "chain of thought", "pot": "program of thought"}[files[0].rep]
     names = " + ".join(f.path.name for f in files)
-    if mode.startswith("greedy"):
+    if is_greedy_mode(mode):
         return f"greedy {rep}, first generation of {names}"
     how = "interleaved" if len(files) > 1 else "in order"
     return f"sampled {rep}, {names} {how}"
