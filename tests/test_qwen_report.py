@@ -67,6 +67,12 @@ def test_interpolated_k_and_report_on_a_bank(tmp_path):
                     "--boot", "50"]) == 0
     text = (tmp_path / "r" / "report.md").read_text()
     assert "## 1. Per model" in text and (tmp_path / "r" / "report.png").stat().st_size > 0
+    assert "has not finished" not in text  # every mode holds every question
+    del bank.records[("p0", "s", "sample")]
+    save_bank(bank, tmp_path / "b2")
+    assert qr.main(["--bank", str(tmp_path / "b2"), "--out", str(tmp_path / "r2"),
+                    "--boot", "50"]) == 0
+    assert "has not finished" in (tmp_path / "r2" / "report.md").read_text()
 
 
 def test_difficulty_bins_use_the_chain_lengths_held_by_the_most_questions():
