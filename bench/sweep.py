@@ -22,8 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tts import BUNDLED_BANK  # noqa: E402
-from tts.render import print_table  # noqa: E402
-from tts.sweep import run_sweep  # noqa: E402
+from tts.sweep import print_table, run_sweep  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "mot_gsm8k"
 BUDGETS = (512, 768, 1024, 1536, 2048, 3072, 4096, 8192, 32768, 122880, 125000, 131072, 262144,
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         fh.write("\n## Checks\n\n" + "".join(f"- {line}\n" for line in found))
     total = time.perf_counter() - start
     console = Console()
-    print_table(result, console)
+    print_table(result.report(), console)
     for line in found:
         console.print(line, highlight=False)
     console.print("wrote " + ", ".join(str(p.relative_to(ROOT)) if p.is_relative_to(ROOT)

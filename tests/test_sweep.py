@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import tts
-from tts import sweep
 from tts.answers import is_correct
 from tts.backends.replay import ReplayBackend
 from tts.bank import load_bank, save_bank
@@ -19,8 +18,8 @@ from tts.policy import DefaultPolicy
 from tts.strategies import Vote
 from tts.cli_args import check_budgets, parse_budgets
 from tts.measures import area_under_curve, gap_closed, tokens_to_match
-from tts.render import markdown
-from tts.sweep import SweepResult, run_sweep
+from tts.sweep import SweepResult, markdown, run_sweep
+from tts.sweep.evaluator import Evaluator
 
 from .conftest import make_bank
 
@@ -109,7 +108,7 @@ def test_heldout_ids_and_policy_training_split(mot_small):
                   bootstrap=10, heldout_ids=ids, progress=False)
     assert r.heldout and r.n_questions == 10 and r.total_questions == 40
     assert "held-out: 10 of 40" in r.split_note
-    assert "held-out 10/40" in markdown(r) or "held-out: 10 of 40" in markdown(r)
+    assert "held-out 10/40" in markdown(r.report()) or "held-out: 10 of 40" in markdown(r.report())
 
     class TrainedPolicy(DefaultPolicy):
         train_ids = mot_small.problem_ids[:25]
@@ -182,7 +181,7 @@ def test_resume_after_interruption(mot_small, tmp_path, monkeypatch):
     full = run_sweep(mot_small, BUDGETS, seeds=2, bootstrap=50, progress=False)
     full.write(tmp_path / "full")
     ckpt = tmp_path / "part" / "sweep.csv"
-    real_run, calls = sweep._Evaluator.run, []
+    real_run, calls = Evaluator.run, []
 
     def flaky(self, entry, budget):
         if budget == BUDGETS[1] and entry.name == "vote@8":
@@ -190,19 +189,19 @@ def test_resume_after_interruption(mot_small, tmp_path, monkeypatch):
         calls.append(budget)
         return real_run(self, entry, budget)
 
-    monkeypatch.setattr(sweep._Evaluator, "run", flaky)
+    monkeypatch.setattr(Evaluator, "run", flaky)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(mot_small, BUDGETS, seeds=2, bootstrap=50, progress=False, checkpoint=ckpt)
     lines = ckpt.read_text().splitlines()
     assert len(lines) == 1 + len(full.names)  # header + the finished budget only
-    monkeypatch.setattr(sweep._Evaluator, "run", real_run)
+    monkeypatch.setattr(Evaluator, "run", real_run)
     calls.clear()
 
     def counting(self, entry, budget):
         calls.append(budget)
         return real_run(self, entry, budget)
 
-    monkeypatch.setattr(sweep._Evaluator, "run", counting)
+    monkeypatch.setattr(Evaluator, "run", counting)
     resumed = run_sweep(mot_small, BUDGETS, seeds=2, bootstrap=50, progress=False,
                         checkpoint=ckpt)
     assert BUDGETS[0] not in calls and set(calls) == set(BUDGETS[1:])

@@ -8,12 +8,13 @@ import stat
 
 import pytest
 
-from tts import sweep
 from tts.bank import save_bank
 from tts.cli import main
 from tts.cli_args import check_writable
 from tts.errors import ValidationError
-from tts.sweep import _read_checkpoint, run_sweep
+from tts.sweep import run_sweep, runner
+from tts.sweep.evaluator import Evaluator
+from tts.sweep.runner import _read_checkpoint
 
 from .test_sweep import BUDGETS, first_questions
 
@@ -88,8 +89,8 @@ def no_work(monkeypatch):
     def run(*args, **kwargs):
         raise AssertionError("the sweep started working before checking --out")
 
-    monkeypatch.setattr(sweep._Evaluator, "run", run)
-    monkeypatch.setattr(sweep, "_load", run)
+    monkeypatch.setattr(Evaluator, "run", run)
+    monkeypatch.setattr(runner, "_load", run)
 
 
 def _sweep(out, capsys) -> tuple[int, str]:

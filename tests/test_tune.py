@@ -14,7 +14,7 @@ from tts.evaluate import BankArrays, evaluate
 from tts.policy import CrossFitPolicy, ParamPolicy, load_policy
 from tts.studies import open_storage
 from tts.sweep import run_sweep
-from tts.sweep_plans import plan_entries
+from tts.sweep.plans import plan_entries
 from tts.tune import run_tune, split, tune_level
 from tts.tune_select import Scored, baseline_levels, baseline_params, select
 from tts.tune_space import policy_of_levels, prepare

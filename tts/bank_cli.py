@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from tts.cli import bundled_bank, console, err_console, safe
 from tts.cli_args import check_writable
 from tts.errors import ValidationError
 
-__all__ = ["add_cli"]
+__all__ = ["add_cli", "print_bank_table"]
 
 
 def add_cli(sub) -> None:
@@ -188,7 +189,28 @@ def _run_bank_build(args) -> int:
 
 def _run_bank_info(args) -> int:
     from tts.bank import load_bank
-    from tts.render import print_bank_table
 
     print_bank_table(load_bank(args.path), console)
     return 0
+
+
+def print_bank_table(bank: Any, console) -> None:
+    """`tts bank info`: records, samples per record and mean tokens per (model, mode), then
+    the ladder, roles, tokenizer and prices."""
+    from rich.table import Table
+
+    table = Table(title=f"bank {safe(bank.meta.name)} ({len(bank.problems)} problems)")
+    for col in ("model", "mode", "records", "samples/record", "mean tokens"):
+        table.add_column(col)
+    for model in bank.models:
+        for mode in bank.modes(model):
+            recs = [r for (_, m, md), r in bank.records.items() if m == model and md == mode]
+            n = sum(len(r.samples) for r in recs)
+            tokens = sum(s.tokens for r in recs for s in r.samples)
+            table.add_row(safe(model), safe(mode), str(len(recs)), f"{n / len(recs):.1f}",
+                          f"{tokens / max(n, 1):.0f}")
+    console.print(table)
+    console.print(f"ladder: {safe(' > '.join(bank.meta.models_cheapest_first))}")
+    console.print(f"roles: {safe(dict(bank.meta.roles))}; tokenizer: "
+                  f"{safe(bank.meta.tokenizer)}")
+    console.print(f"cost: {safe(bank.meta.cost.source)}")

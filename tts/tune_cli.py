@@ -97,8 +97,8 @@ def _run_cli(args: argparse.Namespace) -> int:
     import tts
     from tts.bank import load_bank
     from tts.evaluate import BankArrays
-    from tts.render import print_tune_table
     from tts.tune import run_tune
+    from tts.tune_render import print_tune_table
 
     if args.budget is not None and args.budgets is not None:
         raise ValidationError("give --budget or --budgets, not both.", parameter="budgets")
@@ -155,8 +155,8 @@ def _run_cli(args: argparse.Namespace) -> int:
 def _run_ladder_cli(args: argparse.Namespace, arrays: BankArrays, budgets: list[float]) -> int:
     from rich.console import Console
 
-    from tts.render import print_ladder_tune_table
     from tts.tune_ladder import run_ladder_tune
+    from tts.tune_render import print_ladder_tune_table
 
     ladder = [m.strip() for m in args.ladder.split(",") if m.strip()]
     if args.objective == "pareto":

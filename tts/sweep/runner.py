@@ -1,24 +1,5 @@
-"""Budget sweeps: run every fixed strategy, the policy and the oracle on a bank at each budget.
-
-For each budget of a grid, every plan runs on every question of a bank under that budget,
-over several seeded sample orders (replay, so the generations are real and the run is exact).
-A plan that cannot pay for its cheapest step answers nothing ("insufficient_budget"): it
-counts as wrong and costs 0. Accuracy gets a 95% bootstrap interval from resampling
-(question, seed) pairs; spend is reported as mean and p95, in total and per model.
-
-The per-question oracle picks, for each (question, seed), the cheapest evaluated plan that is
-correct in hindsight at that budget (or the cheapest plan when none is): an upper bound on
-any policy choosing among the evaluated plans.
-
-Rows are appended to a checkpoint CSV one budget at a time, so an interrupted sweep resumes
-where it stopped and, being seeded, ends with the same numbers as an uninterrupted one.
-
-This module runs the sweep (and `tts sweep`); which plans run is `tts.sweep_plans`, what it
-returns `tts.sweep_result`, its numbers `tts.measures`, its files and tables `tts.render`.
-
-    >>> from tts.sweep import run_sweep
-    >>> result = run_sweep(None, [512, 4096, 131072], seeds=2, progress=False)
-    >>> result.row(4096, "vote@8").accuracy  # doctest: +SKIP
+"""Running a budget sweep (`run_sweep`): every plan, every budget, every seed, appended to a
+checkpoint CSV one budget at a time so an interrupted sweep resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -27,28 +8,26 @@ import csv
 import hashlib
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from tts.cli_args import (add_bank, add_budgets, add_no_progress, add_out, add_policy,
-                          add_seeds, check_budgets, check_writable, parse_budgets)
+from tts.cli_args import check_budgets, check_writable
 from tts.errors import BankError, ValidationError
-from tts.measures import accuracy_ci, bootstrap_pairs, gap_closed, oracle_pick
-from tts.render import csv_columns, fmt_budget, rounded, row_from_csv, write_csv
-from tts.sweep_plans import Entry, plan_entries, read_heldout, resolve_policy
-from tts.sweep_result import SweepResult, SweepRow
+from tts.measures import bootstrap_pairs, gap_closed
+from tts.sweep.evaluator import Cell, Evaluator, oracle_cell, summarise
+from tts.sweep.plans import Entry, plan_entries, resolve_policy
+from tts.sweep.result import SweepResult
+from tts.sweep.rows import SweepRow, csv_columns, fmt_budget, rounded, row_from_csv, write_csv
 
 if TYPE_CHECKING:
-    import argparse
-
     from tts.bank import SampleBank
     from tts.policy import Policy
     from tts.strategies import Strategy
 
-__all__ = ["run_sweep", "SweepResult", "SweepRow", "DEFAULT_BUDGETS", "add_cli"]
+__all__ = ["run_sweep", "DEFAULT_BUDGETS"]
 
 DEFAULT_BUDGETS: tuple[float, ...] = tuple(float(2 ** k) for k in range(9, 20))
 """512 .. 524288 units, doubling: from one small-model sample reservation (512 tokens) to
@@ -64,148 +43,6 @@ def _check_gold(bank: SampleBank) -> None:
                         f"answers against gold, so it needs them all.")
 
 
-# ---- evaluation -----------------------------------------------------------------------------
-@dataclass
-class _Cell:
-    """Per (seed, question) outcomes of one plan at one budget."""
-
-    correct: np.ndarray  # bool [S, Q]
-    cost: np.ndarray  # float [S, Q]
-    spend: dict[str, np.ndarray]  # model -> float [S, Q]
-    escalated: np.ndarray  # bool [S, Q]
-    insufficient: np.ndarray  # bool [S, Q]
-
-
-class _Evaluator:
-    """Runs one plan on every question of the bank under one budget, for every seed.
-
-    `method="vectorised"` uses `tts.evaluate` (numpy, exact to the replay engine);
-    `"solve_many"` drives `Engine.solve_many` once per seed (the code path users run; slower,
-    kept as the reference). `"auto"` picks the vectorised path when `tts.evaluate` exists.
-    """
-
-    METHODS = ("auto", "vectorised", "solve_many")
-
-    def __init__(self, bank: SampleBank, seeds: Sequence[int], models: Sequence[str],
-                 method: str = "auto"):
-        if method not in self.METHODS:
-            raise ValidationError(f"`method` must be one of {list(self.METHODS)}, got "
-                                  f"{method!r}.", parameter="method", value=method)
-        self.bank = bank
-        self.seeds = tuple(seeds)
-        self.models = tuple(models)
-        self.problems = [bank.problems[pid] for pid in bank.problem_ids]
-        self.prices = {m: bank.meta.cost.of(m).output for m in self.models}
-        self._arrays = None
-        if method in ("auto", "vectorised"):
-            try:
-                from tts.evaluate import BankArrays, evaluate
-            except ImportError:
-                if method == "vectorised":
-                    raise
-            else:
-                try:
-                    self._arrays = BankArrays.from_bank(bank)
-                except BankError:
-                    if method == "vectorised":
-                        raise
-                    # e.g. non-transitive answer equivalence: only the engine is exact there
-                self._evaluate = evaluate
-        self.auto = method == "auto"
-        self.method = "vectorised" if self._arrays is not None else "solve_many"
-        self._engines: dict[tuple[int, int], Any] = {}
-        self._correct_cache: dict[tuple[str | None, str], bool] = {}
-
-    def run(self, entry: Entry, budget: float) -> _Cell:
-        if self._arrays is not None:
-            try:
-                ev = self._evaluate(self._arrays, entry.plan, budget, self.seeds)
-            except ValidationError:
-                if not self.auto:
-                    raise
-                # A plan numpy cannot vectorise (a custom Strategy or Policy): the engine can.
-                return self._run_engine(entry, budget)
-            from tts.evaluate import INSUFFICIENT
-
-            shape = ev.correct.shape
-            return _Cell(correct=ev.correct.astype(bool), cost=ev.cost.astype(float),
-                         spend={m: ev.tokens[m] * self.prices[m] if m in ev.tokens
-                                else np.zeros(shape) for m in self.models},
-                         escalated=ev.escalated.astype(bool),
-                         insufficient=ev.status == INSUFFICIENT)
-        return self._run_engine(entry, budget)
-
-    def _engine(self, seed: int, policy: Any = None):
-        from tts.backends.replay import ReplayBackend
-        from tts.engine import Engine
-
-        key = (seed, id(policy))
-        eng = self._engines.get(key)
-        if eng is None:
-            small = ReplayBackend(self.bank, self.bank.role_model("small"))
-            large_model = self.bank.meta.roles.get("large")
-            large = ReplayBackend(self.bank, large_model) if large_model in self.bank.models \
-                else None
-            eng = self._engines[key] = Engine(small, large, cost=self.bank.meta.cost, seed=seed,
-                                              policy=policy)
-        return eng
-
-    def _run_engine(self, entry: Entry, budget: float) -> _Cell:
-        from tts.answers import is_correct
-
-        S, Q = len(self.seeds), len(self.problems)
-        correct = np.zeros((S, Q), dtype=bool)
-        cost = np.zeros((S, Q))
-        spend = {m: np.zeros((S, Q)) for m in self.models}
-        escalated = np.zeros((S, Q), dtype=bool)
-        insufficient = np.zeros((S, Q), dtype=bool)
-        for i, seed in enumerate(self.seeds):
-            if entry.kind == "policy":
-                results = self._engine(seed, entry.plan).solve_many(self.problems, budget)
-            else:
-                results = self._engine(seed).solve_many(self.problems, budget,
-                                                        strategy=entry.plan)
-            for j, (problem, r) in enumerate(zip(self.problems, results)):
-                key = (r.answer, problem.gold)
-                hit = self._correct_cache.get(key)
-                if hit is None:
-                    hit = self._correct_cache[key] = bool(is_correct(r.answer, problem.gold))
-                correct[i, j] = hit
-                cost[i, j] = r.cost
-                for m, t in r.tokens.items():
-                    spend[m][i, j] = t * self.prices[m]
-                escalated[i, j] = r.escalated
-                insufficient[i, j] = r.status == "insufficient_budget"
-        return _Cell(correct, cost, spend, escalated, insufficient)
-
-
-def _oracle(cells: Sequence[_Cell]) -> _Cell:
-    """Per (seed, question): the cheapest correct plan, else the cheapest plan."""
-    correct = np.stack([c.correct for c in cells])
-    pick = oracle_pick(correct, np.stack([c.cost for c in cells]))
-
-    def take(arrs: list[np.ndarray]) -> np.ndarray:
-        return np.take_along_axis(np.stack(arrs), pick[None], axis=0)[0]
-
-    return _Cell(correct=correct.any(axis=0), cost=take([c.cost for c in cells]),
-                 spend={m: take([c.spend[m] for c in cells]) for m in cells[0].spend},
-                 escalated=take([c.escalated for c in cells]),
-                 insufficient=take([c.insufficient for c in cells]))
-
-
-def _summarise(budget: float, entry: Entry, cell: _Cell, boot: tuple[np.ndarray, np.ndarray],
-               models: Sequence[str]) -> SweepRow:
-    acc, lo, hi = accuracy_ci(cell.correct, boot)
-    by_model = {m: (float(cell.spend[m].mean()), float(np.percentile(cell.spend[m], 95)))
-                for m in models}
-    return rounded(SweepRow(
-        budget=budget, strategy=entry.name, kind=entry.kind, available=True, accuracy=acc,
-        ci_low=lo, ci_high=hi, spend_mean=float(cell.cost.mean()),
-        spend_p95=float(np.percentile(cell.cost, 95)), spend_by_model=by_model,
-        escalated=float(cell.escalated.mean()), insufficient=float(cell.insufficient.mean())))
-
-
-# ---- the sweep ------------------------------------------------------------------------------
 def run_sweep(bank: SampleBank | str | Path | None, budgets: Iterable[float], *,
               strategies: Sequence[str] | Mapping[str, Strategy] | None = None,
               policy: Policy | str | Path | None = None, seeds: int | Sequence[int] = 5,
@@ -291,7 +128,7 @@ def run_sweep(bank: SampleBank | str | Path | None, budgets: Iterable[float], *,
         elif ckpt.exists():
             ckpt.unlink()
     boot = bootstrap_pairs(len(seed_list), len(ids), bootstrap, bootstrap_seed)
-    evaluator = _Evaluator(sub, seed_list, models, method)
+    evaluator = Evaluator(sub, seed_list, models, method)
     todo = [b for b in grid if b not in done]
     runnable = [e for e in entries if e.kind != "oracle" and not e.unavailable]
     with _progress(progress, len(todo) * len(runnable)) as advance:
@@ -308,10 +145,10 @@ def run_sweep(bank: SampleBank | str | Path | None, budgets: Iterable[float], *,
     return result
 
 
-def _sweep_budget(budget: float, entries: Sequence[Entry], evaluator: _Evaluator,
+def _sweep_budget(budget: float, entries: Sequence[Entry], evaluator: Evaluator,
                   boot: tuple[np.ndarray, np.ndarray], models: Sequence[str],
                   advance) -> list[SweepRow]:
-    cells: dict[str, _Cell] = {}
+    cells: dict[str, Cell] = {}
     rows: list[SweepRow] = []
     for e in entries:
         if e.kind == "oracle" or e.unavailable:
@@ -326,9 +163,9 @@ def _sweep_budget(budget: float, entries: Sequence[Entry], evaluator: _Evaluator
             rows.append(SweepRow(budget=budget, strategy=e.name, kind=e.kind, available=False,
                                  note=e.unavailable))
         elif e.kind == "oracle":
-            rows.append(_summarise(budget, e, _oracle(list(cells.values())), boot, models))
+            rows.append(summarise(budget, e, oracle_cell(list(cells.values())), boot, models))
         else:
-            rows.append(_summarise(budget, e, cells[e.name], boot, models))
+            rows.append(summarise(budget, e, cells[e.name], boot, models))
     fixed = [r.accuracy for r in rows if r.kind == "fixed" and r.available]
     oracle = next((r for r in rows if r.kind == "oracle"), None)
     if fixed and oracle is not None:
@@ -466,78 +303,3 @@ def _read_checkpoint(path: Path, key: str, names: Sequence[str], models: Sequenc
     return {b: [rows[n] for n in names] for b, rows in by_budget.items()
             if all(n in rows for n in names)}
 
-
-# ---- CLI ------------------------------------------------------------------------------------
-def add_cli(sub: argparse._SubParsersAction) -> None:
-    """Mount `tts sweep` on the CLI."""
-    p = sub.add_parser(
-        "sweep", help="accuracy vs budget of every strategy, the policy and the oracle",
-        description="Run every fixed strategy, the policy and the per-question oracle on a "
-                    "replay bank at each budget, with bootstrap CIs; write CSV, PNG and "
-                    "markdown into --out. Resumes from --out's CSV when the settings match.")
-    add_bank(p)
-    add_budgets(p, "comma-separated, strictly increasing budgets per question "
-                   "(default: 512,1024,...,524288)")
-    p.add_argument("--strategies", default=None,
-                   help="comma-separated plans: vote@N, vote, chain, escalate, escalate@N, "
-                        "cascade, adaptive, policy, oracle (default: vote@1,2,4,..., vote, chain, "
-                        "escalate, cascade, policy, oracle)")
-    add_policy(p, "tuned policy JSON (default: the built-in default policy); if it names its "
-                  "training split, only the other questions are scored")
-    p.add_argument("--heldout", type=Path, default=None,
-                   help="file of question ids to evaluate (JSON list, {\"heldout_ids\": [...]} "
-                        "or one per line)")
-    add_seeds(p, 5, "seeded sample orders (default 5)")
-    p.add_argument("--bootstrap", type=int, default=200,
-                   help="bootstrap resamples for the 95%% CIs (default 200)")
-    add_out(p, "sweep-results", "output folder for sweep.csv/.png/.md (default ./sweep-results)")
-    p.add_argument("--fresh", action="store_true",
-                   help="ignore and overwrite an existing sweep.csv in --out instead of resuming")
-    add_no_progress(p)
-    p.set_defaults(run=_run_cli)
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    import shlex
-
-    from rich.console import Console
-
-    from tts.render import print_table
-
-    budgets = DEFAULT_BUDGETS if args.budgets is None else parse_budgets(args.budgets)
-    strategies = None
-    if args.strategies is not None:
-        strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-        if not strategies:
-            raise ValidationError("--strategies must name at least one plan.",
-                                  parameter="strategies", value=args.strategies)
-    if args.bank is not None and not args.bank.exists():
-        raise BankError(f"bank {args.bank} does not exist.")
-    heldout = read_heldout(args.heldout) if args.heldout is not None else None
-    check_writable(args.out, ["sweep.csv", "sweep.png", "sweep.md"])
-    result = run_sweep(args.bank, budgets, strategies=strategies, policy=args.policy,
-                       seeds=args.seeds, bootstrap=args.bootstrap, heldout_ids=heldout,
-                       progress=not args.no_progress, checkpoint=args.out / "sweep.csv",
-                       resume=not args.fresh)
-    command = "tts sweep " + " ".join(shlex.quote(a) for a in _argv_from(args))
-    paths = result.write(args.out, command=command)
-    console = Console()
-    for note in result.notes:
-        Console(stderr=True).print(f"note: {note}", highlight=False, markup=False)
-    print_table(result, console)
-    console.print(f"{result.split_note}; {result.elapsed:.1f} s"
-                  + (f" ({len(result.resumed_budgets)} budgets resumed)"
-                     if result.resumed_budgets else ""), highlight=False)
-    console.print("wrote " + ", ".join(str(p) for p in paths.values()), highlight=False)
-    return 0
-
-
-def _argv_from(args: argparse.Namespace) -> list[str]:
-    out: list[str] = []
-    for flag, value in (("--bank", args.bank), ("--budgets", args.budgets),
-                        ("--strategies", args.strategies), ("--policy", args.policy),
-                        ("--heldout", args.heldout), ("--seeds", args.seeds),
-                        ("--bootstrap", args.bootstrap), ("--out", args.out)):
-        if value is not None:
-            out += [flag, str(value)]
-    return out

@@ -2,7 +2,8 @@
 with its lookups (row, curve) and derived measures (best fixed plan, gap closed to the oracle,
 tokens-to-match, AUC, dominance, a JSON summary), computed with `tts.measures`.
 
-Writing the result (CSV, PNG, markdown, terminal tables) is `tts.render`'s job.
+`report()` hands these to `tts.sweep.report` as plain data, which formats the markdown, the plot
+and the terminal tables; `write()` writes the files.
 """
 
 from __future__ import annotations
@@ -16,37 +17,10 @@ import numpy as np
 
 from tts.errors import ValidationError
 from tts.measures import TokensToMatch, area_under_curve, gap_closed, tokens_to_match
-from tts.sweep_plans import VOTE_AT
+from tts.sweep.plans import VOTE_AT
+from tts.sweep.rows import SweepRow, fmt_budget, human, write_csv
 
 __all__ = ["SweepRow", "SweepResult"]
-
-
-@dataclass(frozen=True, slots=True)
-class SweepRow:
-    """One plan at one budget."""
-
-    budget: float
-    strategy: str
-    """"vote@N", "vote", "chain", "escalate", "cascade", a custom name, "policy" or "oracle"."""
-    kind: str
-    """"fixed", "policy" or "oracle"."""
-    available: bool
-    """False when the bank cannot run the plan (e.g. chain without chain samples)."""
-    accuracy: float = math.nan
-    ci_low: float = math.nan
-    ci_high: float = math.nan
-    spend_mean: float = math.nan
-    """Mean units spent per question (0 for questions the budget could not pay for)."""
-    spend_p95: float = math.nan
-    spend_by_model: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    """model -> (mean, p95) units spent on that model's tokens."""
-    escalated: float = math.nan
-    """Share of (question, seed) pairs that asked the large model."""
-    insufficient: float = math.nan
-    """Share of (question, seed) pairs the budget could not pay any step of."""
-    gap_closed: float = math.nan
-    """Policy rows: (policy - best fixed) / (oracle - best fixed) at this budget."""
-    note: str = ""
 
 
 @dataclass
@@ -191,19 +165,76 @@ class SweepResult:
         c = self.curve(name)
         return area_under_curve(c["budget"], c["accuracy"])
 
+    def derived_lines(self) -> list[str]:
+        """Tokens-to-match, gap closed and AUC as short sentences (markdown and terminal)."""
+        lines = []
+        names = self.available_names
+        if "policy" in names and self.fixed_names:
+            for ref, label in (("best-fixed", "best fixed strategy"),
+                               ("best-vote", "best fixed-N vote")):
+                if ref == "best-vote" and not any(VOTE_AT.match(n) for n in self.fixed_names):
+                    continue
+                ref_name = self.peak_name(self.fixed_names if ref == "best-fixed" else
+                                          [n for n in self.fixed_names if VOTE_AT.match(n)])
+                for measure in ("spend", "budget"):
+                    t = self.tokens_to_match(ref, "policy", measure=measure)
+                    what = "mean spend" if measure == "spend" else "budget"
+                    head = (f"Tokens-to-match ({what}) vs {label} {ref_name} (peak "
+                            f"{t.target:.3f} at {human(t.reference_spend)}): policy ")
+                    lines.append(head + (f"reaches it at {human(t.candidate_spend)}, ratio "
+                                         f"{t.ratio:.2f}x." if t.reached else
+                                         "never reaches it on this grid."))
+        if lines:
+            lines.append("Budget-based ratios move a lot on plateaus: a reference that gains "
+                         "0.001 at a larger budget counts as reaching its peak only there.")
+        if "policy" in names and "oracle" in names and self.fixed_names:
+            gaps = self.gap_closed("policy")
+            parts = [f"{fmt_budget(b)}: {'n/a' if not math.isfinite(g) else f'{g:.2f}'}"
+                     for b, g in zip(self.budgets, gaps)]
+            lines.append("Gap closed to the oracle, (policy - best fixed) / (oracle - best "
+                         "fixed), per budget: " + ", ".join(parts) + ".")
+        aucs = [f"{n} {self.auc(n):.3f}" for n in names]
+        lines.append("Area under accuracy vs log-budget (normalised to [0, 1]): "
+                     + ", ".join(aucs) + ".")
+        return lines
+
     # ---- outputs -------------------------------------------------------------------------
+    def report(self) -> dict[str, Any]:
+        """What the markdown, plot and terminal tables show, as plain data: the settings, one
+        entry per available plan (its curve, its row at its best budget, AUC, and for the
+        policy and oracle the fixed plans whose curve it equals) and the derived sentences."""
+        names = self.available_names
+        curves = {n: self.curve(n) for n in names}
+        plans = []
+        for n in names:
+            c = curves[n]
+            same = [] if self.kind(n) == "fixed" else [
+                m for m in self.fixed_names if np.array_equal(curves[m]["accuracy"],
+                                                              c["accuracy"])
+                and np.array_equal(curves[m]["spend"], c["spend"])]
+            plans.append({"name": n, "kind": self.kind(n), "curve": c, "auc": self.auc(n),
+                          "best": self.row(self.budgets[int(np.nanargmax(c["accuracy"]))], n),
+                          "same_as": same})
+        return {"bank": self.bank_name, "split_note": self.split_note, "heldout": self.heldout,
+                "questions": self.n_questions, "total_questions": self.total_questions,
+                "seeds": list(self.seeds), "bootstrap": self.bootstrap, "unit": self.unit,
+                "elapsed": self.elapsed, "resumed": len(self.resumed_budgets),
+                "unavailable": dict(self.unavailable), "budgets": list(self.budgets),
+                "models": list(self.models), "plans": plans, "derived": self.derived_lines()}
+
     def write(self, out: str | Path, *, command: str | None = None,
               stem: str = "sweep") -> dict[str, Path]:
         """Write `<stem>.csv`, `<stem>.png` and `<stem>.md` into folder `out`."""
-        from tts.render import markdown, plot, write_csv
+        from tts.sweep.report import markdown, plot
 
         root = Path(out)
         root.mkdir(parents=True, exist_ok=True)
         paths = {"csv": root / f"{stem}.csv", "png": root / f"{stem}.png",
                  "md": root / f"{stem}.md"}
         write_csv(paths["csv"], self.rows, self.models, self.csv_context(), mode="w")
-        plot(self, paths["png"])
-        paths["md"].write_text(markdown(self, command=command, png=paths["png"].name),
+        data = self.report()
+        plot(data, paths["png"])
+        paths["md"].write_text(markdown(data, command=command, png=paths["png"].name),
                                encoding="utf-8")
         return paths
 
