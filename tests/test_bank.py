@@ -1,10 +1,11 @@
+import gzip
 import json
 
 import numpy as np
 import pytest
 
 from tts.bank import (BankWriter, is_greedy_mode, load_bank, sample_order, save_bank)
-from tts.errors import BankError
+from tts.errors import BankError, ValidationError
 
 from .conftest import make_bank
 
@@ -102,3 +103,54 @@ def test_subset_keeps_only_given_problems(small_bank):
 def test_greedy_modes_are_greedy_or_greedy_dash_rep():
     assert is_greedy_mode("greedy") and is_greedy_mode("greedy-pot")
     assert not any(is_greedy_mode(m) for m in ("sample", "pot", "chain-512", "greedyish"))
+
+
+def _gzipped(tmp_path, **kw):
+    """A bank folder holding only samples.jsonl.gz (the committed form)."""
+    save_bank(make_bank(**kw), tmp_path / "b")
+    plain = tmp_path / "b" / "samples.jsonl"
+    data = plain.read_bytes()
+    plain.unlink()
+    (tmp_path / "b" / "samples.jsonl.gz").write_bytes(gzip.compress(data, mtime=0))
+    return tmp_path / "b", data
+
+
+def test_corrupt_gzip_data_is_a_clear_error(tmp_path):
+    root, _ = _gzipped(tmp_path, n_problems=30)
+    packed = bytearray((root / "samples.jsonl.gz").read_bytes())
+    for i in range(20, 40):  # bytes of the deflate stream's block header: zlib.error
+        packed[i] ^= 0x55
+    (root / "samples.jsonl.gz").write_bytes(bytes(packed))
+    with pytest.raises(BankError, match=r"samples\.jsonl\.gz: corrupt gzip data"):
+        load_bank(root)
+    with pytest.raises(BankError, match="cannot write bank"):
+        BankWriter(root, make_bank().meta)
+
+
+def test_plain_and_gzip_samples_must_agree(tmp_path):
+    root, data = _gzipped(tmp_path)
+    (root / "samples.jsonl").write_bytes(data)
+    assert len(load_bank(root).records) == len(make_bank().records)  # the same bytes: fine
+    (root / "samples.jsonl").write_bytes(data.splitlines(keepends=True)[0])
+    with pytest.raises(BankError, match=r"holds both .*samples\.jsonl and .*samples\.jsonl\.gz"
+                                        r", and they differ"):
+        load_bank(root)
+
+
+def test_resume_refreshes_a_gzip_copy_an_interrupted_build_left_behind(tmp_path):
+    root, data = _gzipped(tmp_path)
+    lines = data.splitlines(keepends=True)
+    (root / "samples.jsonl.gz").write_bytes(gzip.compress(b"".join(lines[:2])))
+    (root / "samples.jsonl").write_bytes(data)  # records appended after the last copy
+    with BankWriter(root, make_bank().meta) as writer:
+        assert len(writer.done) == len(lines)
+    assert gzip.decompress((root / "samples.jsonl.gz").read_bytes()) == data
+    (root / "samples.jsonl.gz").write_bytes(gzip.compress(b"other\n"))  # not a prefix
+    with pytest.raises(BankError, match="they differ"):
+        BankWriter(root, make_bank().meta)
+
+
+@pytest.mark.parametrize("path", [None, 123, b"bytes", ""])
+def test_bank_path_of_the_wrong_type(path):
+    with pytest.raises(ValidationError, match="`path` must be the path of a bank folder"):
+        load_bank(path)

@@ -265,7 +265,7 @@ def test_failed_import_leaves_nothing_and_dest_is_never_clobbered(tmp_path, monk
     src = _date_folder(tmp_path / "src")
     dest = tmp_path / "out" / "bank"
     _put(src, "GPT4_result/date_pot2.json", "[{")  # malformed, after other files parsed fine
-    with pytest.raises(BankError, match=r"date_pot2\.json: not valid JSON"):
+    with pytest.raises(BankError, match=r"date_pot2\.json:1: not valid JSON"):
         import_mot(src, dest)
     assert not (tmp_path / "out").exists()
     (src / "GPT4_result/date_pot2.json").unlink()
@@ -305,7 +305,7 @@ def test_bad_input_is_a_clear_error(tmp_path, case):
         match = r"does not look like the MoT results layout: expected tier folders .*date_cot1"
     elif case == "json":
         _put(src, "GPT3_result/date_cot1.json", '[{"question": ')
-        match = r"GPT3_result/date_cot1\.json: not valid JSON"
+        match = r"GPT3_result/date_cot1\.json:1: not valid JSON"
     elif case == "row":
         _put(src, "GPT3_result/date_cot1.json", [_row(QS[0], GOLD[0], ["a"]),
                                                  {"question": QS[1], "generated": "oops"}])

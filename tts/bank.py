@@ -4,8 +4,8 @@ A bank is a folder with two files:
 
 - `meta.json`: `{"format": "tts-bank/1", "name", "source", "license", "tokenizer", "roles":
   {"small": model, "large": model}, "cost": CostModel dict, "notes"}`
-- `samples.jsonl` (or `samples.jsonl.gz`, read when the plain file is absent): one record per
-  line, `{"problem_id", "question", "gold", "model", "mode", "prompt_tokens", "samples":
+- `samples.jsonl` (or `samples.jsonl.gz`, read when the plain file is absent; a folder
+  holding both is refused unless they hold the same bytes): one record per line, `{"problem_id", "question", "gold", "model", "mode", "prompt_tokens", "samples":
   [{"answer": str|null, "tokens": int, "text"?: str, "finish"?: "stop"|"length"|"error",
   "logprob"?: float, "min_conf"?: float}]}` (optional sample fields may be absent or null)
 
@@ -25,14 +25,15 @@ import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 
 from tts.budgets.budget import MAX_COUNT
 from tts.budgets.cost import CostModel
-from tts.errors import BankError
-from tts.types import Problem
+from tts.errors import BankError, ValidationError
+from tts.files import gzip_holds, gzip_is_prefix, open_regular, read_json_file
+from tts.types import Problem, shown
 
 FORMAT = "tts-bank/1"
 META_FILE = "meta.json"
@@ -217,9 +218,20 @@ def sample_order(problem_id: str, model: str, mode: str, seed: int | None,
 
 
 # ---- persistence -------------------------------------------------------------------------
+def bank_path(path: object, parameter: str = "bank") -> Path:
+    """`path` as a Path when it names a folder by a str or os.PathLike; anything else (None,
+    a number, bytes) is a ValidationError naming `parameter`."""
+    text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError(f"`{parameter}` must be the path of a bank folder (a str or "
+                              f"Path), got {type(path).__name__} {shown(path)}.",
+                              parameter=parameter, value=path)
+    return Path(text)
+
+
 def load_bank(path: str | Path) -> SampleBank:
     """Read a bank folder, validating every line; errors name the file and line."""
-    root = Path(path)
+    root = bank_path(path, "path")
     if not root.exists():
         raise BankError(f"bank {root} does not exist.")
     if root.is_file():
@@ -232,16 +244,18 @@ def load_bank(path: str | Path) -> SampleBank:
             if (root / name).is_dir():
                 raise BankError(f"bank {root}: {root / name} is a folder, not a file.")
         raise BankError(f"bank {root} has no {SAMPLES_FILE} (nor {SAMPLES_GZ}).")
-    opener = gzip.open if samples_path.name == SAMPLES_GZ else open
     first_line: dict[object, int] = {}  # problem id / record key -> line that introduced it
     try:
-        with opener(samples_path, "rb") as fh:
-            for lineno, raw in enumerate(fh, 1):
+        with open_regular(samples_path) as raw, (
+                gzip.GzipFile(fileobj=raw, mode="rb") if samples_path.name == SAMPLES_GZ
+                else raw) as fh:
+            for lineno, line_bytes in enumerate(fh, 1):
                 try:
-                    line = raw.decode("utf-8")
+                    line = line_bytes.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     raise BankError(f"{samples_path}:{lineno}: not UTF-8 text (byte "
-                                    f"{raw[exc.start]:#04x} at column {exc.start + 1}).") from None
+                                    f"{line_bytes[exc.start]:#04x} at column "
+                                    f"{exc.start + 1}).") from None
                 if not line.strip():
                     continue
                 problem, record = _parse_line(line, samples_path, lineno)
@@ -249,20 +263,39 @@ def load_bank(path: str | Path) -> SampleBank:
                 if problem.id not in bank.problems:
                     bank.add_problem(problem)
                 bank.add_record(record)
-    except OSError as exc:  # a folder in place of the file, unreadable, corrupt gzip
+    except OSError as exc:  # unreadable, not gzip
         raise BankError(f"cannot read {samples_path}: {exc.strerror or exc}.") from None
     except EOFError:
         raise BankError(f"{samples_path}: the gzip file is cut short (truncated).") from None
+    except zlib.error as exc:
+        raise BankError(f"{samples_path}: corrupt gzip data ({exc}); rebuild the file or "
+                        f"restore it from a good copy.") from None
     if not bank.records:
         raise BankError(f"bank {root} has no records in {SAMPLES_FILE}.")
     return bank
 
 
 def samples_file(root: Path) -> Path | None:
-    """The samples file of a bank folder: `samples.jsonl`, else `samples.jsonl.gz`."""
-    for name in (SAMPLES_FILE, SAMPLES_GZ):
-        if (root / name).is_file():
-            return root / name
+    """The samples file of a bank folder: `samples.jsonl`, else `samples.jsonl.gz`.
+
+    Both may be present when `tts bank build --gzip` keeps the compressed copy next to the
+    file it appends to; then they must hold the same bytes (checked with the gzip trailer's
+    CRC-32 and size, `gzip_holds`), since reading one would silently ignore the other.
+    """
+    plain, packed = root / SAMPLES_FILE, root / SAMPLES_GZ
+    if plain.is_file() and packed.is_file():
+        if not gzip_holds(packed, plain):
+            raise BankError(f"bank {root} holds both {plain} and {packed}, and they differ: "
+                            f"replay would read {SAMPLES_FILE} and ignore the other. Delete "
+                            f"the stale one (`tts bank build --gzip` on the bank, or "
+                            f"`BankWriter.compress`, rewrites {SAMPLES_GZ} from "
+                            f"{SAMPLES_FILE}).")
+        return plain
+    for path in (plain, packed):
+        if path.exists() and not path.is_dir() and not path.is_file():
+            open_regular(path).close()  # a FIFO or device: its clear error
+        if path.is_file():
+            return path
     return None
 
 
@@ -304,7 +337,8 @@ class BankWriter:
     With `resume=True` an existing bank is kept: its `meta.json` is left as it is (prices or
     notes a user edited survive; pass the meta of a new bank only), a torn last line left by a
     killed writer is dropped with a note on stderr, a bank holding only `samples.jsonl.gz` is
-    unpacked to `samples.jsonl` first, and `done` lists the (problem, model, mode) keys
+    unpacked to `samples.jsonl` first (and a `samples.jsonl.gz` an interrupted build left
+    behind its `samples.jsonl` is refreshed), and `done` lists the (problem, model, mode) keys
     already written, so a restarted build skips them; `existing` is the bank as loaded (None
     when new). Each record goes to the file in one `write` of its whole line.
     """
@@ -319,9 +353,10 @@ class BankWriter:
         """Bytes of a torn last line dropped on resume."""
         try:
             self._fd: int | None = self._open(meta, resume)
-        except OSError as exc:
-            raise BankError(f"cannot write bank {self.root}: {exc.strerror or exc} "
-                            f"({exc.filename or self.root}).") from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BankError(f"cannot write bank {self.root}: "
+                            f"{getattr(exc, 'strerror', None) or exc} "
+                            f"({getattr(exc, 'filename', None) or self.root}).") from None
 
     def _open(self, meta: BankMeta, resume: bool) -> int:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -345,6 +380,9 @@ class BankWriter:
                     print(f"note: dropped a torn last line ({self.dropped} bytes) of "
                           f"{samples_path}, left by an interrupted writer; it is rebuilt.",
                           file=sys.stderr)
+                if gz_path.is_file() and not gzip_holds(gz_path, samples_path) \
+                        and gzip_is_prefix(gz_path, samples_path):
+                    self.compress()  # an interrupted build wrote records after its last copy
                 if samples_path.stat().st_size:
                     self.existing = load_bank(self.root)
                     self.done = set(self.existing.records)
@@ -431,32 +469,6 @@ def _sample_dict(s: Sample) -> dict:
     if s.min_conf is not None:
         d["min_conf"] = s.min_conf
     return d
-
-
-def read_json_file(path: Path, error: type[Exception] = BankError, what: str = "") -> object:
-    """Parse a JSON file; a missing file, a folder in its place, unreadable bytes, non-UTF-8
-    text, invalid or too deeply nested JSON all raise `error` naming the file (and line)."""
-    what = what or str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        why = ("is a folder, not a file" if path.is_dir()
-               else f"cannot be read ({exc.strerror or exc})")
-        raise error(f"{what} {why}.") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise error(f"{what}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x}).") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise error(f"{what}:{exc.lineno}: not valid JSON ({exc.msg}, column {exc.colno}).") \
-            from None
-    except RecursionError:
-        raise error(f"{what}: JSON nested too deeply to read.") from None
-    except ValueError as exc:  # e.g. an integer literal past Python's digit limit
-        raise error(f"{what}: unreadable JSON value ({exc}).") from None
 
 
 def _load_meta(path: Path) -> BankMeta:

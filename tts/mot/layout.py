@@ -4,7 +4,6 @@ copied samples some logs list again (detected, `keep`).
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any
 
 from tts.budgets import MOT_USD
 from tts.errors import BankError, UnknownNameError
+from tts.files import read_json_file
 
 
 TIER_MODELS = {"llama2_13b_result": "llama-2-13b", "gpt3_result": "gpt-3.5-turbo",
@@ -100,17 +100,8 @@ def _model_name(folder: str) -> str:
     return re.sub(r"[_\s]+", "-", name).strip("-") or key
 
 
-def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BankError(f"{path}: not valid JSON ({exc}).") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BankError(f"{path}: cannot be read ({exc}).") from None
-
-
 def _load_file(f: _File) -> None:
-    rows = _load_json(f.path)
+    rows: Any = read_json_file(f.path)
     if not isinstance(rows, list):
         raise BankError(f"{f.path}: expected a JSON list of rows, got {type(rows).__name__}.")
     for i, row in enumerate(rows):
@@ -127,7 +118,7 @@ def _load_file(f: _File) -> None:
     f.rows = rows
     if f.exec_rows is not None:
         ex_path = f.path.with_name(f.path.stem + "_exec_aligned.json")
-        ex = _load_json(ex_path)
+        ex: Any = read_json_file(ex_path)
         if not isinstance(ex, list) or len(ex) != len(rows):
             raise BankError(f"{ex_path}: expected a list with one entry per row of {f.path} "
                             f"({len(rows)}), got {len(ex) if isinstance(ex, list) else ex!r}.")

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from tts.errors import BankError
+from tts.files import read_file
 
 
 def _read_prompts(src: Path, task: str) -> dict[tuple[str, int], str]:
@@ -24,7 +25,7 @@ def _read_prompts(src: Path, task: str) -> dict[tuple[str, int], str]:
         if not path.is_file():
             continue
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            tree = ast.parse(read_file(path).decode("utf-8"), filename=str(path))
         except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
             raise BankError(f"{path}: cannot be parsed for prompts ({exc}).") from None
         out = {}

@@ -12,6 +12,7 @@ from typing import Any
 
 from tts.answers import equivalent
 from tts.errors import BankError
+from tts.files import read_file
 from tts.mot.layout import _File
 from tts.mot.samples import _DATE_FULL, _num, _pad
 
@@ -82,10 +83,11 @@ def _apply_gold(questions: list[_Question], files: list[_File], path: Path | Non
         text = _norm(q.text)
         by_key[(text, seen[text])] = q
         seen[text] += 1
+    raw = read_file(path, what=f"gold file {path}")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise BankError(f"gold file {path} cannot be read ({exc}).") from None
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise BankError(f"gold file {path}: not UTF-8 text (byte {exc.start}).") from None
     matched = changed = kept = 0
     indices: dict[int, _Question] = {}
     seen = Counter()
