@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tts.cli import bundled_bank, console, err_console, safe
 from tts.cli_args import check_writable
+from tts.console import console, err_console, safe
 from tts.errors import ValidationError
 
 __all__ = ["add_cli", "print_bank_table"]
@@ -120,6 +120,7 @@ def _run_bank_build(args) -> int:
 
     from rich.progress import Progress
 
+    from tts import BUNDLED_BANK
     from tts.bank import load_bank
     from tts.budgets import QWEN_PARAMS, CostModel, ModelCost
     from tts.build import build_bank, read_questions
@@ -141,7 +142,7 @@ def _run_bank_build(args) -> int:
     if args.questions is not None:
         problems = read_questions(args.questions, args.n, start=args.start)
     else:
-        bundled = load_bank(bundled_bank())
+        bundled = load_bank(BUNDLED_BANK)
         end = None if args.n is None else args.start + args.n
         problems = [bundled.problems[p] for p in bundled.problem_ids[args.start:end]]
         if not problems:

@@ -1,5 +1,5 @@
-"""The `tts` command: its entry point (`main`), `tts solve` and `tts demo`, and the console
-helpers every command prints with (`safe`, `console`). The other commands are mounted from
+"""The `tts` command: its entry point (`main`), `tts solve` and `tts demo` (printing with
+`tts.console`, whose `safe` it re-exports). The other commands are mounted from
 modules beside the code they drive (`EXTRA_COMMANDS`: `tts.bank_cli`, `tts.sweep`,
 `tts.tune_cli`, `tts.models`, `tts.serving.cli`); their shared flags are in `tts.cli_args`.
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import signal
 import sys
 import threading
@@ -19,32 +18,11 @@ from typing import Callable, Sequence
 
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from tts.cli_args import add_bank, add_count_prompt, add_policy, add_seed
+from tts.console import console, err_console, safe
 from tts.errors import TTSError, ValidationError
-
-console = Console(emoji=False)  # ":100:" in a model's answer stays text
-err_console = Console(stderr=True, emoji=False)
-
-_CONTROL = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"          # CSI sequences: colours, cursor moves, clears
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC sequences: titles, hyperlinks
-    r"|\x1b[@-_]?"                      # other escapes, and a lone ESC
-    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # control, bidi overrides
-"""What `safe` removes: everything a terminal would act on rather than show (tab and newline
-stay)."""
-
-
-def safe(value: object) -> str:
-    """`value` as text to print with rich: terminal control sequences and control characters
-    removed, and rich markup (`[bold]`, `[/foo]`, `[link=...]`) escaped, so it shows literally.
-
-    Everything a model wrote (answers, votes, traces) and everything read from a bank or a
-    file (questions, gold answers, model names, paths) goes through this before printing.
-    """
-    return escape(_CONTROL.sub("", str(value)))
 
 # Subcommand builders contributed by other modules: each takes the subparsers object.
 EXTRA_COMMANDS: list[str] = ["tts.bank_cli", "tts.sweep", "tts.tune_cli", "tts.models",

