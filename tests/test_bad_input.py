@@ -96,6 +96,10 @@ BANK_CASES = {
     "one problem id, two questions": (
         _two_questions, r"samples\.jsonl:\d+: problem 'p0' has a different question than at "
                         r"line 1"),
+    "lone surrogate in a question": (
+        lambda d: _write_lines(d, [dict(r, question="what is \ud800?") for r in _lines(d)]),
+        r"samples\.jsonl:1: `question`: prompt must be Unicode text, but character 8 is a "
+        r"lone surrogate"),
     "prompt_tokens of 10**400": (_huge_prompt_tokens,
                                  r"samples\.jsonl:2: `prompt_tokens` must be an integer in "
                                  r"\[0, 1e\+12\], got 1000.*\(401 characters\)"),
@@ -312,6 +316,23 @@ API_CASES = {
                    r"must be <= 1e\+12 tokens, got inf"),
     "budget np.int64(-5)": (lambda: tts.Budget(tokens=np.int64(-5)), ValidationError,
                             "must be > 0, got -5"),
+    "Engine([])": (lambda: tts.Engine([]), ValidationError,
+                   "a ladder needs at least one backend, got an empty list"),
+    "replay_engine(123)": (lambda: tts.replay_engine(123), ValidationError,
+                           r"`bank` must be the path of a bank folder \(a str or Path\), got "
+                           r"int 123"),
+    "load_bank(None)": (lambda: load_bank(None), ValidationError,
+                        "`path` must be the path of a bank folder"),
+    "Rung(mode=\"../etc\")": (lambda: __import__("tts.strategies.ladder").strategies.ladder
+                               .Rung(mode="../etc"), ValidationError,
+                               r"`mode` must be a mode name .* got '\.\./etc'"),
+    "Rung(check_mode=\"a b\")": (lambda: __import__("tts.strategies.ladder").strategies
+                                  .ladder.Rung(check_mode="a b", check_samples=1),
+                                  ValidationError, r"`check_mode` must be a mode name"),
+    "vote mode \"x/y\"": (lambda: tts.solve(tts.replay_engine().backends["small"].bank
+                                             .problems["gsm8k-test-0"].question, 1000,
+                                             strategy="vote", mode="x/y"),
+                           ValidationError, r"`mode` must be a mode name"),
 }
 
 

@@ -40,6 +40,40 @@ def test_bad_prompt(prompt, match):
         tts.solve(prompt, 1000)
 
 
+@pytest.fixture
+def no_live_engine(monkeypatch):
+    """Make loading the live engine fail the test: bad input must be refused before."""
+    def load(*args, **kwargs):
+        raise AssertionError("the live engine was loaded before the input was checked")
+
+    monkeypatch.setattr(tts, "live_engine", load)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: tts.solve(123, 1000), ValidationError, "prompt must be a string, got int"),
+    (lambda: tts.solve("What is \ud800 + 1?", 1000), ValidationError,
+     "character 8 is a lone surrogate"),
+    (lambda: tts.solve_many(["What is 17 * 23?", None], 1000), ValidationError,
+     "prompt must be a string, got NoneType"),
+    (lambda: tts.solve("What is 17 * 23?", -5), ValidationError, "must be > 0"),
+    (lambda: tts.solve("What is 17 * 23?", 1000, strategy="magic"), UnknownNameError,
+     "unknown strategy 'magic'"),
+    (lambda: tts.solve("What is 17 * 23?", 1000, max_samples=3), ValidationError,
+     "need a `strategy`"),
+])
+def test_bad_input_is_refused_before_the_live_engine_loads(no_live_engine, call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_lone_surrogate_prompt_is_refused_by_every_entry():
+    bad = "What is \udc80?"
+    with pytest.raises(ValidationError, match="lone surrogate"):
+        tts.Problem(bad)
+    with pytest.raises(ValidationError, match="lone surrogate"):
+        tts.replay_engine().solve(bad, 1000)
+
+
 @pytest.mark.parametrize("budget, match", [
     (0, "> 0"), (-1, "> 0"), (math.nan, "NaN"), (True, "number of tokens"),
     (1e15, "<= 1e\\+12"), ("1000", "number of tokens"),

@@ -16,8 +16,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from tts.bank import bank_path
 from tts.budgets import Budget, CostModel
-from tts.engine import Engine
+from tts.engine import Engine, as_budget, as_problems, forced_strategy
 from tts.errors import (BackendError, BankError, BudgetExceeded, TTSError, UnknownNameError,
                         ValidationError)
 from tts.strategies import Strategy
@@ -44,7 +45,7 @@ def replay_engine(bank: str | Path | None = None, *, seed: int | None = 0,
     or with `ladder` (model names of the bank, cheapest first)."""
     from tts.backends.replay import ReplayBackend
 
-    b = _load(str(Path(bank) if bank is not None else BUNDLED_BANK))
+    b = _load(str(bank_path(bank) if bank is not None else BUNDLED_BANK))
     if ladder is not None:
         if isinstance(ladder, str) or not ladder:
             raise ValidationError(f"`ladder` must be a non-empty list of model names, got "
@@ -86,11 +87,10 @@ def solve_many(prompts: Iterable[str | Problem], budget: Budget | float, *,
     if engine is not None or bank is not None:
         engine = engine or replay_engine(bank, seed=seed)
         return engine.solve_many(prompts, budget, strategy=strategy, **options)
-    items = prompts if isinstance(prompts, (str, Problem)) or not isinstance(
-        prompts, Iterable) else list(prompts)
+    items = as_problems(prompts)  # every input checked before a live engine loads
+    as_budget(budget)
+    forced_strategy(strategy, dict(options))
     replay = replay_engine(None, seed=seed)
-    if not isinstance(items, list) or not items:
-        return replay.solve_many(items, budget, strategy=strategy, **options)  # its errors
     known = [_bundled(replay, p) for p in items]
     live = [p for p, k in zip(items, known) if not k]
     results: dict[int, Result] = {}
@@ -101,25 +101,19 @@ def solve_many(prompts: Iterable[str | Problem], budget: Budget | float, *,
             results[i] = r
     if live:
         idx = [i for i, k in enumerate(known) if not k]
-        engine = live_engine(seed=seed, prompt=_text(live[0]))
+        engine = live_engine(seed=seed, prompt=live[0].question)
         for i, r in zip(idx, engine.solve_many(live, budget, strategy=strategy, **options)):
             results[i] = r
     return [results[i] for i in range(len(items))]
 
 
-def _text(prompt: str | Problem) -> str:
-    return prompt.question if isinstance(prompt, Problem) else str(prompt)
-
-
-def _bundled(replay: Engine, prompt: str | Problem) -> bool:
-    if isinstance(prompt, Problem) and prompt.id is not None:
+def _bundled(replay: Engine, problem: Problem) -> bool:
+    if problem.id is not None:
         return True
     try:
-        replay.backends["small"].lookup(_text(prompt))  # type: ignore[attr-defined]
+        replay.backends["small"].lookup(problem.question)  # type: ignore[attr-defined]
     except BankError:
         return False
-    except TTSError:
-        return True  # bad input: let the engine raise its own error
     return True
 
 

@@ -563,7 +563,10 @@ def _parse_line(line: str, path: Path, lineno: int) -> tuple[Problem, Record]:
             numbers[key] = None if v is None else float(v)
         samples.append(Sample(s["answer"], s["tokens"], text, finish, numbers["logprob"],
                               numbers["min_conf"]))
-    problem = Problem(d["question"], id=d["problem_id"], gold=d["gold"])
+    try:
+        problem = Problem(d["question"], id=d["problem_id"], gold=d["gold"])
+    except ValidationError as exc:
+        raise BankError(f"{where}: `question`: {exc}") from None
     record = Record(d["problem_id"], d["model"], d["mode"], d["prompt_tokens"], tuple(samples))
     return problem, record
 

@@ -17,7 +17,7 @@ from tts.strategies import RunContext, Strategy, make_strategy
 from tts.strategies.base import Call, Outcome
 from tts.types import Completion, GenRequest, Plan, Problem, Result, Role, ladder_roles
 
-__all__ = ["Engine", "Job", "check_ladder"]
+__all__ = ["Engine", "Job", "as_budget", "as_problems", "check_ladder", "forced_strategy"]
 
 
 @dataclass
@@ -52,6 +52,40 @@ class Job:
                                completions[0].prompt_tokens if completions else None)
 
 
+def as_problems(prompts: Iterable[str | Problem]) -> list[Problem]:
+    """The prompts of a `solve_many` call as Problems: a list (not one string) of prompts,
+    each a Problem or a string `Problem` accepts; a ValidationError names the first bad one.
+    Callers check prompts with it before loading any engine."""
+    return [p if isinstance(p, Problem) else Problem(p) for p in _as_list(prompts)]
+
+
+def as_budget(budget: Budget | float, count_prompt: bool = False) -> Budget:
+    """`budget` as a Budget (a number of units, checked by `Budget`), charging prompt tokens
+    too when `count_prompt`."""
+    if isinstance(budget, Budget):
+        if count_prompt and not budget.count_prompt:
+            return Budget(tokens=budget.tokens, count_prompt=True)
+        return budget
+    return Budget(tokens=budget, count_prompt=count_prompt)
+
+
+def forced_strategy(strategy: Strategy | str | None, options: dict) -> Strategy | None:
+    """The Strategy a caller forces (an instance, or a name with its options as keywords),
+    None to let the policy decide; ValidationError for options without a strategy, and
+    UnknownNameError for an unknown name."""
+    if strategy is None:
+        if options:
+            raise ValidationError(f"strategy options {sorted(options)} need a `strategy`.",
+                                  parameter=sorted(options)[0])
+        return None
+    if isinstance(strategy, Strategy):
+        if options:
+            raise ValidationError("pass options either in the Strategy instance or as "
+                                  "keywords with a strategy name, not both.")
+        return strategy
+    return make_strategy(strategy, **options)
+
+
 class Engine:
     """Answers prompts under hard budgets with a small and (optionally) a large backend.
 
@@ -77,6 +111,9 @@ class Engine:
                 raise ValidationError("give a ladder (a list of backends) or small and large, "
                                       "not both.", parameter="large")
             ladder = list(small)
+            if not ladder:
+                raise ValidationError("a ladder needs at least one backend, got an empty "
+                                      "list.", parameter="small", value=small)
         else:
             ladder = [small] if large is None else [small, large]
         for i, backend in enumerate(ladder):
@@ -122,7 +159,7 @@ class Engine:
         start = time.perf_counter()
         budget = self._budget(budget)
         problems = [self._problem(p) for p in _as_list(prompts)]
-        forced = self._strategy(strategy, options)
+        forced = forced_strategy(strategy, options)
         jobs = [self._job(problem, budget, forced, self.seed) for problem in problems]
         outcomes = self._run(jobs, start)
         return [self.result(job, out) for job, out in zip(jobs, outcomes)]
@@ -144,7 +181,7 @@ class Engine:
                                   value=seed)
         budget = self._budget(budget)
         problem = self._problem(prompt)
-        forced = self._strategy(strategy, options)
+        forced = forced_strategy(strategy, options)
         return self._job(problem, budget, forced, self.seed if seed is None else int(seed))
 
     def result(self, job: Job, outcome: Outcome) -> Result:
@@ -228,11 +265,7 @@ class Engine:
         return self.backends[role].prompt_tokens(request)
 
     def _budget(self, budget: Budget | float) -> Budget:
-        if isinstance(budget, Budget):
-            if self.count_prompt and not budget.count_prompt:
-                return Budget(tokens=budget.tokens, count_prompt=True)
-            return budget
-        return Budget(tokens=budget, count_prompt=self.count_prompt)
+        return as_budget(budget, self.count_prompt)
 
     def _problem(self, prompt: str | Problem) -> Problem:
         if isinstance(prompt, Problem):
@@ -242,20 +275,6 @@ class Engine:
         problem = Problem(prompt)  # validates type and emptiness
         lookup = getattr(self.backends["small"], "lookup", None)
         return lookup(problem.question) if lookup is not None else problem
-
-    @staticmethod
-    def _strategy(strategy: Strategy | str | None, options: dict) -> Strategy | None:
-        if strategy is None:
-            if options:
-                raise ValidationError(f"strategy options {sorted(options)} need a `strategy`.",
-                                      parameter=sorted(options)[0])
-            return None
-        if isinstance(strategy, Strategy):
-            if options:
-                raise ValidationError("pass options either in the Strategy instance or as "
-                                      "keywords with a strategy name, not both.")
-            return strategy
-        return make_strategy(strategy, **options)
 
     def _check_roles(self, strategy: Strategy) -> None:
         missing = [r for r in strategy.roles if r not in self.backends]

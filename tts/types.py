@@ -59,7 +59,8 @@ def is_role(name: object) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One question to answer."""
+    """One question to answer; its check is the one definition of a valid prompt: a string
+    of Unicode text (encodable as UTF-8: no lone surrogates) that is not only whitespace."""
 
     question: str
     """The question text, as a user would type it."""
@@ -78,6 +79,13 @@ class Problem:
         if not self.question.strip():
             raise ValidationError("prompt must be a non-empty string, got an empty one.",
                                   parameter="prompt", value=self.question)
+        try:
+            self.question.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from "\ud800" in JSON
+            raise ValidationError(f"prompt must be Unicode text, but character {exc.start} is "
+                                  f"a lone surrogate ({self.question[exc.start]!r}), which no "
+                                  f"tokenizer can encode.", parameter="prompt",
+                                  value=self.question) from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

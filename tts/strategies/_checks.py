@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tts.errors import ValidationError
 from tts.types import MAX_INT, is_finite_number, is_role, shown
 
@@ -43,11 +45,17 @@ def check_role(name: str, value: object) -> None:
                               parameter=name, value=value)
 
 
+MODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+"""A mode name: a letter or digit, then up to 63 letters, digits, "_", ".", "+" or "-" (e.g.
+"sample", "greedy-pot", "chain-2048"): never a path, a space or a control character."""
+
+
 def check_mode(name: str, value: object) -> None:
-    """A bank mode name or None (the default mode)."""
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise ValidationError(f"`{name}` must be a mode name such as \"sample\" or \"pot\" (or "
-                              f"null), got {value!r}.", parameter=name, value=value)
+    """A bank mode name (`MODE_NAME`) or None (the default mode)."""
+    if value is not None and (not isinstance(value, str) or not MODE_NAME.fullmatch(value)):
+        raise ValidationError(f"`{name}` must be a mode name such as \"sample\", \"pot\" or "
+                              f"\"chain-2048\" (letters, digits, '_', '.', '+', '-'; at most "
+                              f"64) or null, got {shown(value)}.", parameter=name, value=value)
 
 
 def check_weights(name: str, value: object, features: tuple[str, ...], *,
