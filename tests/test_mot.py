@@ -4,6 +4,7 @@ and DATE logs (need ../shared/data), and the bundled banks."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,14 @@ from tts.answers import count_votes, is_correct
 from tts.bank import load_bank
 from tts.cli import main
 from tts.errors import BankError
-from tts.mot import import_mot
+from tts.mot import MissingPromptsWarning, import_mot
 from tts.mot.programs import _failure_rank
 from tts.mot.records import _token_counter
 
 from .conftest import MOT_DIR, SHARED_DATA, requires_shared
+
+# Most synthetic folders have no few-shot prompts; the tests that check the warning catch it.
+pytestmark = pytest.mark.filterwarnings("ignore::tts.mot.MissingPromptsWarning")
 
 DATE_DIR = SHARED_DATA / "mot_date"
 DATE_GOLD = DATE_DIR / "gold_corrected.jsonl"
@@ -77,6 +81,10 @@ def _date_folder(root: Path) -> Path:
     return root
 
 
+def _pid(bank, question: str) -> str:
+    return bank.find(question).id
+
+
 def _meta(path: Path) -> dict:
     return json.loads((path / "meta.json").read_text())
 
@@ -92,12 +100,12 @@ def test_tiers_become_a_ladder_with_modes(tmp_path):
     assert "date_cot1.json + date_cot2.json interleaved" in meta.modes["gpt-4"]["sample"]
     assert set(meta.modes) == set(meta.ladder)
     assert [bank.problems[p].gold for p in bank.problem_ids] == GOLD  # dict gold -> its key
-    assert bank.problem_ids == ["date-0", "date-1", "date-2"]
-    rec = bank.records[("date-0", "gpt-4", "sample")]
+    assert bank.problem_ids == [_pid(bank, q) for q in QS]  # the files' order
+    rec = bank.records[(_pid(bank, QS[0]), "gpt-4", "sample")]
     assert len(rec.samples) == 6 and all(s.answer == GOLD[0] for s in rec.samples)
     assert all(s.text is None for r in bank.records.values() for s in r.samples)
     # Llama lists 6 = 3 distinct + 3 copies per prompt: 3 + 3 kept, interleaved.
-    assert len(bank.records[("date-0", "llama-2-13b", "sample")].samples) == 6
+    assert len(bank.records[(_pid(bank, QS[0]), "llama-2-13b", "sample")].samples) == 6
     assert "copies of their first 3 samples" in meta.notes
 
 
@@ -110,9 +118,9 @@ def test_interleaving_keeps_a_prompt_whose_sibling_row_is_empty(tmp_path):
     _put(src, "GPT4_result/gsm_cot2.json",
          [_row("q one?", 1, [], []), _row("q two?", 2, ["ans = 7", "ans = 8"], [7, 8])])
     bank = load_bank(import_mot(src, tmp_path / "bank", keep_text=True))
-    one = bank.records[("gsm8k-test-0", "gpt-4", "sample")].samples
+    one = bank.records[(_pid(bank, "q one?"), "gpt-4", "sample")].samples
     assert [s.answer for s in one] == ["1", "2", "3"]
-    two = bank.records[("gsm8k-test-1", "gpt-4", "sample")].samples
+    two = bank.records[(_pid(bank, "q two?"), "gpt-4", "sample")].samples
     assert [s.answer for s in two] == ["4", "7", "5", "8", "6"]  # round robin, then the rest
     assert two[1].text == "ans = 7"
     assert "rows with no generations 1" in bank.meta.notes
@@ -160,10 +168,11 @@ def test_pot_failures_dropped_from_results_are_inferred_without_running_code(tmp
         _row("s?", 3, ["ans = 1", "ans = 2", "ans = 3"], [1, 3]),  # nothing predicts: latest
     ])
     bank = load_bank(import_mot(src, tmp_path / "bank"))
-    answers = {pid: [s.answer for s in r.samples] for (pid, _, _), r in bank.records.items()}
-    assert answers["gsm8k-test-0"] == ["1", None, "2", None, None, "4"]
-    assert answers["gsm8k-test-1"] == ["1", None, "2", None, None, "4"]
-    assert answers["gsm8k-test-2"] == ["1", "3", None]
+    answers = {bank.problems[pid].question: [s.answer for s in r.samples]
+               for (pid, _, _), r in bank.records.items()}
+    assert answers["q?"] == ["1", None, "2", None, None, "4"]
+    assert answers["r?"] == ["1", None, "2", None, None, "4"]
+    assert answers["s?"] == ["1", "3", None]
     assert not marker.exists()
     assert "failures inferred 3, of which the static check predicted exactly 2" in \
         bank.meta.notes
@@ -197,14 +206,41 @@ def test_rows_align_by_question_text_across_orders_and_subsets(tmp_path):
     _put(src, "llama2_13B_result/gsm_pot1.json",
          [_row(f"question {i}?\n", i, [f"ans = {i}"], [i]) for i in (1, 0)])
     bank = load_bank(import_mot(src, tmp_path / "bank"))
-    # ids: positions in the largest file; each model's answer sits with its own question
-    assert bank.problem_ids == ["gsm8k-test-0", "gsm8k-test-1", "gsm8k-test-2"]
+    # problems in the largest file's order; each model's answer sits with its own question
+    ids = [_pid(bank, f"question {i}?") for i in (2, 0, 1)]
+    assert bank.problem_ids == ids
     for pid in bank.problem_ids:
         gold = bank.problems[pid].gold
         assert bank.records[(pid, "gpt-4", "sample")].samples[0].answer == gold
-    assert bank.records[("gsm8k-test-1", "llama-2-13b", "sample")].samples[0].answer == "0"
-    assert ("gsm8k-test-0", "llama-2-13b", "sample") not in bank.records  # question 2
+    assert bank.records[(ids[1], "llama-2-13b", "sample")].samples[0].answer == "0"
+    assert (ids[0], "llama-2-13b", "sample") not in bank.records  # question 2
     assert "Partial coverage of the 3 questions: llama-2-13b/sample 2" in bank.meta.notes
+
+
+def test_ids_are_stable_across_imports_of_different_question_ranges(tmp_path):
+    """Two folders whose files cover different questions: a question keeps its id in both,
+    and a question without a dataset index never takes another's `gsm8k-test-<n>`."""
+    qs = [f"Held-out question {i}: what is {i} + {i}?" for i in range(5)]
+
+    def folder(name, first, second):
+        _put(tmp_path / name, "GPT4_result/gsm_cot1.json",
+             [_row(qs[i], 2 * i, [f"ans = {2 * i}"]) for i in first])
+        _put(tmp_path / name, "llama2_13B_result/gsm_pot1.json",
+             [_row(qs[i], 2 * i, [f"ans = {2 * i}"]) for i in second])
+        bank = load_bank(import_mot(tmp_path / name, tmp_path / f"{name}-bank"))
+        return {bank.problems[p].question: p for p in bank.problem_ids}
+
+    a = folder("a", [0, 1, 2], [2, 3])
+    b = folder("b", [3, 4], [4, 1, 0])
+    assert all(a[q] == b[q] for q in set(a) & set(b))
+    ids = {**a, **b}
+    assert len(set(ids.values())) == len(qs)
+    assert all(re.fullmatch(r"gsm8k-test-h[0-9a-f]{12}", i) for i in ids.values())
+    # the same text twice in one file: the repeat gets its own stable id
+    _put(tmp_path / "c", "GPT4_result/gsm_cot1.json",
+         [_row(qs[0], 0, ["ans = 0"]), _row(qs[0], 0, ["ans = 1"])])
+    twice = load_bank(import_mot(tmp_path / "c", tmp_path / "c-bank"))
+    assert twice.problem_ids == [a[qs[0]], a[qs[0]] + "-2"]
 
 
 def test_gold_file_overrides_labels_and_sets_ids(tmp_path):
@@ -232,9 +268,10 @@ def test_date_cot_answers_are_dates_or_nothing(tmp_path):
     _put(src, "GPT3_result/date_pot1.json", [_row(QS[0], GOLD[0], ["ans = 1"] * 3,
                                                   ["5/2/2021", None, "05/02/2021YYY"])])
     bank = load_bank(import_mot(src, tmp_path / "bank"))
-    assert [s.answer for s in bank.records[("date-0", "gpt-3.5-turbo", "sample")].samples] == \
+    pid = _pid(bank, QS[0])
+    assert [s.answer for s in bank.records[(pid, "gpt-3.5-turbo", "sample")].samples] == \
         ["05/02/2021", None, "05/02/2021"]
-    assert [s.answer for s in bank.records[("date-0", "gpt-3.5-turbo", "pot")].samples] == \
+    assert [s.answer for s in bank.records[(pid, "gpt-3.5-turbo", "pot")].samples] == \
         ["05/02/2021", None, "05/02/2021YYY"]
 
 
@@ -251,12 +288,26 @@ def test_prompt_tokens_come_from_source_prompts_read_without_executing(tmp_path)
     p1 = count('Q: first prompt\nA: 01/01/2000\n')
     p2 = count('Q: the second, longer prompt with more words\nA: 01/02/2000\n')
     q = count(QS[0])
-    assert bank.records[("date-0", "gpt-4", "sample")].prompt_tokens == p1 + q + p2 + q
-    assert bank.records[("date-0", "gpt-4", "greedy")].prompt_tokens == p1 + q
-    assert bank.records[("date-0", "gpt-3.5-turbo", "sample")].prompt_tokens == p1 + q
+    pid = _pid(bank, QS[0])
+    assert bank.records[(pid, "gpt-4", "sample")].prompt_tokens == p1 + q + p2 + q
+    assert bank.records[(pid, "gpt-4", "greedy")].prompt_tokens == p1 + q
+    assert bank.records[(pid, "gpt-3.5-turbo", "sample")].prompt_tokens == p1 + q
     assert "prefixes read from source/ (cot1, cot2, pot1)" in bank.meta.notes
-    plain = load_bank(import_mot(_date_folder(tmp_path / "plain"), tmp_path / "bank2"))
-    assert plain.records[("date-0", "gpt-4", "sample")].prompt_tokens == q
+    with pytest.warns(MissingPromptsWarning, match=r"no few-shot prompts of task 'date' "
+                                                   r"\(source/date\.py .*question only"):
+        plain = load_bank(import_mot(_date_folder(tmp_path / "plain"), tmp_path / "bank2"))
+    assert plain.records[(pid, "gpt-4", "sample")].prompt_tokens == q
+
+
+def test_missing_prompts_are_a_warning_on_the_cli(tmp_path, capsys):
+    with_prompts = _date_folder(tmp_path / "src")
+    _put(with_prompts, "source/date.py", 'date_CoT1_prompting = "Q: x\\nA: 01/01/2000\\n"\n')
+    assert main(["bank", "import-mot", str(with_prompts), str(tmp_path / "a")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["bank", "import-mot", str(_date_folder(tmp_path / "plain")),
+                 str(tmp_path / "b")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "warning: " in err and "prompt_tokens counts the question only" in err
 
 
 def test_failed_import_leaves_nothing_and_dest_is_never_clobbered(tmp_path, monkeypatch):
@@ -292,6 +343,53 @@ def test_failed_import_leaves_nothing_and_dest_is_never_clobbered(tmp_path, monk
     with pytest.raises(BankError, match="not a bank folder"):
         import_mot(src, other, force=True)
     assert (other / "thesis.txt").exists()
+
+
+_KILLED_IMPORT = """
+import sys, time
+import tts.mot.importer as importer
+
+def stop(path):  # the new bank is written: announce it, wait for the SIGKILL
+    print("written", flush=True)
+    time.sleep(60)
+
+importer.load_bank = stop
+importer.import_mot(sys.argv[1], sys.argv[2], force=True)
+"""
+
+
+def test_a_killed_import_leaves_nothing_for_long(tmp_path):
+    """SIGKILL mid-import leaves `.bank.importing-PID`; the next import removes it (its
+    process is dead) and keeps the folders of imports still running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    src = _date_folder(tmp_path / "src")
+    dest = tmp_path / "out" / "bank"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_IMPORT, str(src), str(dest)],
+                            stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    try:
+        assert proc.stdout.readline() == "written\n"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    stale = dest.with_name(f".bank.importing-{proc.pid}")
+    assert (stale / "samples.jsonl").is_file() and not dest.exists()
+    running = dest.with_name(f".bank.importing-{os.getppid()}")  # a live process's import
+    running.mkdir()
+    load_bank(import_mot(src, dest))
+    assert sorted(p.name for p in dest.parent.iterdir()) == [".bank.importing-"
+                                                              f"{os.getppid()}", "bank"]
+    # killed after moving the old bank aside, before renaming the new one: the old comes back
+    before = (dest / "samples.jsonl").read_bytes()
+    os.replace(dest, dest.with_name(f".bank.replaced-{proc.pid}"))
+    with pytest.raises(BankError, match="already exists"):
+        import_mot(src, dest)
+    assert (dest / "samples.jsonl").read_bytes() == before
 
 
 @pytest.mark.parametrize("case", ["layout", "json", "row", "gold-none", "gold-line", "conflict",
@@ -344,8 +442,8 @@ def test_task_option_picks_one_of_several(tmp_path):
     _put(src, "GPT4_result/gsm_cot1.json", [_row("q?", 1, ["ans = 1"])])
     _put(src, "GPT4_result/gsm_chatgpt_CoT2.json", [_row("q?", 1, ["ans = 1"])])
     bank = load_bank(import_mot(src, tmp_path / "bank", task="gsm"))
-    assert bank.problem_ids == ["gsm8k-test-0"] and bank.meta.name == "mot_gsm8k"
-    assert len(bank.records[("gsm8k-test-0", "gpt-4", "sample")].samples) == 2
+    assert bank.problem_ids == [_pid(bank, "q?")] and bank.meta.name == "mot_gsm8k"
+    assert len(bank.records[(_pid(bank, "q?"), "gpt-4", "sample")].samples) == 2
 
 
 def test_cli_import_mot(tmp_path, capsys):
@@ -358,7 +456,8 @@ def test_cli_import_mot(tmp_path, capsys):
     assert main(["bank", "import-mot", str(src), str(dest)]) == 2
     assert "--force" in capsys.readouterr().err
     assert main(["bank", "import-mot", str(src), str(dest), "--force", "--keep-text"]) == 0
-    assert load_bank(dest).records[("date-0", "gpt-4", "greedy")].samples[0].text
+    bank = load_bank(dest)
+    assert bank.records[(_pid(bank, QS[0]), "gpt-4", "greedy")].samples[0].text
 
 
 # ---- the real GSM8K logs -------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +100,16 @@ def _run_import_mot(args) -> int:
 
     from tts.mot import import_mot
 
-    with Progress(console=err_console, transient=True) as progress:
+    with Progress(console=err_console, transient=True) as progress, \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         task = progress.add_task("importing MoT logs", total=None)
         path = import_mot(args.src, args.dest, gold=args.gold, task=args.task,
                           keep_text=args.keep_text, force=args.force,
                           progress=lambda i, n: progress.update(task, completed=i, total=n))
+    for warning in caught:
+        err_console.print(f"[yellow]warning:[/] {safe(str(warning.message))}", soft_wrap=True,
+                          highlight=False)
     console.print(f"wrote bank {safe(path)}")
     _run_bank_info(argparse.Namespace(path=path))
     from tts.bank import load_bank

@@ -22,9 +22,11 @@ Rules (each also stated in the bank's `notes`):
   "greedy-pot" / "greedy-cot" the other one.
 - **Questions** are aligned across files by text (whitespace-normalised; a question repeated
   within a file pairs by occurrence), so files may hold different subsets in any order. A
-  problem's id is `<task>-<index>` (GSM8K: `gsm8k-test-<index>`), with the index, in order of
-  preference: `mot_index` of the `--gold` file, `question_index` of `*_exec_aligned.json`
-  (each only when it covers every question), else the question's position in the largest file.
+  problem's id stays the same across imports, whatever else a folder holds: `<task>-<index>`
+  (GSM8K: `gsm8k-test-<index>`) with the dataset's own index (`mot_index` of the `--gold`
+  file, else `question_index` of an `*_exec_aligned.json`), else `<task>-h<hash>`: the first
+  12 hex digits of the SHA-256 of the whitespace-normalised question (`-2`, ... for repeats).
+  Problems with an index come first, by index; the others in the largest file's order.
 - **Copied samples.** Some logs list copies of their first samples again (Llama:
   `generated[10:]` repeats `generated[:10]`). A file whose every row is its first k samples
   followed by runs copying a prefix of them, with at least one copied run of >= 2 different
@@ -46,7 +48,8 @@ Rules (each also stated in the bank's `notes`):
 - **Tokens**: tiktoken cl100k_base (offline). Prompt tokens: with `source/<task>.py` (read with
   `ast`, never imported), a record is charged prefix + question for every prompt it draws from
   (an interleaved record: both prompts, since a draw of >= 2 samples uses both); without
-  prompts, the question only.
+  prompts, the question only, with a `MissingPromptsWarning` (`tts bank import-mot`: a
+  warning on stderr).
 
 A failed import leaves nothing: the bank is written to a temporary folder beside DEST and
 renamed at the end; an existing DEST is replaced only with `force=True`.
@@ -59,9 +62,10 @@ bank). `import_mot` and the public tables are re-exported here.
 
 from __future__ import annotations
 
-from tts.mot.importer import CREDIT, TASK_BANK_NAMES, TASK_CREDITS, TOKENIZER, import_mot
+from tts.mot.importer import (CREDIT, TASK_BANK_NAMES, TASK_CREDITS, TOKENIZER,
+                              MissingPromptsWarning, import_mot)
 from tts.mot.layout import TIER_MODELS
 from tts.mot.questions import TASK_IDS
 
-__all__ = ["CREDIT", "TASK_BANK_NAMES", "TASK_CREDITS", "TASK_IDS", "TIER_MODELS", "TOKENIZER",
-           "import_mot"]
+__all__ = ["CREDIT", "MissingPromptsWarning", "TASK_BANK_NAMES", "TASK_CREDITS", "TASK_IDS",
+           "TIER_MODELS", "TOKENIZER", "import_mot"]

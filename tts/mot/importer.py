@@ -4,8 +4,10 @@ writes the bank to a temporary folder renamed into place at the end.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Callable
@@ -33,13 +35,18 @@ CREDIT = ("Yue et al. 2023, 'Large Language Model Cascades with Mixture of Thoug
           "LLM_MoT_cascade")
 
 
+class MissingPromptsWarning(UserWarning):
+    """A MoT folder without its few-shot prompts: prompt tokens count the question only."""
+
+
 def import_mot(src: str | Path, dest: str | Path, *, gold: str | Path | None = None,
                task: str | None = None, keep_text: bool = False, force: bool = False,
                progress: Callable[[int, int], None] | None = None) -> Path:
     """Build a bank from the MoT results folder `src` into the new folder `dest`.
 
     `gold`: JSONL of {question, gold_corrected} overriding the logged labels. `task`: which
-    task to import when the folder holds several. Raises BankError on input that is not MoT's
+    task to import when the folder holds several. Warns (`MissingPromptsWarning`) when the
+    folder has no few-shot prompts to count prompt tokens with. Raises BankError on input that is not MoT's
     layout, malformed files (named with their row), a gold file matching no question, and an
     existing `dest` unless `force`.
     """
@@ -64,6 +71,13 @@ def import_mot(src: str | Path, dest: str | Path, *, gold: str | Path | None = N
     _assign_ids(task, questions, files)
     date_task = all(q.gold is not None and _DATE_FULL.fullmatch(q.gold) for q in questions)
     prompts = _read_prompts(src, task)
+    if not prompts:
+        warnings.warn(f"{src} has no few-shot prompts of task {task!r} (source/{task}.py with "
+                      f"{task}_CoT1_prompting = ..., read without running it), so each "
+                      f"record's prompt_tokens counts the question only, not the few-shot "
+                      f"prefix the logged models read: prompt costs (count_prompt) come out "
+                      f"several times too low. Add the prompt file to count them.",
+                      MissingPromptsWarning, stacklevel=2)
     ladder = sorted(models, key=lambda m: (MOT_USD.of(m).output, MOT_USD.of(m).prompt, m))
     roles = ({"small": ladder[-2], "large": ladder[-1]} if len(ladder) > 1
              else {"small": ladder[0]})
@@ -102,6 +116,7 @@ def import_mot(src: str | Path, dest: str | Path, *, gold: str | Path | None = N
 def _write(dest: Path, meta: BankMeta, records: list[tuple[Problem, Record]],
            force: bool) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
+    _clean_after_killed_imports(dest)
     tmp = dest.with_name(f".{dest.name}.importing-{os.getpid()}")
     old = dest.with_name(f".{dest.name}.replaced-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -122,3 +137,29 @@ def _write(dest: Path, meta: BankMeta, records: list[tuple[Problem, Record]],
         raise
     shutil.rmtree(old, ignore_errors=True)
     return dest
+
+
+def _clean_after_killed_imports(dest: Path) -> None:
+    """Remove what imports into `dest` that were killed (their process is gone) left beside
+    it: the half-written `.DEST.importing-PID` folder, and a `.DEST.replaced-PID` old bank
+    (put back as DEST when the kill came between moving it aside and renaming the new one)."""
+    for kind in ("importing", "replaced"):
+        for path in dest.parent.glob(f".{glob.escape(dest.name)}.{kind}-*"):
+            pid = path.name.rpartition("-")[2]
+            if not pid.isdigit() or _alive(int(pid)):
+                continue
+            if kind == "replaced" and not dest.exists():
+                os.replace(path, dest)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists (one of another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class _Question:
     gold: str | None = None
     gold_from: str = ""
     index: int | None = None
+    occurrence: int = 0  # earlier rows of the same file with the same text
     id: str = ""
     rows: dict[int, int] = field(default_factory=dict)  # id(_File) -> row
 
@@ -43,7 +45,7 @@ def _align(files: list[_File]) -> list[_Question]:
             text = _norm(row["question"])
             key = (text, seen[text])
             seen[text] += 1
-            q = by_key.setdefault(key, _Question(row["question"]))
+            q = by_key.setdefault(key, _Question(row["question"], occurrence=key[1]))
             q.rows[id(f)] = i
             gold = _gold_of(row.get("answer"), f"{f.path} row {i}")
             if gold is None:
@@ -128,33 +130,36 @@ def _apply_gold(questions: list[_Question], files: list[_File], path: Path | Non
         raise BankError(f"gold file {path} matches no question of the MoT files ({n_rows} gold "
                         f"rows, {len(questions)} questions; first gold question "
                         f"{str(first)[:80]!r}).")
-    if len(indices) == len(questions):
-        for index, q in indices.items():
-            q.index = index
+    for index, q in indices.items():
+        q.index = index
     notes.append(f"Gold from {path.name}: {matched} of {len(questions)} questions matched "
                  f"({n_rows} rows), {changed} labels changed, {kept} kept (null).")
 
 
 def _assign_ids(task: str, questions: list[_Question], files: list[_File]) -> None:
-    if any(q.index is None for q in questions):
-        by_exec: dict[int, int] = {}
-        for f in files:
-            for i, e in enumerate(f.exec_rows or []):
-                if isinstance(e.get("question_index"), int):
-                    by_exec[id(f), i] = e["question_index"]  # type: ignore[index]
-        for q in questions:
+    """Ids that stay the same whatever else a folder holds: `<prefix>-<index>` with the
+    dataset's own index (`mot_index` of the gold file, else `question_index` of an
+    `*_exec_aligned.json`), else `<prefix>-h<hash>` of the whitespace-normalised question text
+    (`-2`, `-3`, ... for its repeats). Indexed questions come first, by index."""
+    by_exec: dict[tuple[int, int], int] = {}
+    for f in files:
+        for i, e in enumerate(f.exec_rows or []):
+            if isinstance(e.get("question_index"), int):
+                by_exec[id(f), i] = e["question_index"]
+    for q in questions:
+        if q.index is None:
             q.index = next((by_exec[(fid, row)] for fid, row in q.rows.items()
                             if (fid, row) in by_exec), None)
-        if any(q.index is None for q in questions):
-            for pos, q in enumerate(questions):
-                q.index = pos
     prefix = TASK_IDS.get(task, task)
     owner: dict[int, _Question] = {}
     for q in questions:
-        assert q.index is not None
+        if q.index is None:
+            digest = hashlib.sha256(_norm(q.text).encode("utf-8")).hexdigest()[:12]
+            q.id = f"{prefix}-h{digest}" + (f"-{q.occurrence + 1}" if q.occurrence else "")
+            continue
         if q.index in owner:
             raise BankError(f"questions {owner[q.index].text[:60]!r} and {q.text[:60]!r} both "
                             f"have index {q.index}.")
         owner[q.index] = q
         q.id = f"{prefix}-{q.index}"
-    questions.sort(key=lambda q: q.index)  # type: ignore[arg-type, return-value]
+    questions.sort(key=lambda q: (q.index is None, q.index or 0))  # stable: text order kept
