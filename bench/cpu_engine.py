@@ -31,6 +31,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from figures import finish  # noqa: E402
+
 OUT = Path(__file__).parent / "results" / "cpu_engine"
 CONFIGS = {
     "separate": {"VLLM_ENABLE_V1_MULTIPROCESSING": "1"},
@@ -146,12 +150,8 @@ def plot(table: list[dict], models: list[str]) -> None:
                [t["tokens_per_s"] for m in models for t in table
                 if t["model"] == m and t["config"] == config], width, label=config)
     ax.set_xticks([i + width for i in range(len(models))], models)
-    ax.set_ylabel("generated tokens / s")
-    ax.set_title(f"vLLM on {os.cpu_count()} CPUs: where the engine core runs")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(OUT / "cpu_engine.png", dpi=100)
-    plt.close(fig)
+    finish(fig, ax, OUT / "cpu_engine.png", ylabel="generated tokens / s", dpi=100,
+           title=f"vLLM on {os.cpu_count()} CPUs: where the engine core runs")
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ cheapest tier's biggest vote). Every tuned number is out-of-fold.
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from figures import finish
 from tts.evaluate import BankArrays, evaluate
 from tts.strategies import Ladder, Rung
 from tts.tune_ladder import MAX_TOKENS, run_ladder_tune, top_rung
@@ -138,13 +138,8 @@ def write_outputs(out: Path, name: str, entries: list[dict[str, Any]],
         ax.annotate(f["plan"], (f["cost_share"], f["accuracy"]), fontsize=6)
     ax.axhline(entries[0]["large_greedy_accuracy"], color="grey", ls="--", lw=0.8,
                label="top model greedy (held-out)")
-    ax.set_xlabel("mean cost / top-model-only cost (held-out)")
-    ax.set_ylabel("accuracy (held-out)")
-    ax.set_title(f"{name}: tuned ladders, held-out")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "ladders.png", dpi=120)
-    plt.close(fig)
+    finish(fig, ax, out / "ladders.png", xlabel="mean cost / top-model-only cost (held-out)",
+           ylabel="accuracy (held-out)", title=f"{name}: tuned ladders, held-out", dpi=120)
     lines = [f"# Ladders on {name} (held-out)", "", "| ladder | objective | accuracy | cost "
              "share of top model |", "|---|---|---:|---:|"]
     lines += [f"| {r['ladder']} | {r['objective']} | {r['heldout_accuracy']:.3f} | "
