@@ -68,22 +68,31 @@ def test_demo_table_fits_80_columns_without_cutting_numbers(capsys):
 
 def test_live_demo_row_keeps_plan_and_numbers_whole_in_80_columns():
     """The widest row the live demo printed (an escalation with a wrong answer and a time
-    column): plan, tokens, cost and time come out whole within 80 columns."""
+    column): plan, tokens, cost and time come out whole on the row's line, and every number
+    of the votes and of the answer with its gold (70000, once cut to `(7000…`) whole too,
+    within 80 columns; an answer that is not a number may be cut."""
     from io import StringIO
 
     from rich.console import Console
 
-    from tts.cli import demo_table
+    from tts.cli import _answer_cell, demo_table
 
     table = demo_table("3 questions", "caption", timed=True)
     table.add_row("Josh decides to flip a house.", "cascade↑", "S 65000 50000 +3\nL -10000",
-                  "-10000 [red]✗[/] (70000)", "1177/337", "2,123", "1239s")
+                  _answer_cell("-10000", "70000", False), "1177/337", "2,123", "1239s")
+    table.add_row("A long answer.", "vote", "S 1", _answer_cell(
+        "the profit is 13000 dollars", "123456789012", False), "10/0", "10", "1s")
     out = StringIO()
     Console(file=out, width=80).print(table)
-    row = next(line for line in out.getvalue().splitlines() if "Josh" in line)
-    assert len(row.rstrip()) <= 80
+    lines = out.getvalue().splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    row = next(line for line in lines if "Josh" in line)
     for whole in ("cascade↑", "1177/337", "2,123", "1239s"):
         assert whole in row
+    words = out.getvalue().split()
+    for number in ("65000", "50000", "-10000", "(70000)", "(123456789012)"):
+        assert number in words
+    assert "the profit …" in out.getvalue()
 
 
 def test_help_everywhere(capsys):

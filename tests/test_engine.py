@@ -218,3 +218,32 @@ def test_commit_of_fewer_samples_charges_only_those():
     assert len(completions) > 1
     job.commit(calls[0], completions[:1])
     assert job.ctx.ledger.tokens == {"llama-2-13b": completions[0].tokens}
+
+
+def test_one_model_engine_without_prices_charges_one_unit_per_token():
+    """`tts solve --live --small tiny --large none` charged 0.28 units per token (the tiny
+    model's share of QWEN_PARAMS): a one-model engine's unit is its own generated token."""
+    from tts.bank import Record
+
+    bank = make_bank(n_problems=3)
+    for (pid, model, mode), rec in list(bank.records.items()):
+        if model == "s":
+            bank.add_record(Record(pid, "smollm2-135m", mode, rec.prompt_tokens, rec.samples))
+
+    class Unpriced(ReplayBackend):
+        cost = None  # like a live backend: prices come from tts.budgets.default_cost
+
+    for count_prompt in (False, True):
+        engine = Engine(Unpriced(bank, "smollm2-135m"), count_prompt=count_prompt)
+        r = engine.solve("question 1?", 1000, strategy="vote", max_samples=4)
+        assert r.tokens["smollm2-135m"] > 0 and r.cost == r.tokens["smollm2-135m"]
+
+
+def test_default_prices_of_pulled_models_count_the_cheapest_models_tokens():
+    from tts.budgets import QWEN_PARAMS, default_cost
+
+    pair = default_cost(["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"])
+    assert all(pair.of(m) == QWEN_PARAMS.of(m) for m in pair.models)
+    tiny_large = default_cost(["smollm2-135m", "qwen2.5-coder-1.5b"])
+    assert tiny_large.of("smollm2-135m").output == 1.0
+    assert tiny_large.of("qwen2.5-coder-1.5b").output == pytest.approx(1.54 / 0.135)

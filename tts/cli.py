@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 import threading
@@ -337,9 +338,7 @@ def _run_demo(args) -> int:
         right += ok
         timing = [f"{r.seconds:.0f}s"] if args.live else []
         table.add_row(safe(problem.question), safe(r.strategy) + ("↑" if r.escalated else ""),
-                      _votes_cell(r, label),
-                      f"{safe(r.answer)} [green]✓[/]" if ok else
-                      f"{safe(r.answer)} [red]✗[/] ({safe(problem.gold)})",
+                      _votes_cell(r, label), _answer_cell(r.answer, problem.gold, ok),
                       "/".join(str(r.tokens.get(m, 0)) for m in models.values()),
                       f"{r.cost:,.0f}", *timing)
     console.print(table, width=min(console.width, 80))
@@ -350,21 +349,35 @@ def _run_demo(args) -> int:
 
 
 def demo_table(title: str, caption: str, *, timed: bool) -> Table:
-    """The demo's columns. Question, votes and answer may be cut (with …); plan, tokens,
-    cost and time never are: their widths leave room for the rest within 80 columns."""
+    """The demo's columns. The question may be cut (with …), and so may an answer that is not
+    a number (`_short`); numbers never are: plan, tokens, cost and time stay on one line,
+    votes and answers wrap (a number wider than its column folds onto the next line)."""
     table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, padding=(0, 1),
                   pad_edge=False, collapse_padding=True)
     table.add_column("question", no_wrap=True, overflow="ellipsis", max_width=12)
     table.add_column("plan", no_wrap=True)
-    table.add_column("votes", no_wrap=True, overflow="ellipsis", max_width=14)
-    table.add_column("answer", no_wrap=True, overflow="ellipsis", max_width=14)
+    table.add_column("votes", overflow="fold", max_width=14)
+    table.add_column("answer", overflow="fold", max_width=14)
     for numbers in ("tokens", "cost", *(("time",) if timed else ())):
         table.add_column(numbers, no_wrap=True, justify="right")
     return table
 
 
-def _short(answer: str, width: int = 8) -> str:
-    return answer if len(answer) <= width else answer[:width - 1] + "…"
+_NUMBER = re.compile(r"[-+$]?[\d.,/]*\d[\d.,/]*%?")
+"""An answer that reads as a number (or a date, a fraction): shown whole."""
+
+
+def _short(answer: object, width: int = 8) -> str:
+    """`answer` as text, cut to `width` characters with … unless it is a number."""
+    text = str(answer)
+    return text if len(text) <= width or _NUMBER.fullmatch(text) else text[:width - 1] + "…"
+
+
+def _answer_cell(answer: str | None, gold: str | None, ok: bool) -> str:
+    """`18 ✓`, or `-10000 ✗ (70000)` with the gold answer."""
+    if ok:
+        return f"{safe(_short(answer, 12))} [green]✓[/]"
+    return f"{safe(_short(answer, 12))} [red]✗[/] ({safe(_short(gold, 12))})"
 
 
 def _tier_label(role: str) -> str:

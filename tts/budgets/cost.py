@@ -153,21 +153,21 @@ def by_params(params: Mapping[str, float], *, unit_model: str | None = None) -> 
 
 
 def default_cost(models: Sequence[str]) -> CostModel:
-    """Prices for an engine whose backends bring none.
+    """Prices for an engine whose backends bring none. A budget counts generated tokens of
+    the first (cheapest) model, as everywhere in tts:
 
-    - Only pulled models (tiny, small, large): `QWEN_PARAMS`, as before.
-    - One model: it is the unit, price 1 (a one-model engine needs no price).
-    - Several: proportional to active parameters, known for pulled models and read from
-      names that state them ("...-7b-...", "...-0.5B", "...-135m"); one unit = one generated
-      token of the first (cheapest) model.
+    - One model: it is the unit, price 1 (a one-model engine needs no price), whichever
+      model it is (the tiny model alone too: 1 unit per token, not its `QWEN_PARAMS` share).
+    - Several: proportional to active parameters, known for pulled models (`KNOWN_PARAMS`;
+      for the pulled small and large pair the prices of `QWEN_PARAMS`) and read from names
+      that state them ("...-7b-...", "...-0.5B", "...-135m"); one unit = one generated
+      token of the first model.
 
     Raises:
         UnknownNameError: several models and some size unknown; the message names them and
             says to pass `cost=tts.budgets.by_params({...})`.
     """
     models = list(dict.fromkeys(models))
-    if all(m in QWEN_PARAMS.models for m in models):
-        return QWEN_PARAMS
     if len(models) == 1:
         return CostModel({models[0]: ModelCost(1.0, 1.0)},
                          source=f"one model ({models[0]}): 1 unit per token")
