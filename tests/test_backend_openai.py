@@ -165,3 +165,137 @@ def test_n_per_request_mode_counts_each_choice(backend) -> None:
 def test_context_too_long_from_a_real_server(backend) -> None:
     with pytest.raises(ServerError, match="HTTP 400"):
         backend.generate([GenRequest(prompt="word " * 600, max_tokens=8, seed=0)])
+
+
+# ---- untrusted replies (a misbehaving server) ---------------------------------------------
+def _reply(choices='[{"index": 0, "message": {"role": "assistant", "content": "The answer '
+                   'is 7."}, "finish_reason": "stop"}]', usage='{"prompt_tokens": 9, '
+                                                            '"completion_tokens": 5}') -> bytes:
+    return f'{{"choices": {choices}, "usage": {usage}}}'.encode()
+
+
+BAD_REPLIES = [  # (id, body, what the error must name)
+    ("choice-not-object", _reply(choices="[5]"), "choices\\[0\\] is int 5, not an object"),
+    ("content-not-string", _reply(choices='[{"message": {"content": 7}}]'),
+     "content is int 7, not a string"),
+    ("message-not-object", _reply(choices='[{"message": "hi"}]'), "message is str"),
+    ("tokens-infinity", _reply(usage='{"prompt_tokens": 9, "completion_tokens": Infinity}'),
+     "completion_tokens float inf"),
+    ("tokens-float", _reply(usage='{"prompt_tokens": 9, "completion_tokens": 3.7}'),
+     "completion_tokens float 3.7"),
+    ("tokens-bool", _reply(usage='{"prompt_tokens": true, "completion_tokens": 3}'),
+     "prompt_tokens bool True"),
+    ("tokens-huge", _reply(usage='{"prompt_tokens": 9, "completion_tokens": 1' + "0" * 400 + "}"),
+     "completion_tokens int"),
+    ("usage-missing", b'{"choices": [{"message": {"content": "x"}}]}', "`usage` is NoneType"),
+    ("choices-string", _reply(choices='"abc"'), "`choices` is str"),
+    ("reply-list", b"[1, 2]", "the reply is list"),
+    ("index-string", _reply(choices='[{"index": "0", "message": {"content": "x"}}]'),
+     "index is '0'"),
+    ("logprob-nan", _reply(choices='[{"message": {"content": "x"}, "logprobs": {"content": '
+                                   '[{"logprob": NaN}]}}]'), "logprob is nan"),
+    ("not-utf8", b'{"choices": "\xff\xfe"}', "not UTF-8"),
+    ("not-json", b"<html>oops</html>", "did not answer with JSON"),
+]
+
+
+class _Misbehaving(QuietHandler):
+    body = b""
+    hits = 0
+
+    def do_POST(self) -> None:  # noqa: N802
+        type(self).hits += 1
+        self.read_body()
+        if self.path.endswith("/tokenize"):
+            self.reply(200, b'{"count": "many"}', {"Content-Type": "application/json"})
+        else:
+            self.reply(200, self.body, {"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("case", BAD_REPLIES, ids=[c[0] for c in BAD_REPLIES])
+def test_malformed_replies_are_backend_errors_naming_the_field(case) -> None:
+    name, body, match = case
+    handler = type("H", (_Misbehaving,), {"body": body, "hits": 0})
+    with serving(handler) as url:
+        backend = OpenAIBackend(url, model="m", max_retries=0)
+        with pytest.raises(BackendError, match=match) as err:
+            backend.generate([GenRequest(prompt="hi", max_tokens=8, seed=0, logprobs=True)])
+        assert url in str(err.value) and handler.hits == 1  # not retried: it would not help
+        with pytest.raises(BackendError, match="/tokenize answered the count str 'many'"):
+            backend.prompt_tokens(GenRequest(prompt="hi", max_tokens=8))
+    assert "Error" not in str(err.value)  # no Python exception's name
+
+
+def test_a_well_formed_reply_still_reads() -> None:
+    handler = type("H", (_Misbehaving,), {"body": _reply(), "hits": 0})
+    with serving(handler) as url:
+        (got,) = OpenAIBackend(url, model="m").generate([GenRequest(prompt="hi", max_tokens=8)])
+    assert (got[0].text, got[0].answer, got[0].tokens, got[0].prompt_tokens) == \
+        ("The answer is 7.", "7", 5, 9)
+
+
+BUILD_CASES = [c for c in BAD_REPLIES if c[0] in ("choice-not-object", "content-not-string",
+                                                  "tokens-infinity", "not-utf8")]
+
+
+@pytest.mark.parametrize("case", BUILD_CASES, ids=[c[0] for c in BUILD_CASES])
+def test_bank_build_over_a_misbehaving_server_is_a_clear_error(case, tmp_path, capsys) -> None:
+    import re
+
+    from tts.cli import main
+
+    handler = type("H", (_Misbehaving,), {"body": case[1], "hits": 0})
+    with serving(handler) as url:
+        code = main(["bank", "build", str(tmp_path / "b"), "--server", url, "--served-model",
+                     "m", "--n", "1", "--samples", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "error:" in err and "Traceback" not in err
+    assert re.search(case[2], err), err
+
+
+# ---- timed-out attempts are billed ------------------------------------------------------
+def _stalled_engine(url: str, **kw):
+    from tts import Engine
+    from tts.budgets import CostModel, ModelCost
+
+    backend = OpenAIBackend(url, model="m", timeout=0.2, backoff=0.01, **kw)
+    return backend, Engine(backend, cost=CostModel({"m": ModelCost(1.0, 1.0)}))
+
+
+def test_timed_out_attempts_are_charged_and_unpaid_retries_not_made(error_server) -> None:
+    """Each attempt that times out may have been generated and billed (a hosted API does):
+    charged at its max_tokens; a retry is made only when the budget can pay for the lost
+    attempt. Budget 250, one sample of 100: attempt 1 lost (100 charged, 100 still
+    reserved), attempt 2 lost (200 + 100 > 250: no third attempt), 200 charged in all."""
+    from tts.serving.scheduler import Scheduler, ServeError
+    from tts.strategies import Vote
+
+    handler, url = error_server
+    handler.mode = "stall"
+    backend, engine = _stalled_engine(url, max_retries=2)
+    sched = Scheduler(engine)
+    try:
+        future = sched.submit("hi", 250, strategy=Vote(max_samples=1, max_tokens=100))
+        with pytest.raises(ServeError, match="not retried: the request's budget cannot pay") \
+                as err:
+            future.result(timeout=30)
+    finally:
+        sched.close()
+    assert handler.hits == 2 and backend.requests_sent == 2
+    assert err.value.spent == 200 and err.value.tokens == {"m": 200}
+    assert backend.lost_tokens == 200
+
+
+def test_solve_pays_lost_attempts_before_retrying(error_server) -> None:
+    from tts.strategies import Vote
+
+    handler, url = error_server
+    handler.mode = "stall"
+    backend, engine = _stalled_engine(url, max_retries=5)
+    with pytest.raises(BackendError, match="budget cannot pay"):
+        engine.solve("hi", 350, strategy=Vote(max_samples=1, max_tokens=100))
+    assert handler.hits == 3  # 100 reserved + 2 lost attempts paid; a third would pass 350
+    unbudgeted, _ = _stalled_engine(url, max_retries=1)  # no budget (e.g. bank build): retried
+    with pytest.raises(BackendError, match="after 2 attempt"):
+        unbudgeted.generate([GenRequest(prompt="hi", max_tokens=100)])
+    assert unbudgeted.lost_tokens == 200

@@ -221,6 +221,9 @@ BAD = [  # (id, route, body (dict, or raw bytes), headers override, expected sta
      None, 400),
     ("not-in-bank", "chat", _chat(messages=[{"role": "user", "content": "What is 2+2?"}]),
      None, 400),
+    ("more-samples-than-the-bank", "chat", _chat(model="gpt-4", samples=10), None, 400),
+    ("budget-10**400", "chat", b'{"model": "tts-auto", "messages": [{"role": "user", '
+                               b'"content": "hi"}], "budget": 1' + b"0" * 400 + b"}", None, 400),
     ("body-too-large", "chat", _chat(pad="x" * 70_000), None, 413),
     ("wrong-content-type", "chat", b"model=tts-auto", {"Content-Type": "text/plain"}, 415),
     ("wrong-api-key", "chat", _chat(), {"Authorization": "Bearer nope"}, 401),
@@ -265,8 +268,10 @@ def test_openai_client_raises_typed_errors(server) -> None:
         chat(good, model="gpt-7")
     with pytest.raises(openai.BadRequestError, match="budget"):
         chat(good, extra_body={"budget": -1})
-    with pytest.raises(openai.BadRequestError, match="not found in bank"):
+    with pytest.raises(openai.BadRequestError, match="not found in bank") as err:
         chat(good, "What is 2+2?")
+    advice = err.value.response.json()["error"]["message"]  # tts serve has no --live
+    assert "--live" not in advice and "tts serve --small" in advice and "--server" in advice
     assert chat(good).choices[0].message.content == "18"  # still serving
 
 
@@ -352,8 +357,8 @@ def test_backend_killed_mid_load_then_back(tmp_path) -> None:
 
 
 def test_hung_backend_times_out_with_504_then_recovers(tmp_path) -> None:
-    """A backend that accepts connections but never answers (SIGSTOP): 504 naming the timeout;
-    after SIGCONT the same server answers again."""
+    """A backend that accepts connections but never answers (SIGSTOP): 504 naming the timeout
+    and charging the timed-out attempts; after SIGCONT the same server answers again."""
     import os
     import signal
 
@@ -370,7 +375,10 @@ def test_hung_backend_times_out_with_504_then_recovers(tmp_path) -> None:
         assert err.value.status_code == 504
         body = err.value.response.json()["error"]
         assert "timeout" in body["message"] and body["code"] == "backend_timeout"
-        assert body["spent"] == 0 and "tokens already spent" in body["message"]
+        # every timed-out attempt may have been generated and billed: charged at its
+        # max_tokens (retries paid before they were made), within the budget
+        assert 0 < body["spent"] <= 4000 and body["tokens"] == {"llama-2-13b": body["spent"]}
+        assert "tokens already spent" in body["message"]
         assert chat(client, extra_body={"budget": 4000}).choices[0].message.content == "18"
 
 

@@ -74,3 +74,18 @@ def test_parse_json_refuses_what_json_may_not_hold(raw, match):
         parse_json(raw)
     assert err.value.status == 400 and err.value.code == "invalid_json"
     assert parse_json(b'{"budget": 5}') == {"budget": 5}
+
+
+@pytest.mark.parametrize("field", ["budget", "max_tokens", "seed", "temperature"])
+def test_integers_too_large_for_a_float_are_400s(field):
+    """10**400 overflows a float: a 400 naming the field, not an OverflowError (a 500)."""
+    with pytest.raises(APIError, match=f"`{field}` must be .* got an integer of 401 digits") \
+            as err:
+        ask(**{field: 10**400})
+    assert err.value.status == 400 and err.value.param == field
+
+
+def test_json_integers_beyond_python_conversion_limit_are_400s():
+    with pytest.raises(APIError, match="not valid JSON: Exceeds the limit") as err:
+        parse_json(b'{"budget": 1' + b"0" * 5000 + b"}")
+    assert err.value.status == 400 and err.value.code == "invalid_json"

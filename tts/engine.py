@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numbers
+import threading
 import time
 from dataclasses import dataclass
 from typing import Generator, Iterable, Sequence
 
 from tts.backends import Backend
-from tts.backends.contract import check_results
+from tts.backends.contract import generate_checked, ledger_pay
 from tts.budgets import Budget, CostModel, Ledger
 from tts.budgets.budget import check_flag
 from tts.errors import BackendError, UnknownNameError, ValidationError
@@ -216,6 +217,7 @@ class Engine:
             self._advance(i, gen, None, pending, outcomes)
             if outcomes[i] is not None:
                 jobs[i].seconds = time.perf_counter() - start
+        lock = threading.Lock()  # backends pay lost attempts from their own threads
         while pending:
             ready = self._ready(pending)
             replies: dict[int, list] = {i: [None] * len(pending[i]) for i in ready}
@@ -225,7 +227,8 @@ class Engine:
                 if not batch:
                     continue
                 requests = [call.request for _, _, call in batch]
-                results = check_results(backend.model, requests, backend.generate(requests))
+                pay = ledger_pay(backend.model, lambda k, b=batch: jobs[b[k][0]].ctx, lock)
+                results = generate_checked(backend, requests, pay)
                 for (i, j, call), completions in zip(batch, results):
                     jobs[i].commit(call, completions)
                     replies[i][j] = completions

@@ -19,7 +19,14 @@ safe to retry: a sample is fixed by its seed, and only the usage of the answer t
 charged.
 
 When a batch fails, the BackendError raised carries `partial`: per request, the samples whose
-replies did arrive (generated, so a caller such as `tts serve` charges them).
+replies did arrive (generated, so a caller such as `tts serve` charges them), and `lost`: per
+request, the max_tokens of each sample whose last attempt timed out (the server may have
+generated and billed them; they fit the request's reservation).
+
+Timed-out attempts are billed: a hosted API charges a request whose answer the client stopped
+waiting for. Before retrying one, `generate(..., pay=)` charges its max_tokens to the request's
+budget (`tts.backends.contract.generate_checked` passes `pay`); when the budget cannot pay, the
+attempt is not retried. Replies are checked field by field (`tts.backends.openai_reply`).
 
 Two vLLM-server extensions are used when asked for: `assistant_prefix` continues an assistant
 message (`continue_final_message`), and `prompt_tokens` asks the server's `/tokenize` unless
@@ -34,6 +41,7 @@ host.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import threading
@@ -41,9 +49,12 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+from tts.backends.contract import Pay, check_count
+from tts.backends.openai_reply import chat_completions, decode_json, error_detail, read_body
 from tts.errors import BackendError, ValidationError
 from tts.types import Completion, GenRequest
 
@@ -104,6 +115,15 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         return None
+
+
+class LostAttempt(BackendError):
+    """The last attempt at a generation timed out: the server may have generated (and
+    billed) up to `tokens`, one entry per sample (its max_tokens)."""
+
+    def __init__(self, message: str, *, tokens: list[int]):
+        super().__init__(message)
+        self.tokens = tokens
 
 
 class ServerError(BackendError):
@@ -198,6 +218,12 @@ class OpenAIBackend:
         self._lock = threading.Lock()
         self.requests_sent = 0
         """HTTP attempts made so far (retries included)."""
+        self.lost_tokens = 0
+        """Tokens of timed-out generation attempts so far (at their max_tokens): what a
+        hosted API may have billed without an answer arriving."""
+
+    bills_lost_attempts = True
+    """`generate` takes `pay` (see tts.backends.contract.generate_checked)."""
 
     # ---- prompt tokens -----------------------------------------------------------------
     def _messages(self, request: GenRequest) -> list[dict[str, str]]:
@@ -254,14 +280,16 @@ class OpenAIBackend:
                 f"the server at {self.base_url} cannot count prompt tokens ({exc}); pass "
                 f"`tokenizer=` (a local model folder) to OpenAIBackend, or do not count "
                 f"prompt tokens in the budget.") from None
-        count = reply.get("count")
-        if not isinstance(count, int):
-            raise BackendError(f"{self.base_url} /tokenize answered without a token count: "
-                               f"{str(reply)[:200]}")
-        return count
+        count = reply.get("count") if isinstance(reply, dict) else None
+        return check_count(count, f"{self.base_url} /tokenize answered the count")
 
     # ---- generation --------------------------------------------------------------------
-    def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
+    def generate(self, requests: Sequence[GenRequest], *,
+                 pay: Pay | None = None) -> list[list[Completion]]:
+        """Samples per request. `pay(i, tokens)` charges a timed-out attempt at requests[i]
+        before it is retried (no retry when it returns False); without `pay` (nobody keeps a
+        budget, e.g. `tts bank build`) timed-out attempts are retried and only counted in
+        `lost_tokens`."""
         from tts.backends.vllm import derive_seed
 
         requests = list(requests)
@@ -293,7 +321,9 @@ class OpenAIBackend:
         url = "/chat/completions"
         failure: BaseException | None = None
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs))) as pool:
-            futures = [pool.submit(self._post, url, body) for _, _, body in jobs]
+            futures = [pool.submit(self._post, url, body,
+                                   pay=None if pay is None else partial(pay, r))
+                       for r, _, body in jobs]
             try:
                 replies = [f.result() for f in futures]
             except BaseException as exc:
@@ -304,6 +334,11 @@ class OpenAIBackend:
         if failure is not None:  # the pool has drained: what did arrive was generated
             if isinstance(failure, BackendError):
                 failure.partial = self._arrived(requests, jobs, futures)  # type: ignore
+                failure.lost = [[] for _ in requests]  # type: ignore
+                for (r, _, _), f in zip(jobs, futures):
+                    if f.done() and not f.cancelled() and \
+                            isinstance(f.exception(), LostAttempt):
+                        failure.lost[r] += f.exception().tokens  # type: ignore
             raise failure
         out: list[list[Completion | None]] = [[None] * req.n for req in requests]
         for (r, i, body), reply in zip(jobs, replies):
@@ -330,44 +365,8 @@ class OpenAIBackend:
         return out
 
     def _completions(self, req: GenRequest, body: dict[str, Any],
-                     reply: dict[str, Any]) -> list[Completion]:
-        from tts.answers import extract_answer
-
-        try:
-            choices = sorted(reply["choices"], key=lambda c: c.get("index", 0))
-            usage = reply["usage"]
-            prompt_tokens = int(usage["prompt_tokens"])
-            total = int(usage["completion_tokens"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BackendError(f"{self.base_url} sent a reply without choices/usage "
-                               f"({exc}): {str(reply)[:300]}") from None
-        if len(choices) != body["n"]:
-            raise BackendError(f"{self.base_url} returned {len(choices)} choices for n="
-                               f"{body['n']}.")
-        counts: list[int]
-        logprobs = [_token_logprobs(c) for c in choices]
-        if len(choices) == 1:
-            counts = [total]
-        elif all(lp is not None for lp in logprobs) \
-                and sum(len(lp) for lp in logprobs) == total:  # type: ignore[arg-type]
-            counts = [len(lp) for lp in logprobs]  # type: ignore[arg-type]
-        else:
-            raise BackendError(f"{self.base_url} gave no per-choice token counts for n="
-                               f"{len(choices)} (usage counts all choices together); use "
-                               f"per_sample=True.")
-        result = []
-        for choice, tokens, lp in zip(choices, counts, logprobs):
-            if tokens > req.max_tokens:
-                raise BackendError(f"{self.base_url} generated {tokens} tokens for max_tokens="
-                                   f"{req.max_tokens}; it does not honour the limit.")
-            text = (choice.get("message") or {}).get("content") or ""
-            reason = choice.get("finish_reason")
-            mean = sum(lp) / len(lp) if req.logprobs and lp else None
-            result.append(Completion(
-                text=text, answer=extract_answer(req.assistant_prefix + text), tokens=tokens,
-                finish_reason=reason if reason in ("stop", "length") else "error",
-                prompt_tokens=prompt_tokens, mean_logprob=mean))
-        return result
+                     reply: Any) -> list[Completion]:
+        return chat_completions(reply, req, body["n"], self.base_url)
 
     # ---- HTTP --------------------------------------------------------------------------
     def _replica(self, tried: set[str]) -> str:
@@ -389,10 +388,14 @@ class OpenAIBackend:
         with self._lock:
             self._down_until[url] = 0.0 if ok else time.monotonic() + self.cooldown
 
-    def _post(self, path: str, body: dict[str, Any], *, at_root: bool = False) -> dict[str, Any]:
+    def _post(self, path: str, body: dict[str, Any], *, at_root: bool = False,
+              pay: Callable[[int], bool] | None = None) -> Any:
         """POST `body` to `path` of a replica (of its root without /v1 if `at_root`), retrying
-        on other replicas and with backoff on connection errors, timeouts, 429 and 5xx."""
+        on other replicas and with backoff on connection errors, timeouts, 429 and 5xx. A
+        generation attempt that times out (no answer, or HTTP 504) may have been billed: it
+        is paid (`pay(tokens)`) before a retry, and no retry is made when that fails."""
         data = json.dumps(body).encode()
+        lost = [body["max_tokens"]] * body["n"] if "max_tokens" in body else []
         last = ""
         tried: set[str] = set()
         attempts = self.max_retries + len(self.base_urls)
@@ -412,13 +415,14 @@ class OpenAIBackend:
             with self._lock:
                 self.requests_sent += 1
             req = urllib.request.Request(url, data=data, headers=headers, method="POST")
+            timed_out = False
             try:
                 with self._opener.open(req, timeout=self.timeout) as resp:
-                    reply = json.loads(resp.read())
+                    raw = read_body(resp, url)
                 self._mark(base, True)
-                return reply
+                return decode_json(raw, url)
             except urllib.error.HTTPError as exc:
-                detail = _error_detail(exc)
+                detail = error_detail(_read_error(exc), str(exc.reason))
                 if exc.code not in _RETRY_STATUS:
                     hint = ""
                     if "context" in detail.lower() or "too long" in detail.lower() \
@@ -430,50 +434,44 @@ class OpenAIBackend:
                     raise ServerError(f"{url} answered HTTP {exc.code}{hint}: {detail}",
                                       status=exc.code) from None
                 last = f"{url}: HTTP {exc.code}: {detail}"
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+                timed_out = exc.code == 504  # a gateway gave up on a server that may generate
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError,
+                    http.client.HTTPException) as exc:
                 reason = getattr(exc, "reason", exc)
-                if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError):
+                timed_out = isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError)
+                if timed_out:
                     last = f"{url}: no answer within timeout={self.timeout:g} s"
                 else:
                     last = f"{url}: {type(reason).__name__}: {reason}"
-            except json.JSONDecodeError as exc:
-                raise BackendError(f"{url} did not answer with JSON: {exc}") from None
             self._mark(base, False)
+            if timed_out and lost:
+                with self._lock:
+                    self.lost_tokens += sum(lost)
+                if attempt + 1 == attempts:
+                    break
+                if pay is not None and not pay(sum(lost)):
+                    raise LostAttempt(
+                        f"{last}; not retried: the request's budget cannot pay for the timed-"
+                        f"out attempt, which the server may have generated and billed "
+                        f"({sum(lost)} tokens, charged to the request).", tokens=lost)
         where = f"{self.base_url}{path}" if len(self.base_urls) == 1 else \
             f"{len(self.base_urls)} replicas ({', '.join(self.base_urls)}) {path}"
-        raise BackendError(f"cannot get an answer from the OpenAI-compatible server at {where} "
-                           f"after {attempts} attempt(s): {last}. Is the server running and the "
-                           f"URL right?")
+        message = (f"cannot get an answer from the OpenAI-compatible server at {where} after "
+                   f"{attempts} attempt(s): {last}. Is the server running and the URL right?")
+        if timed_out and lost:
+            raise LostAttempt(message, tokens=lost)
+        raise BackendError(message)
 
     def __repr__(self) -> str:
         return f"OpenAIBackend({self.base_url!r}, model={self.model!r})"
 
 
-def _token_logprobs(choice: dict[str, Any]) -> list[float] | None:
-    content = (choice.get("logprobs") or {}).get("content")
-    if content is None:
-        return None
-    return [float(t["logprob"]) for t in content]
-
-
-def _error_detail(exc: urllib.error.HTTPError) -> str:
+def _read_error(exc: urllib.error.HTTPError) -> bytes:
+    """The body of an error reply (bounded), b"" when it cannot be read."""
     try:
-        raw = exc.read().decode(errors="replace")
+        return exc.read(64 << 10)
     except Exception:  # the body is only used for the message
-        return str(exc.reason)
-    try:
-        err = json.loads(raw)
-        if isinstance(err, dict):
-            inner = err.get("error", err)
-            if isinstance(inner, dict):
-                return str(inner.get("message", inner))[:500]
-            return str(inner)[:500]
-    except json.JSONDecodeError:
-        pass
-    return raw[:500]
-
-
-
+        return b""
 
 
 class VLLMServer:

@@ -9,6 +9,10 @@ The response's `usage` counts tokens the backends processed (prompt) and generat
 all samples); the extra top-level field `tts` holds the status, answer, plan, tokens per model,
 cost, budget, escalated, votes and trace. The answer text (`message.content`) is only the
 answer (or, for a model served directly, the text of the sample that gave it).
+
+A client must send its body within `read_timeout` (408, the connection closed, otherwise);
+a client that disconnects while its request is answered cancels it: the scheduler sends no
+further step for it (counted in `tts_client_disconnects`).
 """
 
 
@@ -18,6 +22,8 @@ import json
 import secrets
 import time
 from typing import Any
+
+from starlette.requests import ClientDisconnect
 
 from tts.errors import BankError, TTSError, UnknownNameError, ValidationError
 from tts.serving.requests import (AUTO_MODEL, APIError, Ask, RequestParser, ServeConfig,
@@ -51,6 +57,15 @@ class Metrics:
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r)
         in_flight = Gauge("tts_in_flight", "Requests being answered", registry=r)
         in_flight.set_function(lambda: scheduler.in_flight)
+        self.disconnects = Counter("tts_client_disconnects", "Requests whose client left "
+                                   "before the answer (their generation was stopped)",
+                                   registry=r)
+        lost = Gauge("tts_timed_out_tokens", "Max tokens of backend attempts that timed out "
+                     "(charged to their requests: a hosted API bills them)", ["model"],
+                     registry=r)
+        for backend in scheduler.engine.backends.values():
+            if hasattr(backend, "lost_tokens"):
+                lost.labels(backend.model).set_function(lambda b=backend: b.lost_tokens)
         if loads is not None:
             built = Gauge("tts_model_loads", "Engine builds per live model (stays 1: models "
                           "stay loaded)", ["model"], registry=r)
@@ -116,7 +131,8 @@ def create_app(scheduler: Scheduler, config: ServeConfig | None = None, *,
     app.state.tts = state
 
     def error_response(err: APIError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else \
+            {"Connection": "close"} if err.status == 408 else None
         return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -145,32 +161,60 @@ def create_app(scheduler: Scheduler, config: ServeConfig | None = None, *,
                                     f"takes at most {cfg.max_body_bytes}.",
                                code="request_too_large")
         data = bytearray()
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > cfg.max_body_bytes:
-                raise APIError(413, f"the request body is over {cfg.max_body_bytes} bytes.",
-                               code="request_too_large")
+
+        async def read() -> None:
+            async for chunk in request.stream():
+                data.extend(chunk)
+                if len(data) > cfg.max_body_bytes:
+                    raise APIError(413, f"the request body is over {cfg.max_body_bytes} bytes.",
+                                   code="request_too_large")
+
+        try:
+            await asyncio.wait_for(read(), cfg.read_timeout)
+        except asyncio.TimeoutError:
+            raise APIError(408, f"the request body did not arrive within "
+                                f"{cfg.read_timeout:g} s ({len(data)} bytes came).",
+                           code="request_timeout") from None
+        except ClientDisconnect:
+            raise APIError(499, "the client closed the connection before sending its whole "
+                                "body.", code="client_closed") from None
         ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
         if ctype and ctype != "application/json":
             raise APIError(415, f"the body must be application/json, got {ctype[:60]!r}.",
                            code="unsupported_media_type")
         return parse_json(bytes(data))
 
-    async def run(ask: Ask) -> Served:
+    async def run(ask: Ask, request: Request) -> Served:
+        lookup = getattr(scheduler.engine.backends["small"], "lookup", None)
         try:
+            if lookup is not None:
+                try:
+                    lookup(ask.question)
+                except BankError:
+                    raise APIError(400, f"question not found in bank: {ask.question[:80]!r}. "
+                                        f"{REPLAY_ONLY}",
+                                   param="messages", code="question_not_in_bank") from None
             future = scheduler.submit(ask.question, ask.budget, strategy=ask.strategy,
                                       seed=ask.seed)
         except (BankError, UnknownNameError, ValidationError) as exc:
-            code = "question_not_in_bank" if isinstance(exc, BankError) else "invalid_value"
+            code = "bank_error" if isinstance(exc, BankError) else "invalid_value"
             raise APIError(400, str(exc), param=getattr(exc, "parameter", None),
                            code=code) from None
         except ServeError as exc:
             raise APIError(exc.status, str(exc), type_="server_error",
                            code="unavailable") from None
+        answer = asyncio.wrap_future(future)
+        left = asyncio.ensure_future(_disconnected(request))
         try:
-            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)),
-                                          cfg.request_timeout)
-        except asyncio.TimeoutError:
+            done, _ = await asyncio.wait({answer, left}, timeout=cfg.request_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if answer in done:
+                return answer.result()
+            if left in done:  # the client is gone: stop generating for it
+                future.cancel()
+                state.metrics.disconnects.inc()
+                raise APIError(499, "the client closed the connection; the request was "
+                                    "cancelled.", code="client_closed")
             future.cancel()
             ledger = future.ledger
             raise APIError(504, f"no answer within {cfg.request_timeout:g} s (tokens "
@@ -182,6 +226,9 @@ def create_app(scheduler: Scheduler, config: ServeConfig | None = None, *,
             future.cancel()
             raise
         except ServeError as exc:
+            if exc.refused and ask.model != AUTO_MODEL:  # the client's plan, e.g. samples
+                raise APIError(400, str(exc), param="samples", code="backend_refused",
+                               extra={"spent": exc.spent, "tokens": exc.tokens}) from None
             raise APIError(exc.status, str(exc), type_="server_error",
                            code="backend_timeout" if exc.status == 504 else
                            "backend_unavailable",
@@ -189,6 +236,8 @@ def create_app(scheduler: Scheduler, config: ServeConfig | None = None, *,
         except TTSError as exc:
             raise APIError(503, str(exc), type_="server_error", code="backend_error") \
                 from None
+        finally:
+            left.cancel()
 
     async def answer(request: Request, chat: bool, route: str):
         start = time.perf_counter()
@@ -202,7 +251,7 @@ def create_app(scheduler: Scheduler, config: ServeConfig | None = None, *,
                                type_="server_error", code="server_busy")
             state.active += 1
             try:
-                served = await run(ask)
+                served = await run(ask, request)
             finally:
                 state.active -= 1
         except APIError as err:
@@ -296,6 +345,19 @@ def create_app(scheduler: Scheduler, config: ServeConfig | None = None, *,
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+REPLAY_ONLY = ("This server replays a bank of logged samples, so it answers only the questions "
+               "the bank holds; to answer others, serve live models (`tts serve --small "
+               "small`, or --ladder) or an OpenAI-compatible server (`tts serve --server URL "
+               "--served-model NAME`), or add them to a bank with `tts bank build`.")
+"""What a replay server advises for a question its bank lacks."""
+
+
+async def _disconnected(request) -> None:
+    """Returns when the client of `request` (whose body was read) disconnects."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 class _Auth:

@@ -50,9 +50,13 @@ def add_cli(sub) -> None:
                    help="seconds before a request is answered 504 (default 600)")
     p.add_argument("--max-in-flight", type=int, default=4096,
                    help="requests answered at once; more get 429 (default 4096)")
+    p.add_argument("--read-timeout", type=float, default=30.0,
+                   help="seconds a client may take to send a request's headers, and again its "
+                        "body; slower ones get 408 and are disconnected (default 30)")
     p.add_argument("--no-preload", action="store_true",
                    help="do not load the small live model before serving")
-    p.add_argument("--log-level", default="warning")
+    p.add_argument("--log-level", default="warning",
+                   choices=["critical", "error", "warning", "info", "debug", "trace"])
     p.set_defaults(run=run_serve)
 
 
@@ -126,13 +130,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from tts.cli import err_console, safe
     from tts.serving.app import ServeConfig, create_app
+    from tts.serving.protocol import protocol_class
     from tts.serving.scheduler import Scheduler
 
-    for name in ("default_budget", "max_budget", "request_timeout", "backend_timeout"):
-        value = getattr(args, name)
-        if not value > 0 or value != value or value == float("inf"):
-            raise ValidationError(f"--{name.replace('_', '-')} must be a finite number > 0.",
-                                  parameter=name, value=value)
+    check_flags(args)
     loads: dict[str, int] = {}  # engine builds per live model (/v1/models, /metrics)
 
     def on_load(event: dict) -> None:
@@ -153,7 +154,8 @@ def run_serve(args: argparse.Namespace) -> int:
                          max_prompt_chars=args.max_prompt_chars, max_budget=args.max_budget,
                          default_budget=args.default_budget,
                          request_timeout=args.request_timeout,
-                         max_in_flight=args.max_in_flight)
+                         max_in_flight=args.max_in_flight,
+                         read_timeout=args.read_timeout)
     scheduler = Scheduler(engine)
     app = create_app(scheduler, config, loads=loads)
     models = ", ".join(safe(m) for m in app.state.tts.requests.model_names)
@@ -172,7 +174,8 @@ def run_serve(args: argparse.Namespace) -> int:
         # connections kept 65 s, longer than clients keep theirs (httpx: 5 s), so a client
         # never sends on a connection the server is closing
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                    access_log=False, timeout_keep_alive=65, timeout_graceful_shutdown=5)
+                    access_log=False, timeout_keep_alive=65, timeout_graceful_shutdown=5,
+                    http=protocol_class(args.read_timeout))
     finally:
         scheduler.close()
         for backend in engine.backends.values():
@@ -180,6 +183,54 @@ def run_serve(args: argparse.Namespace) -> int:
             if callable(close):
                 close()
     return 0
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse flags that would start a server refusing everything, or listening elsewhere
+    than its banner says, before anything is loaded or bound (ValidationError: exit 2)."""
+    import socket
+
+    from tts.budgets.budget import MAX_BUDGET
+
+    for name in ("default_budget", "max_budget", "request_timeout", "backend_timeout",
+                 "read_timeout"):
+        value = getattr(args, name)
+        if not value > 0 or value != value or value == float("inf"):
+            raise ValidationError(f"--{name.replace('_', '-')} must be a finite number > 0, got "
+                                  f"{value:g}.", parameter=name, value=value)
+    if args.max_budget > MAX_BUDGET:
+        raise ValidationError(f"--max-budget must be <= {MAX_BUDGET:.0e} (the largest budget "
+                              f"tts accepts), got {args.max_budget:g}.", parameter="max_budget",
+                              value=args.max_budget)
+    if args.default_budget > args.max_budget:
+        raise ValidationError(f"--default-budget {args.default_budget:g} is above --max-budget "
+                              f"{args.max_budget:g}: requests without a budget would all be "
+                              f"refused.", parameter="default_budget", value=args.default_budget)
+    for name, low in (("max_body_bytes", 64), ("max_prompt_chars", 1), ("max_in_flight", 1)):
+        value = getattr(args, name)
+        if value < low:
+            raise ValidationError(f"--{name.replace('_', '-')} must be an integer >= {low}, got "
+                                  f"{value} (the server would refuse every request).",
+                                  parameter=name, value=value)
+    if not 1 <= args.port <= 65535:
+        raise ValidationError(f"--port must be in 1..65535, got {args.port}.", parameter="port",
+                              value=args.port)
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            args.host, args.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
+        raise ValidationError(f"--host {args.host[:80]!r} is not an address this machine can "
+                              f"listen on ({exc}); use e.g. 127.0.0.1 (loopback, the default) "
+                              f"or 0.0.0.0 (every interface).", parameter="host",
+                              value=args.host) from None
+    with socket.socket(family, kind, proto) as probe:  # busy port, foreign address: now, not
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # after loading models
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ValidationError(f"cannot listen on {args.host[:80]}:{args.port}: "
+                                  f"{exc.strerror or exc}.", parameter="port",
+                                  value=args.port) from None
 
 
 def _exit_on_sigterm(signum, frame) -> None:

@@ -44,6 +44,10 @@ class ServeConfig:
     request_timeout: float = 600.0
     max_in_flight: int = 4096
     """Requests being answered at once; more are refused with 429 (server busy)."""
+    read_timeout: float = 30.0
+    """Seconds a client may take to send its request body (and, under `tts serve`, its
+    headers: `tts.serving.protocol`); slower ones get 408 and the connection is closed (a
+    trickling client must not hold a connection indefinitely)."""
 
 
 class APIError(Exception):
@@ -67,10 +71,11 @@ def _bad(message: str, param: str | None = None, code: str = "invalid_value") ->
 
 
 def parse_json(data: bytes) -> Any:
-    """The JSON value of a request body; NaN, Infinity and bad UTF-8 or syntax are 400s."""
+    """The JSON value of a request body; NaN, Infinity, integers of more digits than Python
+    converts (4300), bad UTF-8 or syntax are 400s."""
     try:
         return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError too
         raise _bad(f"the body is not valid JSON: {str(exc)[:120]}", None,
                    "invalid_json") from None
 
@@ -90,11 +95,13 @@ def _number(body: dict, name: str, *, low: float, high: float, integer: bool = F
             (integer and not isinstance(value, int)):
         raise _bad(f"`{name}` must be {kind}, got {type(value).__name__} "
                    f"{json.dumps(value)[:40]}.", name, "invalid_type")
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise _bad(f"`{name}` must be a finite number, got {value!r}.", name)
-    if value < low or (low_open and value == low) or value > high:
+    if value < low or (low_open and value == low) or value > high:  # ints compared exactly
         lo = f"> {low:g}" if low_open else f">= {low:g}"
-        raise _bad(f"`{name}` must be {lo} and <= {high:g}, got {value!r}.", name)
+        shown = repr(value) if len(repr(value)) <= 40 else \
+            f"an integer of {len(repr(value))} digits"
+        raise _bad(f"`{name}` must be {lo} and <= {high:g}, got {shown}.", name)
     return value
 
 

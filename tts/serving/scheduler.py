@@ -17,7 +17,15 @@ running, and the next batch tries the backend again. "Already spent" is complete
 steps, the request's calls of the same step that went to another backend (the request waits
 for them before it fails), and the samples a failed batch did produce when the backend's error
 carries them (`error.partial`: per request, the completions that came back — the OpenAI
-backend attaches the replies that arrived before a replica failed).
+backend attaches the replies that arrived before a replica failed), and what attempts that
+timed out may have generated (`error.lost`, billed by hosted APIs; retried attempts are
+charged before the retry, through `tts.backends.contract.ledger_pay`). A backend refusing one
+request of a batch it cannot serve (a replay bank holding too few samples: BankError) fails
+that request alone (`ServeError.refused`); the others are served.
+
+A request whose Future is cancelled (its client went away, or it timed out) is dropped at once:
+its steps still waiting for a backend are withdrawn, no further step is sent, and a timed-out
+attempt of it is not retried.
 
 Example:
     >>> sched = Scheduler(tts.replay_engine())                  # doctest: +SKIP
@@ -35,9 +43,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from tts.backends.contract import check_completions, check_results
+from tts.backends.contract import check_completions, generate_checked, ledger_pay
 from tts.engine import Engine, Job
-from tts.errors import TTSError
+from tts.errors import BankError, TTSError
 from tts.strategies import Strategy
 from tts.strategies.base import Call
 from tts.types import Completion, Problem, Result, Role
@@ -46,14 +54,17 @@ __all__ = ["Scheduler", "ServeError", "Served"]
 
 
 class ServeError(TTSError):
-    """A request the backends could not serve; says why and what was already spent."""
+    """A request the backends could not serve; says why and what was already spent.
+    `refused`: a backend refused the request itself (e.g. more samples than a replay bank
+    holds) rather than failing."""
 
     def __init__(self, message: str, *, status: int = 503, spent: float = 0.0,
-                 tokens: dict[str, int] | None = None):
+                 tokens: dict[str, int] | None = None, refused: bool = False):
         super().__init__(message)
         self.status = status
         self.spent = spent
         self.tokens = dict(tokens or {})
+        self.refused = refused
 
 
 @dataclass
@@ -85,9 +96,9 @@ class _Flight:
     prompt_tokens: int = 0
     batches: int = 0
     texts: dict[str | None, str] = field(default_factory=dict)
-    error: tuple[str, int] | None = None
-    """(reason, status) once a call of the current step failed; the request fails when its
-    other calls are back (and charged)."""
+    error: tuple[str, int, bool] | None = None
+    """(reason, status, refused) once a call of the current step failed; the request fails
+    when its other calls are back (and charged)."""
     error_note: str = ""
     done: bool = False
 
@@ -116,6 +127,11 @@ class Scheduler:
         self.batches: dict[str, list[int]] = {b.model: [] for b in engine.backends.values()}
         """Size of every batch sent, per model (for tests and metrics)."""
         self._flights: set[_Flight] = set()
+        self._ledgers = threading.Lock()
+        """Guards the flights' ledgers and `done`: backends pay lost attempts from their
+        own threads."""
+        self.cancelled = 0
+        """Requests dropped because their Future was cancelled (client gone, timeout)."""
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="tts-scheduler", daemon=True)
         self._thread.start()
@@ -137,6 +153,8 @@ class Scheduler:
         future: Future = Future()  # cancel() works until it is done: the request is dropped
         future.ledger = job.ctx.ledger  # type: ignore[attr-defined]  # spent so far, for errors
         flight = _Flight(job, job.steps(), future, time.perf_counter())
+        future.add_done_callback(
+            lambda f: f.cancelled() and self._events.put(("cancel", flight)))
         self._events.put(("submit", flight))
         return future
 
@@ -169,6 +187,10 @@ class Scheduler:
                         self._advance(event[1], None)
                     elif event[0] == "done":
                         self._finish_batch(*event[1:])
+                    elif event[0] == "cancel" and not event[1].done:
+                        self.cancelled += 1
+                        self._withdraw(event[1])
+                        self._drop(event[1])
                 except Exception as exc:  # a bug must not stop the loop
                     for flight in self._flights_of(event):
                         self._fail(flight, f"internal error: {type(exc).__name__}: {exc}", 500)
@@ -176,7 +198,7 @@ class Scheduler:
 
     @staticmethod
     def _flights_of(event) -> list[_Flight]:
-        if event[0] == "submit":
+        if event[0] in ("submit", "cancel"):
             return [event[1]]
         if event[0] == "done":
             return [f for f, _ in event[2]]
@@ -226,26 +248,42 @@ class Scheduler:
             self._busy[role] = True
             requests = [f.calls[j].request for f, j in batch]
             backend = self.engine.backends[role]
-            future = self._workers[role].submit(self._generate, backend, requests)
+            pay = ledger_pay(backend.model, lambda i, batch=batch: None if batch[i][0].done
+                             else batch[i][0].job.ctx, self._ledgers)
+            future = self._workers[role].submit(self._generate, backend, requests, pay)
             future.add_done_callback(
                 lambda fut, role=role, batch=batch: self._events.put(("done", role, batch, fut)))
 
-    def _generate(self, backend, requests):
+    @staticmethod
+    def _generate(backend, requests, pay) -> tuple[list, float]:
+        """The batch's samples per request and its seconds. When a backend refuses the batch
+        because of one request it cannot serve (BankError: replay is instant, so asking again
+        costs nothing), each request is asked alone; a refused one's entry is its error."""
         start = time.perf_counter()
-        results = check_results(backend.model, requests, backend.generate(requests))
+        try:
+            results: list = generate_checked(backend, requests, pay)
+        except BankError:
+            if len(requests) == 1:
+                raise
+            results = []
+            for request in requests:
+                try:
+                    results.append(generate_checked(backend, [request], pay)[0])
+                except BankError as exc:
+                    results.append(exc)
         return results, time.perf_counter() - start
 
     def _finish_batch(self, role: Role, batch: list[tuple[_Flight, int]], fut: Future) -> None:
         self._busy[role] = False
         model = self.engine.backends[role].model
-        failure: tuple[str, int] | None = None
+        failure: tuple[str, int, bool] | None = None
+        lost: list[list[int]] = [[] for _ in batch]
         try:
             results, seconds = fut.result()
         except BaseException as exc:  # the backend failed: fail this batch's requests only
-            reason = f"{model} failed: {exc}" if isinstance(exc, TTSError) else \
-                f"{model} failed: {type(exc).__name__}: {exc}"
-            failure = (reason, 504 if "timeout" in str(exc).lower() else 503)
+            failure = self._reason(model, exc)
             results = self._partial(exc, batch, model)
+            lost = self._lost(exc, batch)
         else:
             self.batches[model].append(len(batch))
             if self.on_batch is not None:
@@ -253,18 +291,21 @@ class Scheduler:
                     self.on_batch(model, len(batch), seconds)
                 except Exception:  # metrics must never break serving
                     pass
-        for (flight, j), completions in zip(batch, results):
+        for (flight, j), completions, missing in zip(batch, results, lost):
             if flight.done:
+                continue
+            if isinstance(completions, BaseException):  # refused alone (see _generate)
+                self._call_failed(flight, *self._reason(model, completions))
                 continue
             complete = completions is not None and \
                 len(completions) == flight.calls[j].request.n
-            if completions:  # generated, so charged: also what a failed batch did produce
-                if not self._charge(flight, j, completions, model):
+            if completions or missing:  # generated (maybe billed), so charged
+                if not self._charge(flight, j, completions or [], model, missing):
                     self._call_failed(flight, f"{model}: {flight.error_note}", 503)
                     continue
             if not complete:
                 self._call_failed(flight, *(failure or (f"{model} returned too few samples.",
-                                                        503)))
+                                                        503, False)))
                 continue
             flight.batches += 1
             flight.replies[j] = completions
@@ -274,6 +315,28 @@ class Scheduler:
                     self._fail(flight, *flight.error)
             elif flight.outstanding == 0:
                 self._advance(flight, flight.replies)
+
+    @staticmethod
+    def _reason(model: str, exc: BaseException) -> tuple[str, int, bool]:
+        """(reason, status, refused) of a failed call."""
+        text = str(exc) if isinstance(exc, TTSError) else \
+            f"internal error ({type(exc).__name__}): {exc}"
+        return (f"{model} failed: {text}", 504 if "timeout" in text.lower() else 503,
+                isinstance(exc, BankError))
+
+    @staticmethod
+    def _lost(exc: BaseException, batch: list[tuple[_Flight, int]]) -> list[list[int]]:
+        """Per request, the max_tokens of each sample whose last attempt timed out
+        (`exc.lost`, as the OpenAI backend attaches): billed by the server, so charged."""
+        lost = getattr(exc, "lost", None)
+        if not isinstance(lost, list) or len(lost) != len(batch):
+            return [[] for _ in batch]
+        out = []
+        for (flight, j), got in zip(batch, lost):
+            cap = flight.calls[j].request.max_tokens
+            out.append([t for t in got if type(t) is int and 0 < t <= cap]
+                       if isinstance(got, list) else [])
+        return out
 
     @staticmethod
     def _partial(exc: BaseException, batch: list[tuple[_Flight, int]],
@@ -299,14 +362,28 @@ class Scheduler:
         return out
 
     def _charge(self, flight: _Flight, j: int, completions: list[Completion],
-                model: str) -> bool:
-        """Commit a call's completions to the request's ledger; False if the ledger refused
-        them (the reason in `flight.error_note`)."""
+                model: str, lost: list[int] = ()) -> bool:  # type: ignore[assignment]
+        """Commit a call's completions, and the samples whose attempts timed out (`lost`, at
+        their max_tokens), to the request's ledger; False if the ledger refused them (the
+        reason in `flight.error_note`)."""
+        call = flight.calls[j]
         try:
-            flight.job.commit(flight.calls[j], completions)
+            with self._ledgers:
+                if lost:
+                    lost = list(lost)[:call.request.n - len(completions)]
+                    call_prompt = completions[0].prompt_tokens if completions else None
+                    flight.job.ctx.ledger.commit(
+                        call.reservation, [c.tokens for c in completions] + lost, call_prompt)
+                    flight.job.ctx.trace.append(
+                        f"{model}: {len(lost)} sample(s) timed out; charged their max_tokens "
+                        f"({sum(lost)} tokens, billed by the server)")
+                else:
+                    flight.job.commit(call, completions)
         except TTSError as exc:
             flight.error_note = str(exc)
             return False
+        if not completions:
+            return True
         flight.generated += sum(c.tokens for c in completions)
         flight.prompt_tokens += completions[0].prompt_tokens
         for c in completions:
@@ -314,22 +391,29 @@ class Scheduler:
                 flight.texts[c.answer] = c.text
         return True
 
-    def _call_failed(self, flight: _Flight, reason: str, status: int) -> None:
+    def _call_failed(self, flight: _Flight, reason: str, status: int,
+                     refused: bool = False) -> None:
         """A call of the flight's current step failed: drop its calls still waiting for a
         backend, and fail it once the ones already sent are back (and charged)."""
         flight.outstanding -= 1
         if flight.error is None:
-            flight.error = (reason, status)
-            for pending in self._pending.values():
-                if any(f is flight for f, _ in pending):
-                    kept = [(f, j) for f, j in pending if f is not flight]
-                    flight.outstanding -= len(pending) - len(kept)
-                    pending.clear()
-                    pending.extend(kept)
+            flight.error = (reason, status, refused)
+            flight.outstanding -= self._withdraw(flight)
         if flight.outstanding <= 0:
             self._fail(flight, *flight.error)
 
-    def _fail(self, flight: _Flight, reason: str, status: int) -> None:
+    def _withdraw(self, flight: _Flight) -> int:
+        """Remove the flight's calls still waiting for a backend; how many there were."""
+        withdrawn = 0
+        for pending in self._pending.values():
+            if any(f is flight for f, _ in pending):
+                kept = [(f, j) for f, j in pending if f is not flight]
+                withdrawn += len(pending) - len(kept)
+                pending.clear()
+                pending.extend(kept)
+        return withdrawn
+
+    def _fail(self, flight: _Flight, reason: str, status: int, refused: bool = False) -> None:
         if flight.done:
             return
         ledger = flight.job.ctx.ledger
@@ -338,19 +422,20 @@ class Scheduler:
             flight.future.set_exception(ServeError(
                 f"{reason} (tokens already spent on this request: {ledger.spent:g} units "
                 f"{dict(ledger.tokens)})", status=status, spent=ledger.spent,
-                tokens=dict(ledger.tokens)))
+                tokens=dict(ledger.tokens), refused=refused))
         except Exception:  # cancelled meanwhile
             pass
 
     def _drop(self, flight: _Flight) -> None:
         if flight.done:
             return
-        flight.done = True
-        self._flights.discard(flight)
-        try:
-            flight.gen.close()
-        except Exception:
-            pass
+        with self._ledgers:
+            flight.done = True
+            self._flights.discard(flight)
+            try:
+                flight.gen.close()
+            except Exception:
+                pass
 
     def _fail_all(self, reason: str) -> None:
         for flight in list(self._flights):
