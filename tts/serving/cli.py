@@ -128,7 +128,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise ValidationError(f"tts serve needs FastAPI and uvicorn ({exc}): pip install "
                               f"'tts-allocator[serve]'.", parameter="serve") from None
 
-    from tts.cli import err_console, safe
+    from tts.console import err_console, safe
     from tts.serving.app import ServeConfig, create_app
     from tts.serving.protocol import protocol_class
     from tts.serving.scheduler import Scheduler
