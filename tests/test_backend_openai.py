@@ -299,3 +299,29 @@ def test_solve_pays_lost_attempts_before_retrying(error_server) -> None:
     with pytest.raises(BackendError, match="after 2 attempt"):
         unbudgeted.generate([GenRequest(prompt="hi", max_tokens=100)])
     assert unbudgeted.lost_tokens == 200
+
+
+class _StallOnce(QuietHandler):
+    hits = 0
+
+    def do_POST(self) -> None:  # noqa: N802
+        type(self).hits += 1
+        self.read_body()
+        if self.hits == 1:
+            time.sleep(1.0)  # longer than the client's timeout: this attempt is lost
+            return
+        self.reply(200, _reply(), {"Content-Type": "application/json"})
+
+
+def test_a_paid_retry_that_succeeds_is_charged_and_reported() -> None:
+    """The first attempt times out, the retry answers (5 tokens): the Result charges both, the
+    lost one at its max_tokens, and its trace says so."""
+    from tts.strategies import Vote
+
+    handler = type("H", (_StallOnce,), {"hits": 0})
+    with serving(handler) as url:
+        backend, engine = _stalled_engine(url, max_retries=2)
+        result = engine.solve("hi", 1000, strategy=Vote(max_samples=1, max_tokens=100))
+    assert handler.hits == 2 and result.answer == "7"
+    assert result.cost == 105 and result.tokens == {"m": 105} and backend.lost_tokens == 100
+    assert any("timed out; charged its max_tokens (100 tokens" in t for t in result.trace)
