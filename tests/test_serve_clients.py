@@ -140,10 +140,14 @@ BAD_FLAGS = [  # (flags, what the error must say)
     (["--host", "999.1.1.1"], "--host '999.1.1.1' is not an address"),
     (["--read-timeout", "0"], "--read-timeout must be a finite number > 0"),
     (["--default-budget", "1e10"], "--default-budget 1e\\+10 is above --max-budget"),
+    (["--audit-rate", "1.5"], "`--audit-rate` must be a share of requests in \\[0, 1\\]"),
+    (["--audit-bank", "x"], "--audit-bank needs --audit-rate > 0"),
+    (["--bank", str(tts.BUNDLED_BANK), "--ladder", "llama-2-13b", "--audit-rate", "0.1"],
+     "the engine has one model"),
 ]
 
 
-@pytest.mark.parametrize("flags,match", BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
+@pytest.mark.parametrize("flags,match", BAD_FLAGS, ids=[" ".join(f)[-40:] for f, _ in BAD_FLAGS])
 def test_flags_that_cannot_work_exit_2_before_starting(flags, match, monkeypatch,
                                                        capsys) -> None:
     import uvicorn

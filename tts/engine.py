@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numbers
+import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import Generator, Iterable, Sequence
 
+from tts.audit import Auditor, background_auditor, check_rate
 from tts.backends import Backend
 from tts.backends.contract import generate_checked, ledger_pay
 from tts.budgets import Budget, CostModel, Ledger
@@ -102,11 +104,17 @@ class Engine:
         count_prompt: also charge prompt tokens, once per prompt per model (True or False).
         seed: seed of every sample stream (an integer >= 0, or None); the same seed gives the
             same Results.
+        audit_rate: share of the answers given below the top model that the top model is
+            also asked about, in a background thread and outside their budgets, to measure
+            how often they disagree (`engine.audits`, a `tts.audit.Auditor`); 0 (default): no
+            audits.
+        audit_bank: folder the audits are appended to as a bank (see `tts.audit`), or None.
     """
 
     def __init__(self, small: Backend | Sequence[Backend], large: Backend | None = None, *,
                  policy: Policy | None = None, cost: CostModel | None = None,
-                 count_prompt: bool = False, seed: int | None = 0):
+                 count_prompt: bool = False, seed: int | None = 0, audit_rate: float = 0.0,
+                 audit_bank: str | os.PathLike[str] | None = None):
         if isinstance(small, (list, tuple)):
             if large is not None:
                 raise ValidationError("give a ladder (a list of backends) or small and large, "
@@ -143,6 +151,9 @@ class Engine:
                                   f"{type(seed).__name__} {str(seed)[:40]!r}.", parameter="seed",
                                   value=seed)
         self.seed = None if seed is None else int(seed)
+        self._lock = threading.Lock()  # audits generate from a thread of their own
+        self.audits: Auditor | None = None if check_rate(audit_rate) == 0 else \
+            background_auditor(self, audit_rate, audit_bank)
 
     @property
     def models(self) -> dict[Role, str]:
@@ -162,8 +173,13 @@ class Engine:
         problems = [self._problem(p) for p in _as_list(prompts)]
         forced = forced_strategy(strategy, options)
         jobs = [self._job(problem, budget, forced, self.seed) for problem in problems]
-        outcomes = self._run(jobs, start)
-        return [self.result(job, out) for job, out in zip(jobs, outcomes)]
+        with self._lock:
+            outcomes = self._run(jobs, start)
+        results = [self.result(job, out) for job, out in zip(jobs, outcomes)]
+        if self.audits is not None:
+            for problem, result in zip(problems, results):
+                self.audits.offer(problem, result)
+        return results
 
     def plan(self, prompt: str | Problem, budget: Budget | float, *,
              strategy: Strategy | str | None = None, seed: int | None = None,

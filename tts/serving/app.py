@@ -1,14 +1,16 @@
 """The OpenAI-compatible FastAPI app of `tts serve`.
 
-Routes: POST /v1/chat/completions and /v1/completions, GET /v1/models, /health and /metrics.
+Routes: POST /v1/chat/completions and /v1/completions, GET /v1/models, /health, /metrics and
+/v1/tts/audit (the audit statistics, `tts.serving.audit`, when the server audits).
 Model "tts-auto" runs the policy (or `strategy` when given); an underlying model's name runs a
 plain vote of `samples` (default 1) samples of that tier (greedy at temperature 0). Requests are
 parsed, and bad ones refused, by `tts.serving.requests` (which also states the budget rule).
 
 The response's `usage` counts tokens the backends processed (prompt) and generated (all models,
 all samples); the extra top-level field `tts` holds the status, answer, plan, tokens per model,
-cost, budget, escalated, votes and trace. The answer text (`message.content`) is only the
-answer (or, for a model served directly, the text of the sample that gave it).
+cost, budget, escalated, votes, trace and whether the answer is audited. The answer text
+(`message.content`) is only the answer (or, for a model served directly, the text of the
+sample that gave it).
 
 A client must send its body within `read_timeout` (408, the connection closed, otherwise);
 a client that disconnects while its request is answered cancels it: the scheduler sends no
@@ -25,7 +27,9 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect
 
+from tts.audit import Auditor
 from tts.errors import BankError, TTSError, UnknownNameError, ValidationError
+from tts.serving.audit import AuditCollector
 from tts.serving.requests import (AUTO_MODEL, APIError, Ask, RequestParser, ServeConfig,
                                   parse_json)
 from tts.serving.scheduler import Scheduler, ServeError, Served
@@ -84,12 +88,16 @@ class App:
     """Holds the scheduler, limits and metrics; builds the FastAPI app."""
 
     def __init__(self, scheduler: Scheduler, config: ServeConfig | None = None,
-                 loads: dict[str, int] | None = None):
+                 loads: dict[str, int] | None = None, auditor: Auditor | None = None):
         self.scheduler = scheduler
+        self.auditor = auditor
+        """Audits tts-auto answers given below the top model (None: no audits)."""
         self.loads = loads if loads is not None else {}
         """Engine builds per live model so far (filled by the CLI's load callback)."""
         self.config = config or ServeConfig()
         self.metrics = Metrics(scheduler, self.loads)
+        if auditor is not None:
+            self.metrics.registry.register(AuditCollector(auditor))
         scheduler.on_batch = self.metrics.on_batch
         self.roles = {b.model: role for role, b in scheduler.engine.backends.items()}
         self.requests = RequestParser(self.roles, self.config,
@@ -98,14 +106,14 @@ class App:
         self.active = 0
 
     # ---- responses ---------------------------------------------------------------------
-    def tts_field(self, served: Served, ask: Ask) -> dict[str, Any]:
+    def tts_field(self, served: Served, ask: Ask, audited: bool) -> dict[str, Any]:
         r = served.result
         return {"status": r.status, "answer": r.answer,
                 "plan": {"strategy": r.plan.strategy, "options": dict(r.plan.options)},
                 "tokens": dict(r.tokens), "cost": r.cost, "budget": r.budget,
                 "escalated": r.escalated, "votes": dict(r.votes), "difficulty": r.difficulty,
                 "seconds": r.seconds, "batches": served.batches, "trace": list(r.trace),
-                "notes": ask.notes}
+                "audited": audited, "notes": ask.notes}
 
     @staticmethod
     def content(served: Served, ask: Ask) -> tuple[str, str]:
@@ -118,14 +126,15 @@ class App:
 
 
 def create_app(scheduler: Scheduler, config: ServeConfig | None = None, *,
-               loads: dict[str, int] | None = None):
+               loads: dict[str, int] | None = None, auditor: Auditor | None = None):
     """The FastAPI app serving `scheduler` (see the module docstring); `loads` counts engine
-    builds per live model (shown in /v1/models and /metrics)."""
+    builds per live model (shown in /v1/models and /metrics); `auditor` audits tts-auto's
+    answers (`tts.serving.audit.serve_auditor`)."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response, StreamingResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    state = App(scheduler, config, loads)
+    state = App(scheduler, config, loads, auditor)
     cfg = state.config
     app = FastAPI(title="tts serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.tts = state
@@ -271,7 +280,9 @@ def create_app(scheduler: Scheduler, config: ServeConfig | None = None, *,
         created = int(time.time())
         usage = {"prompt_tokens": served.prompt_tokens, "completion_tokens": served.generated,
                  "total_tokens": served.prompt_tokens + served.generated}
-        extra = state.tts_field(served, ask)
+        audited = state.auditor is not None and ask.model == AUTO_MODEL and \
+            state.auditor.offer(ask.question, r)  # runs after this answer, off its budget
+        extra = state.tts_field(served, ask, audited)
         if not ask.stream:
             choice = ({"index": 0, "message": {"role": "assistant", "content": content},
                        "finish_reason": finish, "logprobs": None} if chat else
@@ -337,6 +348,13 @@ def create_app(scheduler: Scheduler, config: ServeConfig | None = None, *,
     @app.get("/health")
     async def health():
         return {"status": "ok"}
+
+    @app.get("/v1/tts/audit")
+    async def audit():
+        if state.auditor is None:
+            return error_response(APIError(404, "this server does not audit (start it with "
+                                                "--audit-rate).", code="audits_off"))
+        return JSONResponse(state.auditor.snapshot())
 
     @app.get("/metrics")
     async def metrics():

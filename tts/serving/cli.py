@@ -53,6 +53,12 @@ def add_cli(sub) -> None:
     p.add_argument("--read-timeout", type=float, default=30.0,
                    help="seconds a client may take to send a request's headers, and again its "
                         "body; slower ones get 408 and are disconnected (default 30)")
+    p.add_argument("--audit-rate", type=float, default=0.0,
+                   help="share of tts-auto answers given below the top model that the top model "
+                        "is also asked about, off the request's path and budget; disagreement "
+                        "in /metrics and GET /v1/tts/audit (default 0: off)")
+    p.add_argument("--audit-bank", default=None,
+                   help="folder the audits are appended to as a bank (new, or an audit bank)")
     p.add_argument("--no-preload", action="store_true",
                    help="do not load the small live model before serving")
     p.add_argument("--log-level", default="warning",
@@ -130,6 +136,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from tts.console import err_console, safe
     from tts.serving.app import ServeConfig, create_app
+    from tts.serving.audit import serve_auditor
     from tts.serving.protocol import protocol_class
     from tts.serving.scheduler import Scheduler
 
@@ -146,29 +153,35 @@ def run_serve(args: argparse.Namespace) -> int:
             err_console.print(f"loading {safe(model)} ...", highlight=False)
 
     engine = build_engine(args, on_load)
-    first = engine.backends["small"]
-    if hasattr(first, "load") and not args.no_preload:
-        first.load()  # in the main thread, before serving; the large model stays lazy
-    api_key = args.api_key or os.environ.get("TTS_SERVE_API_KEY") or None
-    config = ServeConfig(api_key=api_key, max_body_bytes=args.max_body_bytes,
-                         max_prompt_chars=args.max_prompt_chars, max_budget=args.max_budget,
-                         default_budget=args.default_budget,
-                         request_timeout=args.request_timeout,
-                         max_in_flight=args.max_in_flight,
-                         read_timeout=args.read_timeout)
     scheduler = Scheduler(engine)
-    app = create_app(scheduler, config, loads=loads)
-    models = ", ".join(safe(m) for m in app.state.tts.requests.model_names)
-    err_console.print(f"tts serve on http://{safe(args.host)}:{args.port}/v1 (models: {models}; "
-                      f"api key {'required' if api_key else 'not required'})", highlight=False)
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
-        err_console.print("[yellow]warning:[/] listening beyond loopback without --api-key.",
-                          highlight=False)
-    if threading.current_thread() is threading.main_thread():
-        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again: exit
-        # through `finally` (scheduler and engines closed) instead of dying on the spot
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    auditor = None
     try:
+        if args.audit_rate:  # before any model loads: a one-model engine cannot audit
+            auditor = serve_auditor(scheduler, args.audit_rate, bank=args.audit_bank,
+                                    seed=args.seed)
+        first = engine.backends["small"]
+        if hasattr(first, "load") and not args.no_preload:
+            first.load()  # in the main thread, before serving; the large model stays lazy
+        api_key = args.api_key or os.environ.get("TTS_SERVE_API_KEY") or None
+        config = ServeConfig(api_key=api_key, max_body_bytes=args.max_body_bytes,
+                             max_prompt_chars=args.max_prompt_chars,
+                             max_budget=args.max_budget, default_budget=args.default_budget,
+                             request_timeout=args.request_timeout,
+                             max_in_flight=args.max_in_flight, read_timeout=args.read_timeout)
+        app = create_app(scheduler, config, loads=loads, auditor=auditor)
+        models = ", ".join(safe(m) for m in app.state.tts.requests.model_names)
+        audits = f"; auditing {args.audit_rate:g} of answers below the top model" \
+            if auditor else ""
+        err_console.print(f"tts serve on http://{safe(args.host)}:{args.port}/v1 (models: "
+                          f"{models}; api key {'required' if api_key else 'not required'}"
+                          f"{audits})", highlight=False)
+        if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+            err_console.print("[yellow]warning:[/] listening beyond loopback without "
+                              "--api-key.", highlight=False)
+        if threading.current_thread() is threading.main_thread():
+            # uvicorn shuts down gracefully on SIGTERM, then raises the signal again: exit
+            # through `finally` (scheduler and engines closed) instead of dying on the spot
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
         # loop/http "auto": uvloop and httptools when installed (uvicorn[standard]);
         # no access log: a line per request costs more than a replayed answer; idle
         # connections kept 65 s, longer than clients keep theirs (httpx: 5 s), so a client
@@ -178,6 +191,8 @@ def run_serve(args: argparse.Namespace) -> int:
                     http=protocol_class(args.read_timeout))
     finally:
         scheduler.close()
+        if auditor is not None:
+            auditor.close()
         for backend in engine.backends.values():
             close = getattr(backend, "close", None)
             if callable(close):
@@ -190,6 +205,7 @@ def check_flags(args: argparse.Namespace) -> None:
     than its banner says, before anything is loaded or bound (ValidationError: exit 2)."""
     import socket
 
+    from tts.audit import check_rate
     from tts.budgets.budget import MAX_BUDGET
 
     for name in ("default_budget", "max_budget", "request_timeout", "backend_timeout",
@@ -206,6 +222,10 @@ def check_flags(args: argparse.Namespace) -> None:
         raise ValidationError(f"--default-budget {args.default_budget:g} is above --max-budget "
                               f"{args.max_budget:g}: requests without a budget would all be "
                               f"refused.", parameter="default_budget", value=args.default_budget)
+    check_rate(args.audit_rate, "--audit-rate")
+    if args.audit_bank is not None and args.audit_rate == 0:
+        raise ValidationError("--audit-bank needs --audit-rate > 0 (no audits to write).",
+                              parameter="audit_bank")
     for name, low in (("max_body_bytes", 64), ("max_prompt_chars", 1), ("max_in_flight", 1)):
         value = getattr(args, name)
         if value < low:

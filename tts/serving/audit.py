@@ -1,0 +1,88 @@
+"""Audits in `tts serve` (`--audit-rate r`, `--audit-bank DIR`; see `tts.audit`).
+
+The served answers of tts-auto given below the top model are offered to a `tts.audit.Auditor`
+after they are computed; the audits it picks go through the server's scheduler as requests of
+their own (one greedy sample of the top model, under a budget of their own), so they batch
+with the top model's other work and never hold up a request's answer. The statistics are in
+`/metrics` (`AuditCollector`) and at `GET /v1/tts/audit` (`Auditor.snapshot()`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from tts.audit import AUDIT_BUDGET, Auditor
+from tts.serving.scheduler import Scheduler
+from tts.types import Problem
+
+__all__ = ["AuditCollector", "serve_auditor"]
+
+
+def serve_auditor(scheduler: Scheduler, rate: float, *, bank: str | Path | None = None,
+                  seed: int | None = 0) -> Auditor:
+    """An Auditor whose audits run through `scheduler` (top model: its engine's last)."""
+    models = scheduler.engine.models
+
+    def submit(problem: Problem, done: Callable[[Any], None]) -> None:
+        future = scheduler.submit(problem, AUDIT_BUDGET, strategy=auditor.strategy)
+
+        def finished(f) -> None:
+            if f.cancelled():
+                done(RuntimeError("cancelled"))
+            elif f.exception() is not None:
+                done(f.exception())
+            else:
+                done(f.result().result)
+
+        future.add_done_callback(finished)
+
+    auditor = Auditor(rate, models=list(models.values()), cost=scheduler.engine.cost,
+                      role=list(models)[-1], submit=submit, seed=seed, bank=bank)
+    return auditor
+
+
+class AuditCollector:
+    """Prometheus collector of an Auditor's statistics (read when /metrics is scraped)."""
+
+    def __init__(self, auditor: Auditor):
+        self.auditor = auditor
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        snap = self.auditor.snapshot()
+        audits = CounterMetricFamily("tts_audits", "Audits by deciding rung and outcome",
+                                     labels=["rung", "outcome"])
+        rate = GaugeMetricFamily("tts_audit_disagreement", "Share of audited answers the top "
+                                 "model disagrees with, and its 95% Wilson interval",
+                                 labels=["rung", "bound"])
+        estimates = {"all": snap["disagreement"]["overall"],
+                     **snap["disagreement"]["by_rung"]}
+        for rung, est in estimates.items():
+            if rung != "all":
+                audits.add_metric([rung, "agree"], est["audited"] - est["disagreed"])
+                audits.add_metric([rung, "disagree"], est["disagreed"])
+            if est["rate"] is not None:
+                rate.add_metric([rung, "estimate"], est["rate"])
+            rate.add_metric([rung, "low"], est["low"])
+            rate.add_metric([rung, "high"], est["high"])
+        yield audits
+        yield rate
+        for name, text, value in (
+                ("tts_audits_dropped", "Audits dropped (top model failed, or too many "
+                                       "pending); their requests were answered", snap["dropped"]),
+                ("tts_audits_inconclusive", "Audits whose top model gave no answer",
+                 snap["inconclusive"]),
+                ("tts_audit_offered", "Answers given below the top model (audit candidates)",
+                 snap["offered"]),
+                ("tts_audit_spent_units", "Budget units spent by audits (their own ledger)",
+                 snap["ledger"]["spent"])):
+            yield CounterMetricFamily(name, text, value=value)
+        tokens = CounterMetricFamily("tts_audit_tokens", "Tokens audits charged per model",
+                                     labels=["model"])
+        for model, count in snap["ledger"]["tokens"].items():
+            tokens.add_metric([model], count)
+        yield tokens
+        yield GaugeMetricFamily("tts_audits_pending", "Audits waiting or running",
+                                value=snap["pending"])
