@@ -57,20 +57,13 @@ def test_policy_from_a_fifo_is_refused_without_blocking(tmp_path):
     assert f"{tmp_path / 'policy.json'} is a FIFO (named pipe), not a regular file" in str(exc)
 
 
-def test_bank_metadata_that_is_a_fifo_is_refused(tmp_path):
+@pytest.mark.parametrize("name", ["meta.json", "samples.jsonl"])
+def test_bank_file_that_is_a_fifo_is_refused(tmp_path, name):
     save_bank(make_bank(n_problems=1), tmp_path / "b")
-    (tmp_path / "b" / "meta.json").unlink()
-    _fifo(tmp_path / "b" / "meta.json")
+    (tmp_path / "b" / name).unlink()
+    _fifo(tmp_path / "b" / name)
     exc = _returns(load_bank, tmp_path / "b")
-    assert isinstance(exc, BankError) and "meta.json is a FIFO" in str(exc)
-
-
-def test_samples_file_that_is_a_fifo_is_refused(tmp_path):
-    save_bank(make_bank(n_problems=1), tmp_path / "b")
-    (tmp_path / "b" / "samples.jsonl").unlink()
-    _fifo(tmp_path / "b" / "samples.jsonl")
-    exc = _returns(load_bank, tmp_path / "b")
-    assert isinstance(exc, BankError) and "samples.jsonl is a FIFO" in str(exc)
+    assert isinstance(exc, BankError) and f"{name} is a FIFO" in str(exc)
 
 
 def test_oversized_and_missing_files(tmp_path):
