@@ -59,7 +59,8 @@ class Metrics:
                                registry=r)
         self.batch_size = Histogram("tts_batch_size", "Steps per generate batch", ["model"],
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r)
-        in_flight = Gauge("tts_in_flight", "Requests being answered", registry=r)
+        in_flight = Gauge("tts_in_flight", "Requests being answered (audits included)",
+                          registry=r)
         in_flight.set_function(lambda: scheduler.in_flight)
         self.disconnects = Counter("tts_client_disconnects", "Requests whose client left "
                                    "before the answer (their generation was stopped)",

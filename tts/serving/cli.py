@@ -235,18 +235,18 @@ def check_flags(args: argparse.Namespace) -> None:
     if not 1 <= args.port <= 65535:
         raise ValidationError(f"--port must be in 1..65535, got {args.port}.", parameter="port",
                               value=args.port)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET  # as uvicorn binds
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            args.host, args.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        socket.getaddrinfo(args.host, args.port, family, socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, ValueError) as exc:
         raise ValidationError(f"--host {args.host[:80]!r} is not an address this machine can "
                               f"listen on ({exc}); use e.g. 127.0.0.1 (loopback, the default) "
                               f"or 0.0.0.0 (every interface).", parameter="host",
                               value=args.host) from None
-    with socket.socket(family, kind, proto) as probe:  # busy port, foreign address: now, not
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # after loading models
+    with socket.socket(family) as probe:  # a busy port, a foreign address: now, not after
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # loading models
         try:
-            probe.bind(address)
+            probe.bind((args.host, args.port))
         except OSError as exc:
             raise ValidationError(f"cannot listen on {args.host[:80]}:{args.port}: "
                                   f"{exc.strerror or exc}.", parameter="port",
