@@ -275,28 +275,6 @@ def test_openai_client_raises_typed_errors(server) -> None:
     assert chat(good).choices[0].message.content == "18"  # still serving
 
 
-def test_busy_server_answers_429_in_process() -> None:
-    """The in-flight cap, on the app in-process (no socket)."""
-    import asyncio
-
-    from tts.serving.app import ServeConfig, create_app
-    from tts.serving.scheduler import Scheduler
-
-    sched = Scheduler(tts.replay_engine())
-    app = create_app(sched, ServeConfig(max_in_flight=0))
-
-    async def go():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            return await c.post("/v1/chat/completions", json=_chat())
-
-    try:
-        resp = asyncio.run(go())
-    finally:
-        sched.close()
-    assert resp.status_code == 429 and resp.json()["error"]["code"] == "server_busy"
-
-
 # ---- faults --------------------------------------------------------------------------------
 def test_backend_killed_mid_load_then_back(tmp_path) -> None:
     """Front `tts serve --server` over a replay `tts serve` (an OpenAI-compatible backend):

@@ -1,4 +1,4 @@
-"""`tts serve` against clients that misbehave or leave, and flags that cannot work.
+"""`tts serve` against clients that misbehave, leave or crowd it, and flags that cannot work.
 
 Real server processes on 127.0.0.1 and raw sockets: a client that disconnects stops its
 request's generation (the backend is asked no more), slow-trickling clients get 408 and lose
@@ -191,3 +191,26 @@ def test_a_refused_request_of_a_batch_fails_alone() -> None:
     results, _ = Scheduler._generate(backend, [ok, too_many, ok], None)
     assert len(results[0]) == 6 and results[2] == results[0]
     assert isinstance(results[1], BankError) and "the bank holds 6" in str(results[1])
+
+
+def test_busy_server_answers_429_in_process() -> None:
+    """The in-flight cap, on the app in-process (no socket)."""
+    import asyncio
+
+    from tts.serving.app import ServeConfig, create_app
+    from tts.serving.scheduler import Scheduler
+
+    sched = Scheduler(tts.replay_engine())
+    app = create_app(sched, ServeConfig(max_in_flight=0))
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            return await c.post("/v1/chat/completions", json={"model": "tts-auto", "messages": [
+                {"role": "user", "content": PROBLEMS[0].question}]})
+
+    try:
+        resp = asyncio.run(go())
+    finally:
+        sched.close()
+    assert resp.status_code == 429 and resp.json()["error"]["code"] == "server_busy"
