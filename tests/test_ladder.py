@@ -57,14 +57,27 @@ def assert_replay_equals_evaluator(bank, ladder, budget, count_prompt, seed) -> 
     assert_same_as_evaluator(results, ev, arrays, budget, models)
 
 
+def early_weights(draw) -> tuple[float, ...]:
+    """Score weights an early climb may read: 0 for check_agreement, lower_agreement and
+    leader_conf."""
+    w = list(climb_weights(draw))
+    for name in ("check_agreement", "lower_agreement", "leader_conf"):
+        w[1 + CLIMB_FEATURES.index(name)] = 0.0
+    return tuple(w)
+
+
 @st.composite
 def ladders(draw):
+    early = draw(st.booleans())
     small = Rung(role="small", wave=draw(st.integers(1, 6)),
                  max_samples=draw(st.integers(1, 20)),
                  max_tokens=draw(st.sampled_from([64, 128, 512])),
                  confidence=draw(st.sampled_from([1.0, 0.8, 0.95])),
                  climb_below=draw(st.floats(0, 1)), climb_above=draw(st.floats(0, 1)),
-                 weights=climb_weights(draw))
+                 weights=early_weights(draw) if early else climb_weights(draw),
+                 probe=draw(st.none() | st.integers(1, 8)),
+                 climb_early_above=draw(st.floats(0, 1)) if early else 1.0,
+                 hold_next=draw(st.booleans()))
     if draw(st.booleans()):
         top = Rung(role="large", mode="greedy", temperature=0.0, max_samples=1, wave=1)
     else:
@@ -74,7 +87,7 @@ def ladders(draw):
     return Ladder(rungs=(small, top), prior=draw(st.floats(-2, 2)))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ladders(), st.sampled_from([1, 300, 2_000, 60_000, 262_144]), st.booleans(),
        st.integers(0, 4))
 def test_engine_equals_evaluator_and_budget_holds(ladder, budget, count_prompt, seed):

@@ -71,6 +71,17 @@ def _hold_large(run: Run, rows: np.ndarray, samples: int, max_tokens: int,
     run.held = np.where(rows & fits, units, 0.0)
 
 
+def _hold_rung(run: Run, rows: np.ndarray, rung: Rung) -> None:
+    """A rung's `hold_next`: reserve the price of `rung`'s (the next one's) first call."""
+    model = run.a.models[rung.role]
+    m = run.a.mode(model, sampling_mode(rung.mode, rung.temperature))
+    if run.count_prompt:
+        run.require_records(rows, m)
+    fits, units = run.fits(model, min(rung.probe or rung.wave, rung.max_samples),
+                           rung.max_tokens, run.due(model, m))
+    run.held = np.where(rows & fits, units, 0.0)
+
+
 def _cascade_like(run: Run, rows: np.ndarray, keys: list, *, vote: dict, escalates,
                   large: dict | None, keep_for_large: bool) -> None:
     """A small-model vote, then one large call where `escalates(out, answered)` says so
@@ -173,14 +184,20 @@ def run_ladder(run: Run, rows: np.ndarray, strategy: Ladder, keys: list,
         if not active.any():
             break
         model = run.a.models[rung.role]
+        if rung.hold_next:
+            _hold_rung(run, active, strategy.rungs[i + 1])
         if rung.is_chain:
             out: VoteOut = _chain_rung(run, active, model, rung)
         else:
+            early = rung.climb_early_above < 1.0
             out = vote_phase(run, active, model=model, max_samples=rung.max_samples,
-                             probe=rung.wave, wave=rung.wave, max_tokens=rung.max_tokens,
-                             temperature=rung.temperature, confidence=rung.confidence,
-                             mode=rung.mode, weight=rung.weight, keep=rung.keep,
-                             report_confidence=rung.measures_leader_conf)
+                             probe=rung.probe or rung.wave, wave=rung.wave,
+                             max_tokens=rung.max_tokens, temperature=rung.temperature,
+                             confidence=rung.confidence, mode=rung.mode, weight=rung.weight,
+                             keep=rung.keep, report_confidence=rung.measures_leader_conf,
+                             weights=rung.weights if early else None, prior=prior_arr,
+                             early_above=rung.climb_early_above)
+        run.held = np.zeros(p)
         k = out.k
         n_drawn = out.drawn if isinstance(out, ChainOut) else k
         answered = out.answered()
@@ -205,8 +222,9 @@ def run_ladder(run: Run, rows: np.ndarray, strategy: Ladder, keys: list,
             break
         agree = np.zeros(p, np.int64)
         drawn = np.zeros(p, np.int64)
+        now = out.escalate_now
         if rung.check_samples:
-            agree, drawn = _check(run, ok & answered, model, rung, lead_cls)
+            agree, drawn = _check(run, ok & answered & ~now, model, rung, lead_cls)
         ks = np.maximum(n_drawn, 1)
         kk = np.minimum(k, m.width)
         pre = out.pre
@@ -221,8 +239,8 @@ def run_ladder(run: Run, rows: np.ndarray, strategy: Ladder, keys: list,
         z = climb_logit(rung.weights, feats)
         run.rung_features.append((i, ok.copy(), np.stack(feats, 1),
                                   out.pre.leader_correct[idx, kk] & answered))
-        active = ok & climbs(answered, pre.agreement[idx, kk], z, rung.climb_below,
-                             rung.climb_above)
+        active = ok & (now | climbs(answered, pre.agreement[idx, kk], z, rung.climb_below,
+                                    rung.climb_above))
 
 
 @dataclass

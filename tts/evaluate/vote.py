@@ -15,7 +15,7 @@ import numpy as np
 from tts.errors import ValidationError
 from tts.evaluate.arrays import Prefix
 from tts.evaluate.ledger import ABSTAINED, ANSWERED, INSUFFICIENT, Run
-from tts.signals import climb_logit, escalates_early, sampling_mode, vote_signals, vote_stops
+from tts.signals import CLIMB_FEATURES, climb_logit, escalates_early, sampling_mode, vote_signals, vote_stops
 from tts.strategies.vote import missing_confidence
 
 __all__ = ["VoteOut", "vote_phase", "apply_vote"]
@@ -88,10 +88,16 @@ def vote_phase(run: Run, rows: np.ndarray, *, model: str, max_samples: int, prob
         if report_confidence:
             _require_confidences(active, pre.conf_missing, kk, model,  # type: ignore[attr-defined]
                                  weight, keep, scored=True)
-        if weights is not None:  # the adaptive strategy's probe score (PROBE_FEATURES)
-            zz = climb_logit(weights, (*vote_signals(
-                pre.agreement[idx, kk], pre.entropy[idx, kk], k - pre.total[idx, kk],
-                pre.distinct[idx, kk], np.maximum(k, 1)), np.broadcast_to(prior, (p,))))
+        if weights is not None:  # a probe score (PROBE_FEATURES) or an early climb's
+            signals = vote_signals(pre.agreement[idx, kk], pre.entropy[idx, kk],
+                                   k - pre.answering()[idx, kk], pre.distinct[idx, kk],
+                                   np.maximum(k, 1))
+            prior_b = np.broadcast_to(prior, (p,))
+            if len(weights) == len(CLIMB_FEATURES) + 1:  # `Vote.climb_early`: the rest 0
+                zero = np.zeros(p)
+                zz = climb_logit(weights, (*signals, zero, zero, prior_b, zero))
+            else:
+                zz = climb_logit(weights, (*signals, prior_b))
             z = np.where(active, zz, z)
             now = active & escalates_early(zz, early_above)
             escalate_now |= now

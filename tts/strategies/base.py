@@ -53,6 +53,8 @@ class Outcome:
     `Vote.report_confidence`)."""
     dropped: int = 0
     """Answering samples a vote drew but its `keep` filter left out of `votes`."""
+    climb_now: bool = False
+    """A vote stopped by its early climb (`Vote.climb_early`): the ladder climbs at once."""
 
 
 def with_tiers(out: Outcome, *earlier: Outcome) -> Outcome:

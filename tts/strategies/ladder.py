@@ -27,12 +27,12 @@ from tts.answers import count_votes, equivalent
 from tts.errors import ValidationError
 from tts.prompts import format_question
 from tts.signals import CLIMB_FEATURES, climb_logit, climbs, vote_signals
-from tts.strategies._checks import (check_fraction, check_mode, check_positive_int, check_role,
-                                    check_weights)
+from tts.strategies._checks import (check_bool, check_fraction, check_mode, check_positive_int,
+                                    check_role, check_weights)
 from tts.types import is_finite_number, shown
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy, with_tiers
 from tts.strategies.chain import Chain, is_chain_mode
-from tts.strategies.vote import Vote
+from tts.strategies.vote import EARLY_FEATURES, ClimbEarly, Vote
 from tts.types import GenRequest, Problem, Role
 
 __all__ = ["Rung", "Ladder", "rung_features"]
@@ -72,9 +72,19 @@ class Rung:
     """Chain rungs: `Chain.answer_tokens` (budget forcing's final answer; 0: off)."""
     max_waits: int = 0
     """Chain rungs: `Chain.max_waits` (budget forcing's "Wait" continuations; 0: off)."""
+    probe: int | None = None
+    """Vote rungs: samples in the first wave (None: `wave`)."""
+    climb_early_above: float = 1.0
+    """Vote rungs: climb at once after a wave whose score (over the vote's own signals and
+    the prior) has a sigmoid >= this (1.0: never); the adaptive strategy's early escalation."""
+    hold_next: bool = False
+    """Hold the price of the next rung's first call while this rung votes, so the vote never
+    eats what climbing needs (a cascade's `keep_for_large`)."""
 
     def __post_init__(self) -> None:
         check_role("role", self.role)
+        check_bool("hold_next", self.hold_next)
+        check_fraction("climb_early_above", self.climb_early_above)
         check_mode("mode", self.mode)
         check_mode("check_mode", self.check_mode)
         for name in ("answer_tokens", "max_waits"):
@@ -89,6 +99,11 @@ class Rung:
                                       f"chains: `confidence` must be 1.0, got "
                                       f"{shown(self.confidence)}.", parameter="confidence",
                                       value=self.confidence)
+            if self.probe is not None or self.climb_early_above != 1.0:
+                raise ValidationError(f"a chain rung ({self.mode}) draws its chains one by "
+                                      f"one: `probe` and `climb_early_above` are for vote "
+                                      f"rungs.", parameter="climb_early_above",
+                                      value=self.climb_early_above)
         elif self.answer_tokens or self.max_waits:
             raise ValidationError(f"`answer_tokens` and `max_waits` are for chain rungs (mode "
                                   f"\"chain-<L>\"), not mode {self.mode!r}.",
@@ -104,6 +119,13 @@ class Rung:
         check_fraction("climb_above", self.climb_above)
         object.__setattr__(self, "weights", check_weights("weights", self.weights,
                                                          CLIMB_FEATURES))
+        if self.climb_early_above < 1.0:
+            read = [f for f in EARLY_FEATURES if self.weights[1 + CLIMB_FEATURES.index(f)]]
+            if read:
+                raise ValidationError(f"an early climb reads only what a wave shows (the "
+                                      f"vote's signals and the prior); its `weights` must give "
+                                      f"{', '.join(read)} weight 0.", parameter="weights",
+                                      value=self.weights)
         if self.is_chain:
             self._check_chain_confidence()
             self.chain()  # validates the chain's settings
@@ -144,10 +166,10 @@ class Rung:
                      mode=self.mode or "chain", answer_tokens=self.answer_tokens,
                      max_waits=self.max_waits)
 
-    def steps(self, problem: Problem, ctx: RunContext) -> Steps:
+    def steps(self, problem: Problem, ctx: RunContext, prior: float = 0.0) -> Steps:
         """The rung's vote (a chain rung: its chains, voted); returns its Outcome."""
         if not self.is_chain:
-            return (yield from self.vote().steps(problem, ctx))
+            return (yield from self.vote(prior).steps(problem, ctx))
         chain = self.chain()
         answers: list[str | None] = []
         for j in range(self.max_samples):
@@ -162,12 +184,21 @@ class Rung:
         return Outcome(answer=votes.leader, status=status, votes=votes,
                        tier_votes={self.role: votes})
 
-    def vote(self) -> Vote:
-        """The vote of a vote rung (reporting `leader_conf` when the rung measures it)."""
+    def vote(self, prior: float = 0.0) -> Vote:
+        """The vote of a vote rung (reporting `leader_conf` when the rung measures it; with
+        its early climb, scored with this prompt's `prior`)."""
+        early = None if self.climb_early_above == 1.0 else ClimbEarly(
+            self.weights, self.climb_early_above, prior)
         return Vote(max_samples=self.max_samples, wave=self.wave, max_tokens=self.max_tokens,
                     temperature=self.temperature, confidence=self.confidence, role=self.role,
                     mode=self.mode, weight=self.weight, keep=self.keep,
-                    report_confidence=self.measures_leader_conf)
+                    report_confidence=self.measures_leader_conf, probe=self.probe,
+                    climb_early=early)
+
+    def first_request(self, problem: Problem, ctx: RunContext) -> GenRequest:
+        """The first call of a vote rung (what the rung below holds with `hold_next`)."""
+        vote = self.vote()
+        return vote._request(problem, ctx, min(self.probe or self.wave, self.max_samples), 0)
 
     def check_request(self, problem: Problem, ctx: RunContext) -> GenRequest:
         return GenRequest(prompt=format_question(problem.question), n=self.check_samples,
@@ -200,6 +231,11 @@ class Ladder(Strategy):
         if not rungs or not all(isinstance(r, Rung) for r in rungs):
             raise ValidationError("a ladder needs at least one Rung.", parameter="rungs")
         object.__setattr__(self, "rungs", rungs)
+        for r, above in zip(rungs, rungs[1:] + (None,)):
+            if r.hold_next and (above is None or above.is_chain):
+                raise ValidationError("`hold_next` holds the price of the next rung's first "
+                                      "call: it needs a vote rung above it.",
+                                      parameter="hold_next", value=True)
         if not is_finite_number(self.prior):
             raise ValidationError(f"`prior` must be a finite number, got {shown(self.prior)}.",
                                   parameter="prior", value=self.prior)
@@ -212,7 +248,13 @@ class Ladder(Strategy):
         best: Outcome | None = None
         rungs: list[Outcome] = []  # every rung's vote, kept for Result.votes_by_model
         for i, rung in enumerate(self.rungs):
-            out = yield from rung.steps(problem, ctx)
+            held = None
+            if rung.hold_next:
+                nxt = self.rungs[i + 1]
+                held = ctx.try_call(nxt.role, nxt.first_request(problem, ctx))
+            out = yield from rung.steps(problem, ctx, self.prior)
+            if held is not None:
+                ctx.ledger.cancel(held.reservation)
             if out.status == "insufficient_budget":
                 if best is None:
                     return out
@@ -228,6 +270,9 @@ class Ladder(Strategy):
                                       escalated=i > 0), *rungs)
             if i == len(self.rungs) - 1:
                 return best
+            if out.climb_now:
+                ctx.note(f"ladder: climb past {ctx.model(rung.role)} at once (early score)")
+                continue
             agree, drawn = 0, 0
             if rung.check_samples and out.answer is not None:
                 call = ctx.try_call(rung.role, rung.check_request(problem, ctx))

@@ -12,7 +12,8 @@ from scipy.special import betainc
 from tts.answers import Votes, count_votes, count_weighted_votes
 from tts.errors import ValidationError
 from tts.prompts import format_question
-from tts.signals import leader_conf, vote_stops
+from tts.signals import (CLIMB_FEATURES, climb_logit, escalates_early, leader_conf,
+                         vote_signals, vote_stops)
 from tts.strategies._checks import (check_fraction, check_mode, check_positive_int, check_role,
                                    check_temperature)
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy, insufficient
@@ -52,6 +53,29 @@ def missing_confidence(weight: str, keep: float, model: str, *,
         f"logprobs, or a server that does not return them). Use {fix}, "
         f"or a backend that gives them (vLLM, or a bank built with logprobs).",
         parameter=option, value=value)
+
+
+EARLY_FEATURES = ("check_agreement", "lower_agreement", "leader_conf")
+"""Climb features an early climb cannot read (a wave shows none of them): a score that climbs
+early must give them weight 0."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClimbEarly:
+    """Stop a vote after any wave whose climb score (`tts.signals.climb_logit` of `weights`
+    over the vote's own signals and the prompt's `prior`; the other features 0) is at least
+    the logit of `above`: the probe-and-escalate rule of the adaptive strategy, on a ladder
+    rung. The vote's Outcome then says `climb_now`."""
+
+    weights: tuple[float, ...]
+    above: float
+    prior: float = 0.0
+
+    def fires(self, votes: Votes, samples: int) -> bool:
+        features = (*vote_signals(votes.agreement, votes.entropy, votes.abstained,
+                                  votes.distinct, samples), 0.0, 0.0, self.prior, 0.0)
+        assert len(features) == len(CLIMB_FEATURES)
+        return bool(escalates_early(climb_logit(self.weights, features), self.above))
 
 
 def _count(x: float) -> str:
@@ -105,10 +129,16 @@ class Vote(Waves):
     """Also ask for confidences and report the mean min_conf of the counted samples voting
     for the leader (`Outcome.leader_conf`, `tts.signals.leader_conf`): for a ladder rung whose
     climb score reads it. Every answering sample then needs its min_conf."""
+    probe: int | None = None
+    """Samples in the first wave (None: `wave`)."""
+    climb_early: ClimbEarly | None = None
+    """A ladder rung's early climb (None: none)."""
 
     def __post_init__(self) -> None:
         check_positive_int("max_samples", self.max_samples)
         check_positive_int("wave", self.wave)
+        if self.probe is not None:
+            check_positive_int("probe", self.probe)
         check_positive_int("max_tokens", self.max_tokens)
         check_fraction("confidence", self.confidence, low=0.5)
         check_temperature("temperature", self.temperature)
@@ -135,7 +165,8 @@ class Vote(Waves):
         """Settings for Plans and reports; `weight`, `keep` and `report_confidence` only when
         set, so plain votes describe themselves as before these options existed."""
         out = Strategy.options(self)  # slots=True dataclasses cannot use super()
-        for name, default in (("weight", "none"), ("keep", 1.0), ("report_confidence", False)):
+        for name, default in (("weight", "none"), ("keep", 1.0), ("report_confidence", False),
+                              ("probe", None), ("climb_early", None)):
             if out.get(name) == default:
                 del out[name]
         return out
@@ -151,8 +182,10 @@ class Vote(Waves):
         members: tuple[int, ...] = ()
         dropped = 0
         votes = count_votes(answers)
+        climb_now = False
         while len(answers) < self.max_samples:
-            want = min(self.wave, self.max_samples - len(answers))
+            first = self.wave if answers or self.probe is None else self.probe
+            want = min(first, self.max_samples - len(answers))
             request = self._request(problem, ctx, want, len(answers))
             n = ctx.affordable(self.role, request, want)
             if n == 0:
@@ -178,6 +211,11 @@ class Vote(Waves):
             else:
                 votes = count_votes(answers)
                 top, runner_up = votes.top, votes.runner_up
+            if self.climb_early is not None and self.climb_early.fires(votes, len(answers)):
+                ctx.note(f"vote: climb score after {len(answers)} samples >= "
+                         f"{self.climb_early.above}: climb now")
+                climb_now = True
+                break
             if self.confidence < 1.0 and vote_stops(votes.total, leader_confidence(
                     top, runner_up), self.confidence):
                 if len(answers) < self.max_samples:
@@ -185,7 +223,7 @@ class Vote(Waves):
                              f"({_count(top)} vs {_count(runner_up)})")
                 break
         out = self._outcome(votes, ctx)
-        return replace(out, dropped=dropped, leader_conf=_leader_conf(
+        return replace(out, dropped=dropped, climb_now=climb_now, leader_conf=_leader_conf(
             mins, members) if self.report_confidence else 0.0)
 
     def _confidence(self, c: Completion, ctx: RunContext, *,
