@@ -133,9 +133,14 @@ def test_bank_roles_without_the_small_model(bank_dir, roles, match):
 
 # ---- policy files --------------------------------------------------------------------------
 def _policy() -> dict:
-    from tts.policy import Level, ParamPolicy
-
-    return ParamPolicy(levels=(Level(),)).to_dict()
+    """A tts-policy/1 file (an older format, converted on load) with every field."""
+    return {"format": "tts-policy/1", "probe_weights": [3.0, -6.0, 0, 0, 0, 0, 0],
+            "prompt": None, "notes": {}, "levels": [{
+                "from_budget": 0.0, "probe": 4, "wave": 4, "max_samples": 16,
+                "max_tokens": 512, "temperature": 0.7, "confidence": 0.95,
+                "escalate_above": 0.5, "escalate_early_above": 1.0, "direct_above": 1.0,
+                "use_large": True, "large_samples": 1, "large_max_tokens": 512,
+                "keep_for_large": False, "probe_weights": None}]}
 
 
 def _ladder_policy() -> dict:
@@ -197,6 +202,12 @@ POLICY_CASES = {
     "ladder rung max_samples: 10**400": (_rung(max_samples=HUGE),
                                          "`max_samples` must be an integer <= 1e"),
     "ladder rung role: [\"small\"]": (_rung(role=["small"]), "`role` must be a role"),
+    "notes train_ids: 5": ({**_ladder_policy(), "notes": {"train_ids": 5}},
+                           r"`notes.train_ids` must be a list of question ids, got 5"),
+    "format: 7": ({**_ladder_policy(), "format": 7}, "`format` must be one of"),
+    "rung skip_above: 2": ({**_ladder_policy(), "levels": [{"from_budget": 0, "skip_above": 2,
+                                                            "rungs": [{"role": "small"}]}]},
+                           r"`skip_above` must be in \[0"),
 }
 
 
@@ -401,7 +412,7 @@ def test_tune_storage_refuses_a_file_that_is_not_an_optuna_database(tmp_path, ca
 def test_tune_storage_refuses_another_sqlite_database_and_a_folder(tmp_path, capsys):
     import sqlite3
 
-    from tts.tune import check_storage, open_storage
+    from tts.tuning.studies import check_storage, open_storage
 
     db = tmp_path / "app.db"
     con = sqlite3.connect(db)

@@ -12,7 +12,7 @@ from tts.backends.replay import ReplayBackend
 from tts.bank import load_bank
 from tts.errors import BankError, ValidationError
 from tts.evaluate import BankArrays, evaluate, ladder_features
-from tts.ladder_policy import LadderLevel, LadderPolicy, single_level
+from tts.policy import LadderLevel, LadderPolicy, single_level
 from tts.policy import load_policy
 from tts.signals import CLIMB_FEATURES
 from tts.strategies import Ladder, Rung
@@ -83,7 +83,9 @@ def ladders(draw):
     else:
         top = Rung(role="large", mode="sample", max_samples=draw(st.integers(1, 6)),
                    wave=draw(st.integers(1, 3)), confidence=draw(st.sampled_from([1.0, 0.9])),
-                   check_mode="greedy", check_samples=1)
+                   check_mode="greedy", check_samples=1,
+                   # the top rung never climbs early, whatever it says
+                   climb_early_above=draw(st.sampled_from([1.0, 0.0, 0.5])))
     return Ladder(rungs=(small, top), prior=draw(st.floats(-2, 2)))
 
 

@@ -1,5 +1,7 @@
-"""Policies: JSON round trip and clear errors, per-budget levels, decisions, and exact
-agreement of the vectorised evaluation with the engine."""
+"""The one policy (a ladder of rungs per budget level): JSON round trip and clear errors,
+per-budget levels, skipping the first rung on the prompt's prior, the default cascade, and
+exact agreement of the vectorised evaluation with the engine. Policies are built here from
+tts-policy/1 data (the older format, converted on load), which exercises every rung option."""
 
 import json
 
@@ -14,10 +16,10 @@ from tts.cli import main as cli_main
 from tts.difficulty import PromptDifficulty, vote_wrong
 from tts.errors import ValidationError
 from tts.evaluate import BankArrays, evaluate
-from tts.policy import (CrossFitPolicy, DefaultPolicy, Level, ParamPolicy, load_policy,
+from tts.policy import (DEFAULT_RUNGS, CrossFitPolicy, DefaultPolicy, LadderPolicy, load_policy,
                         policy_from_dict)
 from tts.budgets import Budget
-from tts.strategies import Adaptive, Cascade, Escalate, make_strategy
+from tts.strategies import Adaptive, Cascade, Ladder, make_strategy
 
 from .conftest import make_bank
 from .test_evaluate import assert_same
@@ -31,13 +33,28 @@ def bundled():
     return bank, arrays, prompt
 
 
-def sample_policy(prompt=None) -> ParamPolicy:
-    return ParamPolicy(
-        (Level(probe=3, wave=2, max_samples=12, max_tokens=256, confidence=0.9,
-               escalate_above=0.4, direct_above=0.7, escalate_early_above=0.8),
-         Level(from_budget=100_000, probe=2, direct_above=0.6, large_max_tokens=384,
-               keep_for_large=True, probe_weights=(6, -12, 0, 0, 0, 0, 0))),
-        (1.0, -4.0, 0.5, 1.0, 1.0, -1.0, 0.7), prompt, {"source": "test"})
+LEVEL = {"from_budget": 0.0, "probe": 4, "wave": 4, "max_samples": 16, "max_tokens": 512,
+         "temperature": 0.7, "confidence": 0.95, "escalate_above": 0.5,
+         "escalate_early_above": 1.0, "direct_above": 1.0, "use_large": True, "large_samples": 1,
+         "large_max_tokens": 512, "keep_for_large": False, "probe_weights": None}
+
+
+def param_dict(levels, weights=(1.0, -4.0, 0.5, 1.0, 1.0, -1.0, 0.7), prompt=None) -> dict:
+    return {"format": "tts-policy/1", "probe_weights": list(weights),
+            "prompt": None if prompt is None else prompt.to_dict(),
+            "levels": [{**LEVEL, **lv} for lv in levels], "notes": {"source": "test"}}
+
+
+def good_dict(prompt=None) -> dict:
+    return param_dict([dict(probe=3, wave=2, max_samples=12, max_tokens=256, confidence=0.9,
+                            escalate_above=0.4, direct_above=0.7, escalate_early_above=0.8),
+                       dict(from_budget=100_000, probe=2, direct_above=0.6,
+                            large_max_tokens=384, keep_for_large=True,
+                            probe_weights=[6, -12, 0, 0, 0, 0, 0])], prompt=prompt)
+
+
+def sample_policy(prompt=None) -> LadderPolicy:
+    return policy_from_dict(good_dict(prompt))
 
 
 def test_json_round_trip(tmp_path, bundled):
@@ -46,11 +63,7 @@ def test_json_round_trip(tmp_path, bundled):
         path = tmp_path / "p.json"
         policy.to_json(path)
         assert load_policy(path) == policy
-        assert json.loads(path.read_text())["format"] == "tts-policy/1"
-
-
-def good_dict():
-    return json.loads(sample_policy().to_json())
+        assert json.loads(path.read_text())["format"] == "tts-policy/2"
 
 
 def mutate(fn):
@@ -62,8 +75,6 @@ def mutate(fn):
 @pytest.mark.parametrize("data, match", [
     (mutate(lambda d: d.pop("levels")), r"missing field\(s\) \['levels'\]"),
     (mutate(lambda d: d.update(extra=1)), r"unknown field\(s\) \['extra'\]"),
-    (mutate(lambda d: d["levels"][0].pop("probe")),
-     r"levels\[0\] is missing field\(s\) \['probe'\]"),
     (mutate(lambda d: d["levels"][1].update(bogus=2)),
      r"levels\[1\] has unknown field\(s\) \['bogus'\]"),
     (mutate(lambda d: d["levels"][0].update(probe=0)),
@@ -71,18 +82,18 @@ def mutate(fn):
     (mutate(lambda d: d["levels"][0].update(confidence=0.2)),
      r"`confidence` must be in \[0.5, 1.0\], got 0.2"),
     (mutate(lambda d: d["levels"][1].update(escalate_above=1.5)),
-     r"levels\[1\]: `escalate_above` must be in"),
-    (mutate(lambda d: d["levels"][0].update(direct_above=-0.1)), r"`direct_above` must be in"),
-    (mutate(lambda d: d["levels"][0].update(from_budget=5)), r"levels\[0\].from_budget must be 0"),
+     r"levels\[1\]: `climb_above` must be in"),
+    (mutate(lambda d: d["levels"][0].update(direct_above=-0.1)), r"`skip_above` must be in"),
+    (mutate(lambda d: d["levels"][0].update(from_budget=5)), r"the first from budget 0"),
     (mutate(lambda d: d["levels"][1].update(from_budget=0)), r"strictly increasing from_budget"),
     (mutate(lambda d: d["levels"][0].update(max_tokens="512")),
      r"`max_tokens` must be an integer"),
     (mutate(lambda d: d["levels"][0].update(use_large="yes")),
      r"`use_large` must be true or false"),
     (mutate(lambda d: d["levels"][0].update(probe_weights=[1, 2])),
-     r"`probe_weights` must be null or 7"),
+     r"`probe_weights` must be 7 finite"),
     (mutate(lambda d: d.update(probe_weights=[1, 2, 3])), r"`probe_weights` must be 7 finite"),
-    (mutate(lambda d: d.update(format="tts-policy/0")), r"`format` must be 'tts-policy/1'"),
+    (mutate(lambda d: d.update(format="tts-policy/0")), r"`format` must be one of"),
     (mutate(lambda d: d.update(levels=[])), r"`levels` must be a non-empty list"),
     (mutate(lambda d: d.update(prompt={"weights": [1]})),
      r"missing field\(s\) \['mean', 'scale'\]"),
@@ -106,8 +117,8 @@ def test_unreadable_policy_files(tmp_path):
 
 def test_levels_are_chosen_by_budget():
     policy = sample_policy()
-    assert policy.level(50).probe == 3 and policy.level(99_999.9).probe == 3
-    assert policy.level(100_000).probe == 2 and policy.level(1e9).probe == 2
+    assert policy.level(50).rungs[0].probe == 3 and policy.level(99_999.9).rungs[0].probe == 3
+    assert policy.level(100_000).rungs[0].probe == 2 and policy.level(1e9).rungs[0].probe == 2
 
 
 def test_decide_direct_escalation_adaptive_and_no_large(bundled):
@@ -120,18 +131,31 @@ def test_decide_direct_escalation_adaptive_and_no_large(bundled):
     s_hard, d_hard = policy.decide(hard, Budget(tokens=200_000), models)
     s_easy, d_easy = policy.decide(easy, Budget(tokens=200_000), models)
     assert d_hard > d_easy
-    assert isinstance(s_hard, Escalate) and s_hard.max_tokens == 384  # level 1
-    assert isinstance(s_easy, Adaptive) and s_easy.prior == pytest.approx(priors.min())
-    assert s_easy.weights == (6, -12, 0, 0, 0, 0, 0)  # the level's own probe model
+    # The hard prompt skips the small rung (level 1's large rung of 384 tokens).
+    assert s_hard.skipped and [r.role for r in s_hard.rungs] == ["large"]
+    assert s_hard.rungs[0].max_tokens == 384
+    assert not s_easy.skipped and s_easy.prior == pytest.approx(priors.min())
+    assert s_easy.rungs[0].weights[:6] == (6, -12, 0, 0, 0, 0)  # the level's own probe model
+    assert s_easy.rungs[0].hold_next  # keep_for_large
     small_only, _ = policy.decide(hard, Budget(tokens=200_000), {"small": "llama-2-13b"})
-    assert isinstance(small_only, Adaptive) and not small_only.large
-    assert small_only.roles == ("small",)
+    assert small_only.roles == ("small",) and not small_only.rungs[-1].hold_next
 
 
-def test_default_policy_is_the_documented_cascade():
+def test_default_policy_is_the_documented_cascade(bundled):
+    bank, _, _ = bundled
     s, d = DefaultPolicy().decide(tts.Problem("q?"), Budget(tokens=10), {"small": "a",
                                                                           "large": "b"})
-    assert s == Cascade(keep_for_large=True) and d is None
+    assert s == Ladder(rungs=DEFAULT_RUNGS) and d is None
+    alone, _ = DefaultPolicy().decide(tts.Problem("q?"), Budget(tokens=10), {"small": "a"})
+    assert [r.role for r in alone.rungs] == ["small"] and not alone.rungs[0].hold_next
+    # The same Results as the Cascade(keep_for_large=True) it replaces.
+    problems = [bank.problems[p] for p in bank.problem_ids[:40]]
+    for budget in (900, 20_000, 262_144):
+        engine = tts.replay_engine(seed=3)
+        new = engine.solve_many(problems, budget)
+        old = engine.solve_many(problems, budget, strategy=Cascade(keep_for_large=True))
+        assert [(r.answer, r.status, r.escalated, r.cost) for r in new] == \
+            [(r.answer, r.status, r.escalated, r.cost) for r in old]
 
 
 @pytest.mark.parametrize("budget, count_prompt", [(3_000, False), (90_000, True),
@@ -144,12 +168,12 @@ def test_policy_evaluation_matches_engine_on_bundled_bank(bundled, budget, count
 
 
 unit = st.floats(0.0, 1.0)
-levels = st.builds(Level, probe=st.integers(1, 5), wave=st.integers(1, 5),
-                   max_samples=st.integers(1, 8), max_tokens=st.integers(1, 400),
-                   confidence=st.floats(0.5, 1.0), escalate_above=unit,
-                   escalate_early_above=unit, direct_above=unit, use_large=st.booleans(),
-                   large_samples=st.integers(1, 3), large_max_tokens=st.integers(1, 400),
-                   keep_for_large=st.booleans())
+levels = st.fixed_dictionaries(dict(
+    probe=st.integers(1, 5), wave=st.integers(1, 5), max_samples=st.integers(1, 8),
+    max_tokens=st.integers(1, 400), confidence=st.floats(0.5, 1.0), escalate_above=unit,
+    escalate_early_above=unit, direct_above=unit, use_large=st.booleans(),
+    large_samples=st.integers(1, 3), large_max_tokens=st.integers(1, 400),
+    keep_for_large=st.booleans()))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -163,9 +187,8 @@ def test_policy_evaluation_matches_engine_on_synthetic_banks(level, second, spli
     arrays = BankArrays.from_bank(bank)
     labels = np.array([i % 2 == 0 for i in range(6)])
     prompt = PromptDifficulty.fit(arrays.questions, labels)
-    from dataclasses import replace
-
-    policy = ParamPolicy((level, replace(second, from_budget=split)), weights, prompt)
+    policy = policy_from_dict(param_dict([level, {**second, "from_budget": split}], weights,
+                                         prompt))
     assert_same(bank, policy, budget, seed, count_prompt, policy=True, arrays=arrays)
 
 
@@ -198,13 +221,13 @@ def test_solve_and_cli_use_a_policy_file(tmp_path, bundled, capsys):
     sample_policy(prompt).to_json(path)
     question = bank.problems["gsm8k-test-0"].question
     r = tts.replay_engine(policy=load_policy(path)).solve(question, 200_000)
-    assert r.strategy in ("adaptive", "escalate") and r.difficulty is not None
+    assert r.strategy == "ladder" and r.difficulty is not None
     assert cli_main(["solve", question, "--budget", "200000", "--policy", str(path),
                      "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["answer"] == r.answer and out["strategy"] == r.strategy
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"format": "tts-policy/1"}))
+    bad.write_text(json.dumps({"format": "tts-policy/2"}))
     assert cli_main(["solve", question, "--budget", "1000", "--policy", str(bad)]) == 2
     assert "missing field" in capsys.readouterr().err
 

@@ -389,7 +389,7 @@ def test_replay_ladder_server(tmp_path) -> None:
     """`tts serve --bank mot_date --ladder a,b,c --policy ladder.json`: three tiers by name,
     tts-auto runs the policy's ladder (climbing to the top on some questions), answers, usage
     and plan equal the engine's."""
-    from tts.ladder_policy import LadderLevel, LadderPolicy
+    from tts.policy import LadderLevel, LadderPolicy
     from tts.policy import load_policy
     from tts.strategies import Rung
 

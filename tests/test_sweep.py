@@ -315,12 +315,11 @@ def test_summary_is_plain_data(result):
 
 
 def test_policy_file_naming_its_training_split(mot_small, mot_small_path, tmp_path, capsys):
-    policy_mod = pytest.importorskip("tts.policy")
-    if not hasattr(policy_mod, "ParamPolicy"):
-        pytest.skip("tts.policy has no ParamPolicy yet")
+    from tts.policy import DEFAULT_RUNGS, single_level
+
     train = mot_small.problem_ids[:25]
     path = tmp_path / "policy.json"
-    policy_mod.ParamPolicy((policy_mod.Level(),), notes={"train_ids": train}).to_json(path)
+    single_level(None, DEFAULT_RUNGS, notes={"train_ids": train}).to_json(path)
     assert main(["sweep", "--bank", str(mot_small_path), "--budgets", "2048,131072",
                  "--strategies", "vote@4,escalate,adaptive,policy,oracle", "--policy", str(path),
                  "--seeds", "2", "--bootstrap", "20", "--out", str(tmp_path / "o"),

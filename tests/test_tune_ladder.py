@@ -12,10 +12,13 @@ from tts.backends.replay import ReplayBackend
 from tts.bank import load_bank
 from tts.errors import BankError, ValidationError
 from tts.evaluate import BankArrays, evaluate
-from tts.ladder_policy import LadderPolicy
-from tts.policy import load_policy
-from tts.tune_ladder import (CAPS, Candidate, TuneRun, group_folds, prepare_ladder,
-                             run_ladder_tune, scenario, search, select_candidate, suggest_rungs)
+from tts.policy import LadderPolicy, load_policy
+from tts.tuning import run_tune
+from tts.tuning.data import prepare_ladder
+from tts.tuning.folds import group_folds, scenario
+from tts.tuning.nested import CAPS
+from tts.tuning.search import Candidate, TuneRun, search, select_candidate
+from tts.tuning.space import suggest_rungs
 
 DATE = BankArrays.from_bank(load_bank(tts.BUNDLED_DATE_BANK))
 TWO = ["gpt-3.5-turbo", "gpt-4"]
@@ -75,7 +78,7 @@ def test_select_keeps_the_tuned_plan_only_by_a_margin_and_within_the_cap():
 
 
 def test_run_ladder_tune_reports_heldout_and_deploys(tmp_path):
-    out = run_ladder_tune(DATE, TWO, objective="cost", trials=6, folds=2, group_by="scenario",
+    out = run_tune(DATE, TWO, objective="cost", trials=6, folds=2, group_by="scenario",
                           seeds=(0,), heldout_seeds=(5,))
     report, policy = out["report"], out["policy"]
     h = report["heldout"]
@@ -141,7 +144,7 @@ def _chain_bank(n_problems=40, missing=0):
 
 
 def test_parse_ladder_of_rungs():
-    from tts.tune_ladder import parse_ladder
+    from tts.tuning.data import parse_ladder
 
     assert parse_ladder(TWO) == (tuple(TWO), None)
     assert parse_ladder(["a:sample", "a:chain-1024", "b:greedy"]) == (
@@ -158,7 +161,7 @@ def test_parse_ladder_of_rungs():
 
 def test_tune_a_ladder_with_a_chain_rung_end_to_end(tmp_path):
     arrays = BankArrays.from_bank(_chain_bank())
-    out = run_ladder_tune(arrays, RUNGS, objective="accuracy", max_cost_share=1.0, trials=12,
+    out = run_tune(arrays, RUNGS, objective="accuracy", max_cost_share=1.0, trials=12,
                           folds=2, seeds=(0,), heldout_seeds=(5,), count_prompt=True)
     report, policy = out["report"], out["policy"]
     assert report["ladder"] == RUNGS and report["questions_without_every_rung"] == 0
@@ -232,7 +235,7 @@ def test_confidence_options_and_leader_conf_are_tuned_where_the_bank_has_them(tm
     run = search(data, trials=30)
     rungs = [r for c in run.candidates for r in c.rungs[:-1]]
     assert any(r.weight != "none" or r.keep < 1.0 for r in rungs)
-    out = run_ladder_tune(arrays, ["s", "l"], objective="accuracy", max_cost_share=1.0,
+    out = run_tune(arrays, ["s", "l"], objective="accuracy", max_cost_share=1.0,
                           trials=10, folds=2, seeds=(0,), heldout_seeds=(5,), count_prompt=True)
     assert_policy_replays(arrays, out["policy"], tmp_path / "policy.json")
 
@@ -263,7 +266,7 @@ def test_without_confidences_on_every_question_nothing_about_them_is_searched():
 
 
 def test_over_cap_counts_rounding_as_within():
-    from tts.tune_ladder import over_cap
+    from tts.tuning.search import over_cap
 
     assert over_cap(1.0000000000000002, 1.0) == 0.0  # the top model's own share, re-averaged
     assert over_cap(0.6, 0.6) == 0.0 and over_cap(3.0, None) == 0.0
@@ -321,7 +324,7 @@ def test_a_lower_greedy_rung_answers_once_and_escalates_by_its_score(tmp_path):
     assert lower and all(r.mode == "greedy" and r.max_samples == 1 and r.temperature == 0.0
                          for r in lower)
     assert "cascade-small-greedy" in {c.name for c in run.candidates}
-    out = run_ladder_tune(arrays, ("s:greedy", "l"), objective="accuracy", max_cost_share=0.6,
+    out = run_tune(arrays, ("s:greedy", "l"), objective="accuracy", max_cost_share=0.6,
                           trials=10, folds=2, seeds=(0,), heldout_seeds=(5,))
     assert 0 <= out["report"]["heldout"]["accuracy"] <= 1
     assert_policy_replays(arrays, out["policy"], tmp_path / "policy.json")
@@ -330,7 +333,7 @@ def test_a_lower_greedy_rung_answers_once_and_escalates_by_its_score(tmp_path):
 def test_only_chain_modes_are_kept_out_of_the_vote_whatever_a_log_names_its_modes():
     from dataclasses import replace
 
-    from tts.tune_ladder import _modes
+    from tts.tuning.data import _modes
 
     bank = _chain_bank(n_problems=6)
     for (pid, model, mode), rec in list(bank.records.items()):

@@ -1,7 +1,7 @@
 """The `tts` command: its entry point (`main`), `tts solve` and `tts demo` (printing with
 `tts.console`, whose `safe` it re-exports). The other commands are mounted from
 modules beside the code they drive (`EXTRA_COMMANDS`: `tts.bank_cli`, `tts.sweep`,
-`tts.tune_cli`, `tts.models`, `tts.serving.cli`); their shared flags are in `tts.cli_args`.
+`tts.tuning.cli`, `tts.models`, `tts.serving.cli`); their shared flags are in `tts.cli_args`.
 
 Errors that tts raises on purpose are printed as one line (`error: ...`) with exit code 2;
 anything else is a bug and keeps its traceback.
@@ -26,7 +26,7 @@ from tts.console import console, err_console, safe
 from tts.errors import TTSError, ValidationError
 
 # Subcommand builders contributed by other modules: each takes the subparsers object.
-EXTRA_COMMANDS: list[str] = ["tts.bank_cli", "tts.sweep", "tts.tune_cli", "tts.models",
+EXTRA_COMMANDS: list[str] = ["tts.bank_cli", "tts.sweep", "tts.tuning.cli", "tts.models",
                              "tts.serving.cli"]
 
 

@@ -3,7 +3,7 @@ their standard error, the per-question oracle, tokens-to-match, gap closed and a
 accuracy-vs-budget curve.
 
 Pure functions of arrays (no banks, no plans, no files), used by the sweep (`tts.sweep`),
-the tuners' selection guards (`tts.tune_select`, `tts.tune_ladder`) and their reports.
+the tuners' selection guards (`tts.tuning`) and their reports.
 """
 
 from __future__ import annotations

@@ -189,7 +189,7 @@ def run_ladder(run: Run, rows: np.ndarray, strategy: Ladder, keys: list,
         if rung.is_chain:
             out: VoteOut = _chain_rung(run, active, model, rung)
         else:
-            early = rung.climb_early_above < 1.0
+            early = rung.climb_early_above < 1.0 and i < last
             out = vote_phase(run, active, model=model, max_samples=rung.max_samples,
                              probe=rung.probe or rung.wave, wave=rung.wave,
                              max_tokens=rung.max_tokens, temperature=rung.temperature,
@@ -211,7 +211,7 @@ def run_ladder(run: Run, rows: np.ndarray, strategy: Ladder, keys: list,
         ok = active & ~out.insufficient & ~(have & ~answered)
         run.status = np.where(ok, np.where(answered, ANSWERED, ABSTAINED), run.status)
         run.set_answer(ok, out.key, out.pre, k, keys)
-        run.escalated = np.where(ok, i > 0, run.escalated)
+        run.escalated = np.where(ok, i > 0 or strategy.skipped, run.escalated)
         m = run.a.mode(model, out.key[1])
         lead = out.pre.leader[idx, k]
         lead_cls = np.where(lead >= 0, m.cls[idx, np.maximum(lead, 0)], -1)

@@ -166,10 +166,12 @@ class Rung:
                      mode=self.mode or "chain", answer_tokens=self.answer_tokens,
                      max_waits=self.max_waits)
 
-    def steps(self, problem: Problem, ctx: RunContext, prior: float = 0.0) -> Steps:
-        """The rung's vote (a chain rung: its chains, voted); returns its Outcome."""
+    def steps(self, problem: Problem, ctx: RunContext, prior: float = 0.0,
+              top: bool = False) -> Steps:
+        """The rung's vote (a chain rung: its chains, voted); returns its Outcome. The `top`
+        rung of a ladder has nothing to climb to, so it never climbs early."""
         if not self.is_chain:
-            return (yield from self.vote(prior).steps(problem, ctx))
+            return (yield from self.vote(prior, early=not top).steps(problem, ctx))
         chain = self.chain()
         answers: list[str | None] = []
         for j in range(self.max_samples):
@@ -184,16 +186,16 @@ class Rung:
         return Outcome(answer=votes.leader, status=status, votes=votes,
                        tier_votes={self.role: votes})
 
-    def vote(self, prior: float = 0.0) -> Vote:
+    def vote(self, prior: float = 0.0, early: bool = True) -> Vote:
         """The vote of a vote rung (reporting `leader_conf` when the rung measures it; with
-        its early climb, scored with this prompt's `prior`)."""
-        early = None if self.climb_early_above == 1.0 else ClimbEarly(
+        its early climb, scored with this prompt's `prior`, unless `early` is False)."""
+        climb = None if self.climb_early_above == 1.0 or not early else ClimbEarly(
             self.weights, self.climb_early_above, prior)
         return Vote(max_samples=self.max_samples, wave=self.wave, max_tokens=self.max_tokens,
                     temperature=self.temperature, confidence=self.confidence, role=self.role,
                     mode=self.mode, weight=self.weight, keep=self.keep,
                     report_confidence=self.measures_leader_conf, probe=self.probe,
-                    climb_early=early)
+                    climb_early=climb)
 
     def first_request(self, problem: Problem, ctx: RunContext) -> GenRequest:
         """The first call of a vote rung (what the rung below holds with `hold_next`)."""
@@ -225,6 +227,9 @@ class Ladder(Strategy):
     rungs: tuple[Rung, ...] = ()
     prior: float = 0.0
     """Prompt-feature logit of this prompt (set per prompt by a policy)."""
+    skipped: bool = False
+    """A policy started this prompt above the ladder's first rung (`LadderLevel.skip_above`):
+    every answer counts as escalated."""
 
     def __post_init__(self) -> None:
         rungs = tuple(self.rungs)
@@ -252,7 +257,7 @@ class Ladder(Strategy):
             if rung.hold_next:
                 nxt = self.rungs[i + 1]
                 held = ctx.try_call(nxt.role, nxt.first_request(problem, ctx))
-            out = yield from rung.steps(problem, ctx, self.prior)
+            out = yield from rung.steps(problem, ctx, self.prior, top=i == len(self.rungs) - 1)
             if held is not None:
                 ctx.ledger.cancel(held.reservation)
             if out.status == "insufficient_budget":
@@ -267,7 +272,7 @@ class Ladder(Strategy):
                                           votes=best.votes, escalated=True), *rungs)
             lower = None if best is None else best.answer
             best = with_tiers(Outcome(answer=out.answer, status=out.status, votes=out.votes,
-                                      escalated=i > 0), *rungs)
+                                      escalated=i > 0 or self.skipped), *rungs)
             if i == len(self.rungs) - 1:
                 return best
             if out.climb_now:

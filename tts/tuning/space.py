@@ -1,0 +1,162 @@
+"""The search space of a study: the rungs one trial suggests (`suggest_rungs`), and the
+fixed plans every selection compares with (`baselines`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from tts.signals import AGREEMENT_CLIMB_WEIGHTS, MOT_CLIMB_WEIGHTS
+from tts.strategies.chain import is_chain_mode
+from tts.strategies.ladder import Rung
+from tts.tuning.data import (MAX_TOKENS, LadderData, default_rung, greedy_rung, slot_name,
+                             top_rung)
+
+FLOOR_RANGE = (0.5, 1.0)
+"""The agreement floor a tuned rung always climbs below (tuned within this range)."""
+CHECK_MAX = 4
+CONF_WEIGHTS = ("none", "min_conf", "logprob")
+"""What a lower vote's samples may count, where the bank has confidences (`Vote.weight`)."""
+CONF_KEEP = (1.0, 0.9, 0.5, 0.1)
+"""Shares of the most confident samples a lower vote may keep (`Vote.keep`; DeepConf's
+conservative 90% and aggressive 10% filters, and half)."""
+
+# ---- search space ----------------------------------------------------------------------------
+def suggest_rungs(trial: Any, data: LadderData) -> tuple[Rung, ...]:
+    """The rungs of one trial (every choice is recorded in the trial's params)."""
+    if data.slots is not None:
+        return _suggest_slots(trial, data)
+    rungs = []
+    for role in data.roles[:-1]:
+        if len(data.roles) > 2 and not trial.suggest_categorical(f"{role}_use", [True, False]):
+            continue
+        mode = trial.suggest_categorical(f"{role}_mode", data.modes[role])
+        rungs.append(_suggest_climb(trial, data, _suggest_vote(trial, data, role, mode, role),
+                                    role))
+    return (*rungs, _suggest_plain_top(trial, data))
+
+
+def _suggest_vote(trial: Any, data: LadderData, role: str, mode: str, p: str) -> Rung:
+    """A lower rung's vote in `mode` (parameters named `p`_...)."""
+    cap = data.max_samples[(role, mode)]
+    wave = trial.suggest_int(f"{p}_wave", 1, min(8, cap))
+    max_samples = trial.suggest_int(f"{p}_max_samples", 1, cap)
+    confidence = 1.0
+    if trial.suggest_categorical(f"{p}_stop_early", [True, False]):
+        confidence = trial.suggest_float(f"{p}_confidence", 0.5, 1.0)
+    # A fixed choice list (Optuna's categoricals are static); checking the vote's own
+    # representation means no check.
+    check = trial.suggest_categorical(f"{p}_check", ["none", *data.modes[role]])
+    check = "none" if check == mode else check
+    check_samples = 0
+    if check != "none":
+        check_samples = trial.suggest_int(f"{p}_check_samples", 1,
+                                          min(CHECK_MAX, data.max_samples[(role, check)]))
+    return Rung(role=role, mode=mode, wave=wave, max_samples=max_samples, max_tokens=MAX_TOKENS,
+                confidence=confidence, check_mode=None if check == "none" else check,
+                check_samples=check_samples, **_suggest_confidence(trial, data, role, mode, p))
+
+
+def _suggest_confidence(trial: Any, data: LadderData, role: str, mode: str,
+                        p: str) -> dict[str, Any]:
+    """A lower vote's DeepConf options (`Rung.weight`, `Rung.keep`; parameters `p`_vote_weight
+    and `p`_keep), searched only where the bank has confidences for (role, mode) on every
+    training question; elsewhere none, and no trial parameter, so such studies are as they
+    were before these options existed."""
+    if (role, mode) not in data.confident:
+        return {}
+    return {"weight": trial.suggest_categorical(f"{p}_vote_weight", list(CONF_WEIGHTS)),
+            "keep": trial.suggest_categorical(f"{p}_keep", list(CONF_KEEP))}
+
+
+def _suggest_climb(trial: Any, data: LadderData, rung: Rung, p: str) -> Rung:
+    """`rung` with its climb rule (parameters named `p`_...): the score's weights (fixed
+    agreement or MoT weights, or those learned for its (role, mode, check)), the agreement
+    floor and the score threshold."""
+    score = trial.suggest_categorical(f"{p}_score", ["agreement", "mot", "learned"])
+    weights = {"agreement": AGREEMENT_CLIMB_WEIGHTS, "mot": MOT_CLIMB_WEIGHTS}.get(
+        score, data.learned.get((rung.role, rung.mode, rung.check_mode),
+                                AGREEMENT_CLIMB_WEIGHTS))
+    return replace(rung, weights=weights,
+                   climb_below=trial.suggest_float(f"{p}_floor", *FLOOR_RANGE),
+                   climb_above=trial.suggest_float(f"{p}_climb_above", 0.05, 1.0))
+
+
+def _suggest_plain_top(trial: Any, data: LadderData) -> Rung:
+    """The top model's rung when no mode is named: its greedy answer, or a vote of 2..n."""
+    if trial.suggest_categorical("large_vote", [False, True]) and data.modes["large"]:
+        mode = data.modes["large"][0]
+        k = trial.suggest_int("large_samples", 2, data.max_samples[("large", mode)])
+        return Rung(role="large", mode=mode, wave=k, max_samples=k, max_tokens=MAX_TOKENS)
+    return top_rung(data.greedy["large"])
+
+
+def _suggest_slots(trial: Any, data: LadderData) -> tuple[Rung, ...]:
+    """`suggest_rungs` for a ladder of rungs: per lower slot the same choices as a plain
+    ladder's rung (the representation only where the entry names none); a chain slot
+    chooses 1..n chains and its climb rule, no check; a greedy slot (a lower model's greedy
+    answer) only its climb rule."""
+    slots = data.slots or ()
+    rungs = []
+    for slot in slots[:-1]:
+        role, mode = slot
+        p = slot_name(slot)
+        if len(slots) > 2 and not trial.suggest_categorical(f"{p}_use", [True, False]):
+            continue
+        if mode in data.greedy[role]:
+            rung = greedy_rung(role, mode)
+        elif mode is not None and is_chain_mode(mode):
+            rung = Rung(role=role, mode=mode, **data.chain_rung[slot],
+                        max_samples=trial.suggest_int(f"{p}_max_samples", 1,
+                                                      data.max_samples[slot]))
+        else:
+            if mode is None:
+                mode = trial.suggest_categorical(f"{p}_mode", data.modes[role])
+            rung = _suggest_vote(trial, data, role, mode, p)
+        rungs.append(_suggest_climb(trial, data, rung, p))
+    return (*rungs, _top_slot_rung(trial, data))
+
+
+def _top_slot_rung(trial: Any, data: LadderData) -> Rung:
+    """The top rung of a ladder of rungs: the plain choice (greedy, or a vote) for an entry
+    without a mode; else its greedy answer, a vote of 1..n samples or 1..n chains."""
+    role, mode = (data.slots or ())[-1]
+    if mode is None:
+        return _suggest_plain_top(trial, data)
+    if mode in data.greedy["large"]:
+        return greedy_rung("large", mode)
+    k = trial.suggest_int(f"{slot_name((role, mode))}_samples", 1,
+                          data.max_samples[(role, mode)])
+    if is_chain_mode(mode):
+        return Rung(role=role, mode=mode, max_samples=k, **data.chain_rung[(role, mode)])
+    return Rung(role=role, mode=mode, wave=k, max_samples=k, max_tokens=MAX_TOKENS)
+
+
+def baselines(data: LadderData) -> dict[str, tuple[Rung, ...]]:
+    """Fixed plans every selection compares with: the top model alone, and the default
+    cascade (a vote of up to 16 samples in waves of 4 with Adaptive-Consistency stopping,
+    climbing to the top model below 60% agreement) from every lower tier in every sampled
+    representation. Fixed plans are not fitted to the training questions, so they carry no
+    winner's curse: a tuned plan has to beat them clearly to be kept."""
+    top = top_rung(data.greedy["large"])
+    out = {"top-model": (top,)}
+    if data.slots is not None:
+        for slot in data.slots[:-1]:
+            role, mode = slot
+            if mode is not None and (is_chain_mode(mode) or mode in data.greedy[role]):
+                out[f"cascade-{role}-{mode}"] = (
+                    default_rung(data, slot, climb_below=0.6), top)
+                continue
+            for vote in [mode] if mode is not None else data.modes[role]:
+                cap = data.max_samples[(role, vote)]
+                out[f"cascade-{role}-{vote}"] = (
+                    Rung(role=role, mode=vote, wave=min(4, cap), max_samples=min(16, cap),
+                         max_tokens=MAX_TOKENS, confidence=0.95, climb_below=0.6), top)
+        return out
+    for role in data.roles[:-1]:
+        for mode in data.modes[role]:
+            cap = data.max_samples[(role, mode)]
+            out[f"cascade-{role}-{mode}"] = (
+                Rung(role=role, mode=mode, wave=min(4, cap), max_samples=min(16, cap),
+                     max_tokens=MAX_TOKENS, confidence=0.95, climb_below=0.6), top)
+    return out
