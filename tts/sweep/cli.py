@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tts.cli_args import (add_bank, add_budgets, add_no_progress, add_out, add_policy,
+from tts.cli_args import (add_bank, add_budgets, add_count_prompt, add_no_progress, add_out,
+                          add_policy,
                           add_seeds, check_writable, parse_budgets)
 from tts.errors import BankError, ValidationError
 from tts.sweep.plans import read_heldout
@@ -36,6 +37,10 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--heldout", type=Path, default=None,
                    help="file of question ids to evaluate (JSON list, {\"heldout_ids\": [...]} "
                         "or one per line)")
+    p.add_argument("--ladder", default=None,
+                   help="comma-separated models of the bank, cheapest first (default: the "
+                        "policy's ladder, else the bank's small and large models)")
+    add_count_prompt(p)
     add_seeds(p, 5, "seeded sample orders (default 5)")
     p.add_argument("--bootstrap", type=int, default=200,
                    help="bootstrap resamples for the 95%% CIs (default 200)")
@@ -67,7 +72,9 @@ def _run_cli(args: argparse.Namespace) -> int:
     result = run_sweep(args.bank, budgets, strategies=strategies, policy=args.policy,
                        seeds=args.seeds, bootstrap=args.bootstrap, heldout_ids=heldout,
                        progress=not args.no_progress, checkpoint=args.out / "sweep.csv",
-                       resume=not args.fresh)
+                       resume=not args.fresh, count_prompt=args.count_prompt or None,
+                       ladder=None if args.ladder is None else
+                       [m.strip() for m in args.ladder.split(",") if m.strip()])
     command = "tts sweep " + " ".join(shlex.quote(a) for a in _argv_from(args))
     paths = result.write(args.out, command=command)
     console = Console()
@@ -86,7 +93,8 @@ def _argv_from(args: argparse.Namespace) -> list[str]:
     for flag, value in (("--bank", args.bank), ("--budgets", args.budgets),
                         ("--strategies", args.strategies), ("--policy", args.policy),
                         ("--heldout", args.heldout), ("--seeds", args.seeds),
-                        ("--bootstrap", args.bootstrap), ("--out", args.out)):
+                        ("--bootstrap", args.bootstrap), ("--out", args.out),
+                        ("--ladder", args.ladder)):
         if value is not None:
             out += [flag, str(value)]
-    return out
+    return out + (["--count-prompt"] if args.count_prompt else [])

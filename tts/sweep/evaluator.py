@@ -42,11 +42,14 @@ class Evaluator:
     METHODS = ("auto", "vectorised", "solve_many")
 
     def __init__(self, bank: SampleBank, seeds: Sequence[int], models: Sequence[str],
-                 method: str = "auto"):
+                 method: str = "auto", *, ladder: Sequence[str] | None = None,
+                 count_prompt: bool = False):
         if method not in self.METHODS:
             raise ValidationError(f"`method` must be one of {list(self.METHODS)}, got "
                                   f"{method!r}.", parameter="method", value=method)
         self.bank = bank
+        self.ladder = None if ladder is None else tuple(ladder)
+        self.count_prompt = count_prompt
         self.seeds = tuple(seeds)
         self.models = tuple(models)
         self.problems = [bank.problems[pid] for pid in bank.problem_ids]
@@ -61,6 +64,8 @@ class Evaluator:
             else:
                 try:
                     self._arrays = BankArrays.from_bank(bank)
+                    if self.ladder is not None:
+                        self._arrays = self._arrays.with_ladder(self.ladder)
                 except BankError:
                     if method == "vectorised":
                         raise
@@ -74,7 +79,8 @@ class Evaluator:
     def run(self, entry: Entry, budget: float) -> Cell:
         if self._arrays is not None:
             try:
-                ev = self._evaluate(self._arrays, entry.plan, budget, self.seeds)
+                ev = self._evaluate(self._arrays, entry.plan, budget, self.seeds,
+                                    count_prompt=self.count_prompt)
             except ValidationError:
                 if not self.auto:
                     raise
@@ -96,13 +102,17 @@ class Evaluator:
 
         key = (seed, id(policy))
         eng = self._engines.get(key)
+        if eng is None and self.ladder is not None:
+            eng = self._engines[key] = Engine(
+                [ReplayBackend(self.bank, m) for m in self.ladder], cost=self.bank.meta.cost,
+                seed=seed, count_prompt=self.count_prompt, policy=policy)
         if eng is None:
             small = ReplayBackend(self.bank, self.bank.role_model("small"))
             large_model = self.bank.meta.roles.get("large")
             large = ReplayBackend(self.bank, large_model) if large_model in self.bank.models \
                 else None
             eng = self._engines[key] = Engine(small, large, cost=self.bank.meta.cost, seed=seed,
-                                              policy=policy)
+                                              count_prompt=self.count_prompt, policy=policy)
         return eng
 
     def _run_engine(self, entry: Entry, budget: float) -> Cell:

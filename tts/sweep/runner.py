@@ -48,7 +48,9 @@ def run_sweep(bank: SampleBank | str | Path | None, budgets: Iterable[float], *,
               policy: Policy | str | Path | None = None, seeds: int | Sequence[int] = 5,
               bootstrap: int = 200, heldout_ids: Iterable[str] | None = None,
               progress: bool = True, checkpoint: str | Path | None = None, resume: bool = True,
-              bootstrap_seed: int = 0, method: str = "auto") -> SweepResult:
+              bootstrap_seed: int = 0, method: str = "auto",
+              ladder: Sequence[str] | None = None,
+              count_prompt: bool | None = None) -> SweepResult:
     """Sweep `budgets` over a bank: every plan, every budget, every seed.
 
     Args:
@@ -71,6 +73,11 @@ def run_sweep(bank: SampleBank | str | Path | None, budgets: Iterable[float], *,
         method: "auto" (vectorised `tts.evaluate` when available), "vectorised" or
             "solve_many" (runs `Engine.solve_many` per seed: the reference, slower). Both
             give identical numbers.
+        ladder: the bank's models to run, cheapest first (default: the policy's ladder when it
+            names one, else the bank's small and large models); fixed plans use its first
+            and last.
+        count_prompt: charge prompt tokens (default: as the policy was tuned, its
+            `notes.count_prompt`, else no).
     """
     t0 = time.perf_counter()
     grid = check_budgets(budgets)
@@ -80,6 +87,11 @@ def run_sweep(bank: SampleBank | str | Path | None, budgets: Iterable[float], *,
                               parameter="bootstrap", value=bootstrap)
     full = _load(bank)
     policy_obj, train_ids, policy_desc = resolve_policy(policy)
+    notes = getattr(policy_obj, "notes", None) or {}
+    if ladder is None:
+        ladder = getattr(policy_obj, "ladder", None)
+    if count_prompt is None:
+        count_prompt = bool(notes.get("count_prompt", False))
     heldout = False
     ids = full.problem_ids
     if heldout_ids is not None:
@@ -101,17 +113,29 @@ def run_sweep(bank: SampleBank | str | Path | None, budgets: Iterable[float], *,
         seen = set(train_ids)
         ids, heldout = [i for i in full.problem_ids if i not in seen], True
     if not ids:
-        raise ValidationError("no questions left to evaluate: the policy's training split "
-                              "covers the whole bank.", parameter="heldout_ids")
+        raise ValidationError("no questions left to evaluate: the policy was tuned on every "
+                              "question of this bank (its notes.train_ids). For held-out "
+                              "numbers sweep the crossfit_policy.json that `tts tune` wrote "
+                              "beside it (each question decided by a fold policy that never "
+                              "saw it), or a bank of other questions.", parameter="heldout_ids")
     sub = full.subset(ids) if heldout else full
     _check_gold(sub)
     entries = plan_entries(sub, strategies, policy_obj)
-    models = tuple(m for m in (sub.meta.roles.get("small"), sub.meta.roles.get("large"))
-                   if m is not None and m in sub.models)
+    if ladder is not None:
+        missing = [m for m in ladder if m not in sub.models]
+        if missing:
+            raise BankError(f"the ladder {list(ladder)} names model(s) {missing} that bank "
+                            f"{sub.meta.name!r} does not hold (it has {sorted(sub.models)}).")
+        models = tuple(ladder)
+    else:
+        models = tuple(m for m in (sub.meta.roles.get("small"), sub.meta.roles.get("large"))
+                       if m is not None and m in sub.models)
     config = {"format": FORMAT, "bank": sub.meta.name, "bank_sha1": _bank_digest(sub),
               "questions": ids if heldout else len(ids), "seeds": list(seed_list),
               "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed,
-              "plans": [[e.name, e.kind, e.describe()] for e in entries], "policy": policy_desc}
+              "plans": [[e.name, e.kind, e.describe()] for e in entries], "policy": policy_desc,
+              **({"ladder": list(ladder)} if ladder is not None else {}),
+              **({"count_prompt": True} if count_prompt else {})}
     key = _sha1(json.dumps(config, sort_keys=True, default=str).encode())[:16]
     result = SweepResult(rows=[], budgets=grid, names=tuple(e.name for e in entries),
                          models=models, bank_name=sub.meta.name, n_questions=len(ids),
@@ -128,7 +152,8 @@ def run_sweep(bank: SampleBank | str | Path | None, budgets: Iterable[float], *,
         elif ckpt.exists():
             ckpt.unlink()
     boot = bootstrap_pairs(len(seed_list), len(ids), bootstrap, bootstrap_seed)
-    evaluator = Evaluator(sub, seed_list, models, method)
+    evaluator = Evaluator(sub, seed_list, models, method, ladder=ladder,
+                          count_prompt=count_prompt)
     todo = [b for b in grid if b not in done]
     runnable = [e for e in entries if e.kind != "oracle" and not e.unavailable]
     with _progress(progress, len(todo) * len(runnable)) as advance:

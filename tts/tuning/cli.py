@@ -8,8 +8,9 @@ import math
 from typing import TYPE_CHECKING
 
 from tts.cli_args import (add_bank, add_budgets, add_count_prompt, add_no_progress, add_out,
-                          add_seed, add_seeds, check_budgets, check_writable, command_line,
-                          parse_budgets, progress_bar)
+                          add_seed, add_seeds, check_writable, command_line,
+                          progress_bar)
+from tts.budgets import check_budget
 from tts.errors import ValidationError
 from tts.tuning.studies import check_storage, open_storage
 
@@ -85,8 +86,19 @@ def _checked(args: argparse.Namespace) -> list[float]:
     """Everything that can be refused, refused before any tuning runs; the budgets."""
     if args.budget is not None and args.budgets is not None:
         raise ValidationError("give --budget or --budgets, not both.", parameter="budgets")
-    budgets = list(parse_budgets(args.budgets)) if args.budgets is not None else \
-        list(check_budgets([args.budget if args.budget is not None else 262144.0]))
+    if args.budgets is not None:
+        try:
+            budgets = [float(x.replace("_", "")) for x in args.budgets.split(",") if x.strip()]
+        except ValueError:
+            raise ValidationError(f"--budgets must be comma-separated numbers, got "
+                                  f"{args.budgets!r}.", parameter="budgets") from None
+        budgets = [check_budget(b, "--budgets") for b in budgets]
+        if not budgets or any(b <= a for a, b in zip(budgets, budgets[1:])):
+            raise ValidationError(f"--budgets must be increasing, got {args.budgets!r}.",
+                                  parameter="budgets")
+    else:
+        budgets = [check_budget(args.budget if args.budget is not None else 262144.0,
+                                "--budget")]
     if args.seeds < 1:
         raise ValidationError(f"--seeds must be >= 1, got {args.seeds}.", parameter="seeds")
     if args.trials < 1:
