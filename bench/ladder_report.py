@@ -1,7 +1,7 @@
 """Held-out ladder results for a bank: the numbers, plot and table `tune_date.py` and
 `tune_mot.py` write (one definition, used by both).
 
-For each ladder (model names, cheapest first) it runs `tts.tune_ladder.run_ladder_tune`:
+For each ladder (model names, cheapest first) it runs `tts.tuning.run_tune`:
 
 * the cost objective (min mean cost subject to the top model's accuracy, shipped defaults:
   margin chosen by inner cross-validation) -> `large_cost_share_at_large_acc` and
@@ -23,7 +23,8 @@ from typing import Any, Callable, Sequence
 from figures import finish
 from tts.evaluate import BankArrays, evaluate
 from tts.strategies import Ladder, Rung
-from tts.tune_ladder import MAX_TOKENS, run_ladder_tune, top_rung
+from tts.tuning import run_tune
+from tts.tuning.data import MAX_TOKENS, top_rung
 
 CAPS = (0.2, 0.4, 0.6)
 
@@ -59,16 +60,16 @@ def ladder_entry(arrays: BankArrays, ladder: Sequence[str], *, budget: float, fo
                  ) -> dict[str, Any]:
     """The `ladders` entry of one ladder (see the module docstring); the accuracy objective
     runs once per cap in `caps`, which must hold 0.6."""
-    common = dict(budget=budget, folds=folds, group_by=group_by, trials=trials, seeds=seeds,
+    common = dict(budgets=[budget], folds=folds, group_by=group_by, trials=trials, seeds=seeds,
                   heldout_seeds=heldout_seeds, count_prompt=count_prompt)
     t0 = time.perf_counter()
-    cost = run_ladder_tune(arrays, ladder, objective="cost", **common)
+    cost = run_tune(arrays, ladder, objective="cost", **common)
     h = cost["report"]["heldout"]
     log(f"  {' > '.join(ladder)} cost objective: accuracy {h['accuracy']:.3f} (top model "
         f"{h['large_greedy_accuracy']:.3f}) at {h['cost_share_of_large_only']:.3f} of its cost")
     line = []
     for cap in caps:
-        acc = run_ladder_tune(arrays, ladder, objective="accuracy", max_cost_share=cap, **common)
+        acc = run_tune(arrays, ladder, objective="accuracy", max_cost_share=cap, **common)
         ha = acc["report"]["heldout"]
         log(f"  {' > '.join(ladder)} accuracy <= {cap:g} cost: {ha['accuracy']:.3f} at "
             f"{ha['cost_share_of_large_only']:.3f}")
@@ -78,7 +79,8 @@ def ladder_entry(arrays: BankArrays, ladder: Sequence[str], *, budget: float, fo
                      "per_tier_share_of_questions": ha["per_tier_share_of_questions"],
                      "chosen_per_fold": [f["chosen"] for f in acc["report"]["folds_detail"]],
                      "margin_per_fold": [f["margin"] for f in acc["report"]["folds_detail"]],
-                     "deployed_policy": acc["policy"].to_dict()})
+                     "deployed_policy": acc["policy"].to_dict(),
+                     "deployed": _deployed(acc["report"])})
     at60 = next(p for p in line if p["max_cost_share"] == 0.6)
     meets = h["accuracy"] >= h["large_greedy_accuracy"] - 1e-12
     return {
@@ -97,9 +99,18 @@ def ladder_entry(arrays: BankArrays, ladder: Sequence[str], *, budget: float, fo
                                  for f in cost["report"]["folds_detail"]],
         "cost_objective_rule_choice": [f["rule"] for f in cost["report"]["folds_detail"]],
         "deployed_cost_policy": cost["policy"].to_dict(),
+        "deployed_cost": _deployed(cost["report"]),
         "accuracy_vs_cost": line,
         "seconds": round(time.perf_counter() - t0, 1),
     }
+
+
+def _deployed(report: dict[str, Any]) -> dict[str, Any]:
+    """What the deployed policy (tuned on every question) chose and is expected to score:
+    cross-fitted (its plan rebuilt on each outer training split) and in-sample."""
+    d = report["deployed"]
+    return {"chosen": d["chosen"], "expected_heldout": d["expected_heldout"],
+            "in_sample": d["in_sample"]}
 
 
 def write_outputs(out: Path, name: str, entries: list[dict[str, Any]],
@@ -193,5 +204,5 @@ def summarise(arrays: BankArrays, ladders: Sequence[Sequence[str]], out: Path, n
                          "budget": budget, "count_prompt": count_prompt,
                          "selection": "cost cap (cost objective) or margin (accuracy "
                                       "objective) chosen by inner cross-validation "
-                                      "(tts.tune_ladder.choose_rule); outer folds report"}}
+                                      "(tts.tuning.nested.choose_rule); outer folds report"}}
 

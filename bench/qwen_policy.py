@@ -10,7 +10,7 @@ length; large samples and greedy), so every plan is scored on the same questions
   small votes with DeepConf's confidence filter and weighting, the small model's
   budget-forced chains (one, and a vote of two) at each length, large greedy and large votes,
   and the default cascade (small vote of up to 16, climbing below 60% agreement).
-* Tuned (`tts.tune_ladder.run_ladder_tune`, K-fold by question: every number is scored on
+* Tuned (`tts.tuning.run_tune`, K-fold by question: every number is scored on
   questions the policy was not tuned on): the ladders of `ladders()`, each with the cost
   objective (cheapest plan reaching the large model's greedy accuracy) and the accuracy
   objective under caps on mean compute (`CAPS`, shares of large-greedy compute).
@@ -43,7 +43,7 @@ from tts.evaluate import BankArrays, evaluate  # noqa: E402
 from tts.strategies import Ladder, Rung, Vote  # noqa: E402
 from tts.strategies.chain import is_chain_mode  # noqa: E402
 from tts.measures import oracle_pick  # noqa: E402
-from tts.tune_ladder import MAX_TOKENS, greedy_rung  # noqa: E402
+from tts.tuning.data import MAX_TOKENS, greedy_rung  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BANK = ROOT / "bench/results/qwen_gsm8k/bank"
