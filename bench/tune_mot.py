@@ -11,18 +11,18 @@ is the k-fold estimate. Steps:
 1. Accuracy objective, one level per sweep budget (512 .. 524288) -> `crossfit_policy.json`,
    then `tts.sweep.run_sweep` of every fixed strategy, this policy and the oracle ->
    `policy_sweep.{csv,png,md}`; dominance, gap closed to the oracle, tokens-to-match.
-2. Cost objective at a budget that affords GPT-4 (262144 units): min mean cost subject to
-   accuracy >= GPT-4-greedy's accuracy on the training questions -> held-out cost share of
+2. Cost objective at a budget that affords GPT-4 (262144 units): the cheapest plan whose
+   inner held-out accuracy reaches GPT-4-greedy's, else GPT-4 alone -> held-out cost share of
    GPT-4-only and held-out accuracy (`crossfit_cost_policy.json`).
 3. Held-out AUROC of each difficulty estimator (tts.difficulty.auroc_report).
 4. `policy.json`: the accuracy-objective procedure run on all 300 questions (the policy to
    use with `tts solve --policy`; its expected performance is the k-fold estimate above).
 
-Every study's winner passes the selection guard of `tts.tune_select.select` (the one-standard-error
-rule, `--se-margin`, default 1): it is kept only when it beats the best fixed plan (the sweep's
-fixed strategies reproduced exactly) on the fold's training questions by more than that many
-standard errors of the paired per-question difference; otherwise that fixed plan is the fold's
-level. `summary.json` records the choice per budget and fold (training numbers).
+Every policy comes from the one tuner (`tts.tuning.run_tune`, as `tts tune` runs it): per
+outer fold the selection margin is chosen by inner cross-validation and a tuned plan is kept
+over the best fixed plan only by that margin; `summary.json` records the choice per budget and
+fold (training numbers) and what the deployed `policy.json` is itself expected to score
+(cross-fitted) beside its in-sample numbers.
 
 5. `feasibility`: an in-sample (optimistic, NOT held-out) check of target 1 - the whole
    accuracy/cost frontier of the plain rule "escalate to GPT-4 when the 20-sample Llama vote's
@@ -53,9 +53,7 @@ from tts.difficulty import auroc_report
 from tts.evaluate import BankArrays, evaluate
 from tts.strategies import Escalate, Vote
 from tts.sweep import DEFAULT_BUDGETS, run_sweep
-from tts.tune import crossfit, selection_summary, tune_policy
-from tts.tune_select import SE_MARGIN
-from tts.tune_space import prepare
+from tts.tuning import run_tune
 
 OUT = Path(__file__).resolve().parent / "results" / "mot_gsm8k"
 TRAIN_SEEDS = (1000, 1001, 1002, 1003, 1004)
@@ -156,13 +154,18 @@ def feasibility(arrays: BankArrays, seeds=EVAL_SEEDS, probe_sizes=(1, 4, 8)) -> 
     }
 
 
-def selection_rows(results, index: int) -> dict:
-    """The guard's choice at budget `index` over the folds (training-question numbers)."""
-    sel = [selection_summary(rs[index]) for rs in results]
+def selection_rows(report: dict, index: int) -> dict:
+    """The selection at budget `index` over the outer folds (training-question numbers) and
+    what the deployed policy's plan is expected to score there (cross-fitted)."""
+    r = report.get("by_budget", [report])[index]
+    sel = [f["selection"] for f in r["folds_detail"]]
     return {"chosen": [s["chosen"] for s in sel],
             "baseline": [s.get("baseline") for s in sel],
             "mean_diff": [s.get("mean_diff") for s in sel],
-            "se": [s.get("se") for s in sel]}
+            "se": [s.get("se") for s in sel],
+            "margin": [f["margin"] for f in r["folds_detail"]],
+            "deployed": {k: r["deployed"][k] for k in ("chosen", "expected_heldout",
+                                                        "in_sample")}}
 
 
 def ladders_only(args) -> int:
@@ -195,12 +198,13 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=150, help="trials per study")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--se-margin", type=float, default=SE_MARGIN,
-                    help="selection guard margin in standard errors (tts.tune_select.select)")
+    ap.add_argument("--se-margin", type=float, default=None,
+                    help="selection margin in standard errors (default: chosen by inner "
+                         "cross-validation, as `tts tune` does)")
     ap.add_argument("--storage", default=None,
                     help="Optuna RDB URL to persist / resume the studies")
     ap.add_argument("--ladders-only", action="store_true",
-                    help="only (re)compute the ladder keys of summary.json (tts.tune_ladder: "
+                    help="only (re)compute the ladder keys of summary.json (tts.tuning: "
                          "llama-2-13b > gpt-4, folds by question) and ladders.{csv,md,png}")
     args = ap.parse_args()
     if args.ladders_only:
@@ -213,41 +217,28 @@ def main() -> int:
     budgets = list(DEFAULT_BUDGETS)
     storage = None
     if args.storage:
-        from tts.studies import open_storage
+        from tts.tuning.studies import open_storage
 
         storage = open_storage(args.storage)
 
-    n_studies = args.folds * (len(budgets) + 1) + len(budgets)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("tuning", total=n_studies * args.trials)
-        done: dict[str, int] = {}
+        task = bar.add_task("tuning", total=args.trials)
 
         def progress(what: str, n: int) -> None:
-            done[what] = n
-            bar.update(task, completed=sum(done.values()), description=what)
+            bar.update(task, completed=n, description=what)
 
-        acc_cf, acc_results = crossfit(arrays, budgets, folds=args.folds, objective="accuracy",
-                                       trials=args.trials, seeds=TRAIN_SEEDS, storage=storage,
-                                       study_prefix="mot-acc" if storage else None,
-                                       progress=lambda w, n: progress(f"accuracy {w}", n),
-                                       se_margin=args.se_margin)
-        cost_cf, cost_results = crossfit(arrays, [COST_BUDGET], folds=args.folds,
-                                         objective="cost", trials=args.trials,
-                                         seeds=TRAIN_SEEDS, storage=storage,
-                                         study_prefix="mot-cost" if storage else None,
-                                         progress=lambda w, n: progress(f"cost {w}", n),
-                                         se_margin=args.se_margin)
-        data_all = prepare(arrays, seeds=TRAIN_SEEDS)
-        final, _ = tune_policy(data_all, budgets, objective="accuracy", trials=args.trials,
-                               se_margin=args.se_margin,
-                               storage=storage, study_prefix="mot-all" if storage else None,
-                               progress=lambda w, n: progress(f"all questions {w}", n),
-                               notes={"train_ids": list(arrays.problem_ids),
-                                      "objective": "accuracy per sweep budget",
-                                      "note": "tuned on all 300 questions; its expected "
-                                              "performance is the 5-fold estimate in "
-                                              "summary.json"})
+        common = dict(folds=args.folds, trials=args.trials, seeds=TRAIN_SEEDS,
+                      heldout_seeds=EVAL_SEEDS, count_prompt=False, margin=args.se_margin,
+                      storage=storage)
+        acc = run_tune(arrays, objective="accuracy", budgets=budgets,
+                       study_name="mot-acc" if storage else None,
+                       progress=lambda w, n: progress(f"accuracy {w}", n), **common)
+        cost = run_tune(arrays, objective="cost", budgets=[COST_BUDGET],
+                        study_name="mot-cost" if storage else None,
+                        progress=lambda w, n: progress(f"cost {w}", n), **common)
+    acc_cf, cost_cf, final = acc["crossfit"], cost["crossfit"], acc["policy"]
+    acc_results, cost_results = acc["report"], cost["report"]
     tuned_s = time.perf_counter() - t0
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "crossfit_policy.json").write_text(json.dumps(acc_cf.to_dict(), indent=1) + "\n")
@@ -306,20 +297,14 @@ def main() -> int:
         "oracle_gap_closed_per_budget": [None if not math.isfinite(g) else g for g in gaps],
         "dominates_all_fixed": dominates,
         "selection_guard": {
-            "rule": "one-standard-error rule (Breiman et al. 1984; ESL 7.10), on each fold's "
-                    "training questions with the training seeds plus as many more: keep the "
-                    "re-ranked Optuna winner only if mean(d) > se_margin x SE, d = per-question "
-                    "correctness (seed-averaged) of the winner minus the best fixed plan; else "
-                    "that fixed plan. Cost objective: a cheaper tuned plan is kept only if its "
-                    "training accuracy - se_margin x SE still reaches the target.",
+            "rule": "the one tuner (tts.tuning): per outer fold, the margin (and for the cost "
+                    "objective the cost cap) chosen by inner cross-validation; a tuned plan is "
+                    "kept over the best fixed plan (top model alone; the default cascade) only "
+                    "by more than that margin x SE of the paired per-question difference",
             "se_margin": args.se_margin,
-            "baselines": "the sweep's fixed strategies reproduced exactly as policy levels "
-                         "(vote@1,2,4,8,16,20 with wave = N and max_tokens 512; vote; escalate "
-                         "with max_tokens 512; cascade) plus the study's enqueued baselines "
-                         "(tuner-vote: probe/wave 8, 20 samples; tuner-escalate at the largest "
-                         "affordable GPT-4 max_tokens)",
             "note": "per_budget[i].selection and cost_policy_selection list one entry per fold "
-                    "(training numbers, not held-out)"},
+                    "(training numbers, not held-out), and the deployed policy's own expected "
+                    "(cross-fitted) and in-sample numbers"},
         "per_budget": per_budget,
         "feasibility": feas,
         "difficulty_auroc": auc,

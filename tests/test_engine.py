@@ -18,7 +18,7 @@ JANET = tts.replay_engine().backends["small"].bank.problems["gsm8k-test-0"].ques
 def test_solve_bundled_default_answers_and_reports():
     r = tts.solve(JANET, 200_000)
     assert r.answer == "18" and r.status == "answered"
-    assert r.strategy == "cascade" and r.cost <= 200_000
+    assert r.strategy == "ladder" and r.cost <= 200_000
     assert r.tokens["llama-2-13b"] > 0 and sum(r.votes.values()) == r.samples
     assert r.trace and r.problem_id == "gsm8k-test-0"
 

@@ -13,6 +13,7 @@ from tts.bank import load_bank
 from tts.errors import BankError, ValidationError
 from tts.evaluate import BankArrays, evaluate
 from tts.policy import LadderPolicy, load_policy
+from tts.strategies.ladder import Rung
 from tts.tuning import run_tune
 from tts.tuning.data import prepare_ladder
 from tts.tuning.folds import group_folds, scenario
@@ -342,3 +343,91 @@ def test_only_chain_modes_are_kept_out_of_the_vote_whatever_a_log_names_its_mode
     sampled, greedy, sizes = _modes(BankArrays.from_bank(bank), "s")
     assert "chained-cot" in sampled and sizes["chained-cot"] == sizes["sample"]
     assert "chain-256" not in sampled and "chain-256" not in greedy
+
+
+# ---- what the one tuner gets right (issue 26's three defects) --------------------------------
+GSM8K = BankArrays.from_bank(load_bank(tts.BUNDLED_BANK))
+
+
+def test_cost_objective_falls_back_to_the_top_model_alone():
+    """When no cheaper rule reaches the top model on inner held-out questions, the cost
+    objective deploys the top model itself (it used to keep the best inner rule, which could
+    be below the top model: one outer fold 0.528 at 17.8%)."""
+    from tts.tuning.nested import tune_ladder
+
+    run = tune_ladder(GSM8K.subset(range(80)), ["llama-2-13b", "gpt-4"], objective="cost",
+                      trials=4, seeds=(0,), count_prompt=False, inner_folds=2, target=1.0)
+    assert run.rule.get("top_model_only"), run.rule["reason"]
+    assert run.chosen.name == "top-model" and len(run.chosen.rungs) == 1
+    assert run.chosen.rungs[0].role == "large"
+
+
+def test_a_cap_does_not_flip_the_plan_on_a_rounding_edge():
+    """A plan a hair over the cap (well within one standard error of its measured cost share)
+    stays eligible: the DATE 20%-capped run deployed a CoT cascade scoring 0.858 because its
+    PoT twin cost 20.25% in training."""
+    data = prepare_ladder(DATE, TWO, budget=262144, seeds=(0,))
+    rungs = {m: (Rung(role="small", mode=m, wave=4, max_samples=8, climb_below=0.6),
+                 Rung(role="large", mode="greedy", temperature=0.0, max_samples=1, wave=1))
+             for m in ("sample", "pot")}
+    from tts.tuning.search import score_plan
+
+    cands = [Candidate(f"trial-{i}", rungs[m], score_plan(data, rungs[m], (0,)))
+             for i, m in enumerate(rungs)]
+    better, worse = sorted(cands, key=lambda c: -c.ev.accuracy)
+    cap = better.share(data) - 0.25 * better.share_se(data)  # just under the better plan
+    run = TuneRun(data, cands, 0, "", max_cost_share=cap)
+    chosen, record = select_candidate(run, 0.0)
+    assert chosen is better, record
+    far = TuneRun(data, cands, 0, "", max_cost_share=better.share(data)
+                  - 3 * better.share_se(data))
+    if worse.share(data) <= far.max_cost_share:
+        assert select_candidate(far, 0.0)[0] is worse  # clearly over the cap: not eligible
+
+
+def test_report_states_what_the_deployed_policy_itself_scores():
+    out = run_tune(DATE, TWO, objective="accuracy", max_cost_share=0.3, trials=4, folds=2,
+                   group_by="scenario", seeds=(0,), heldout_seeds=(5,))
+    d = out["report"]["deployed"]
+    for key in ("expected_heldout", "in_sample"):
+        assert 0 <= d[key]["accuracy"] <= 1 and d[key]["cost_share_of_large_only"] > 0
+    assert out["policy"].notes["train_ids"] == list(DATE.problem_ids)
+    assert out["policy"].notes["count_prompt"] is True
+
+
+def test_sweep_runs_a_three_tier_policy_as_tuned_and_holds_out_its_training_ids(tmp_path):
+    """`tts sweep --policy` of a three-tier policy: the policy's ladder, prompt tokens charged
+    as tuned, and only the questions it was not tuned on."""
+    from tts.cli import main
+    from tts.sweep import run_sweep
+
+    train = DATE.subset(range(60))
+    out = run_tune(train, THREE, objective="accuracy", trials=3, folds=2, seeds=(0,),
+                   heldout_seeds=(5,), count_prompt=True)
+    path = tmp_path / "policy.json"
+    out["policy"].to_json(path)
+    r = run_sweep(tts.BUNDLED_DATE_BANK, [262144], strategies=["policy"], policy=path,
+                  seeds=[0], bootstrap=0, progress=False)
+    assert r.heldout and r.n_questions == len(DATE) - 60
+    rest = DATE.with_ladder(THREE).subset(range(60, len(DATE)))
+    ev = evaluate(rest, load_policy(path), 262144, [0], count_prompt=True)
+    assert r.row(262144, "policy").accuracy == pytest.approx(ev.accuracy)
+    assert main(["sweep", "--bank", str(tts.BUNDLED_DATE_BANK), "--budgets", "262144",
+                 "--strategies", "policy", "--policy", str(path), "--seeds", "1",
+                 "--bootstrap", "0", "--out", str(tmp_path / "s"), "--no-progress"]) == 0
+
+
+def test_tune_without_a_ladder_needs_two_models(tmp_path, capsys):
+    from tts.cli import main
+
+    from .conftest import make_bank
+
+    from tts.bank import save_bank
+
+    path = save_bank(make_bank(n_problems=8, n_small=4, n_large=1, seed=1), tmp_path / "bank")
+    meta = json.loads((path / "meta.json").read_text())
+    meta["roles"] = {"small": meta["roles"]["small"]}  # a bank of one model's answers
+    (path / "meta.json").write_text(json.dumps(meta))
+    assert main(["tune", "--bank", str(path), "--trials", "2", "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 2
+    assert "needs a ladder of at least two models" in capsys.readouterr().err

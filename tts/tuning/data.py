@@ -211,15 +211,8 @@ def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
     seeds = tuple(int(s) for s in seeds)
     ref = evaluate(arrays, Ladder(rungs=(top_rung(greedy["large"]),)), budget, seeds[:1],
                    count_prompt=count_prompt)
-    if not ref.mean_cost > 0:
-        raise ValidationError(
-            f"a budget of {budget:g} units cannot pay for one answer of the top model "
-            f"{ladder[-1]!r} on any question, so there is nothing to compare a ladder with; "
-            f"raise --budget (the top model's answers cost up to "
-            f"{_top_price(arrays, top_rung(greedy['large']), count_prompt):,.0f} units here).",
-            parameter="budget", value=budget)
     data = LadderData(arrays, tuple(ladder), seeds, count_prompt, float(budget), modes, greedy,
-                      sizes, {}, ref.mean_cost, ref.accuracy, slots=slots,
+                      sizes, {}, max(ref.mean_cost, 1e-9), ref.accuracy, slots=slots,
                       chain_rung=chain_rung, confident=frozenset(
                           (role, mode) for role, model in zip(roles[:-1], ladder)
                           for mode in _vote_modes(modes[role], slots, role)
@@ -241,11 +234,19 @@ def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
     return data
 
 
-def _top_price(arrays: BankArrays, rung: Rung, count_prompt: bool) -> float:
-    """What the top rung's one answer costs on the dearest question (with an unlimited
-    budget), to tell a user how much budget a ladder needs."""
-    ev = evaluate(arrays, Ladder(rungs=(rung,)), 1e15, (0,), count_prompt=count_prompt)
-    return float(ev.cost.max())
+def check_top_affordable(data: LadderData) -> None:
+    """A cost objective or cap compares plans with the top model's cost: refuse a budget
+    that cannot pay for one of its answers on any question, naming what it would need."""
+    if data.ref_cost > 1e-9:
+        return
+    ev = evaluate(data.arrays, Ladder(rungs=(top_rung(data.greedy["large"]),)), 1e12, (0,),
+                  count_prompt=data.count_prompt)
+    raise ValidationError(
+        f"a budget of {data.budget:g} units cannot pay for one answer of the top model "
+        f"{data.ladder[-1]!r} on any question, so there is no cost to compare a ladder with; "
+        f"raise --budget (its answers cost up to {float(ev.cost.max()):,.0f} units here), or "
+        f"use --objective accuracy without --max-cost-share.", parameter="budget",
+        value=data.budget)
 
 
 def _fit_prompt(arrays: BankArrays) -> tuple[Any, np.ndarray]:

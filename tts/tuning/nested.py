@@ -12,7 +12,7 @@ from tts.evaluate import BankArrays, Evaluation, evaluate
 from tts.measures import paired_difference
 from tts.policy import LadderPolicy, single_level
 from tts.strategies.ladder import Ladder
-from tts.tuning.data import LadderData, prepare_ladder, top_rung
+from tts.tuning.data import LadderData, check_top_affordable, prepare_ladder, top_rung
 from tts.tuning.folds import group_folds
 from tts.tuning.search import Candidate, TuneRun, score_plan, search, select_candidate
 from tts.tuning.space import baselines
@@ -103,6 +103,8 @@ def tune_ladder(arrays: BankArrays, ladder: Sequence[str], *, objective: str = "
         raise ValidationError(f"ladder tuning has objectives 'cost' and 'accuracy', got "
                               f"{objective!r}.", parameter="objective", value=objective)
     data = prepare_ladder(arrays, ladder, budget=budget, seeds=seeds, count_prompt=count_prompt)
+    if objective == "cost" or max_cost_share is not None:
+        check_top_affordable(data)
     if margin is None:
         cap, margin, rule = choose_rule(
             data, objective=objective, target=target, trials=trials, folds=inner_folds,

@@ -159,7 +159,7 @@ def _tune_budget(arrays: BankArrays, entries: tuple[str, ...], parts: list[np.nd
                              "selection": run.selection,
                              "policy": [LadderLevel(0.0, run.chosen.rungs).to_dict()],
                              "heldout_accuracy": ev.accuracy,
-                             "heldout_cost_share": ev.mean_cost / top.mean_cost})
+                             "heldout_cost_share": share(ev.mean_cost, top.mean_cost)})
     c, k, tc, tk = (np.concatenate(x) for x in (correct, cost, top_c, top_cost))
     final = tune_ladder(arrays, entries, sampler_seed=sampler_seed, split_seed=split_seed,
                         study_name=None if study_name is None else f"{study_name}-all",
@@ -167,7 +167,7 @@ def _tune_budget(arrays: BankArrays, entries: tuple[str, ...], parts: list[np.nd
     report = {"heldout": {"accuracy": float(c.mean()), "mean_cost": float(k.mean()),
                           "large_greedy_accuracy": float(tc.mean()),
                           "large_only_cost": float(tk.mean()),
-                          "cost_share_of_large_only": float(k.mean() / tk.mean()),
+                          "cost_share_of_large_only": share(k.mean(), tk.mean()),
                           "accuracy_ci95": mean_ci95(c),
                           "per_tier_share_of_questions": {
                               m: float(np.concatenate(v).mean()) for m, v in per_tier.items()}},
@@ -176,6 +176,12 @@ def _tune_budget(arrays: BankArrays, entries: tuple[str, ...], parts: list[np.nd
                            "rule": final.rule, "selection": final.selection,
                            **_deployed_numbers(arrays, final, runs, parts, heldout_seeds)}}
     return report, final, runs
+
+
+def share(cost: float, top_cost: float) -> float:
+    """A mean cost as a share of the top model's (nan where the budget affords no top-model
+    answer: then there is no share; reports write it as null)."""
+    return float(cost / top_cost) if top_cost > 0 else float("nan")
 
 
 def _top(data: LadderData, arrays: BankArrays, seeds: Sequence[int]):
@@ -202,11 +208,11 @@ def _deployed_numbers(arrays: BankArrays, final: TuneRun, runs: Sequence[TuneRun
     inside = score_plan(final.data, chosen.rungs, seeds)
     top = _top(final.data, arrays, seeds)
     return {"expected_heldout": {"accuracy": float(c.mean()), "accuracy_ci95": mean_ci95(c),
-                                 "cost_share_of_large_only": float(k.mean() / tk.mean()),
+                                 "cost_share_of_large_only": share(k.mean(), tk.mean()),
                                  "how": "the deployed plan rebuilt on each outer training "
                                         "split, scored on its held-out questions"},
             "in_sample": {"accuracy": inside.accuracy,
-                          "cost_share_of_large_only": inside.mean_cost / top.mean_cost}}
+                          "cost_share_of_large_only": share(inside.mean_cost, top.mean_cost)}}
 
 
 def _rebuilt(chosen: Candidate, data: LadderData) -> tuple[Rung, ...]:
