@@ -111,7 +111,7 @@ def param_policies(draw) -> dict:
             "escalate_above": draw(st.floats(0, 1)),
             "escalate_early_above": draw(st.sampled_from([1.0, 0.9, 0.6, 0.3])),
             "direct_above": draw(st.sampled_from([1.0, 0.7, 0.4, 0.0])),
-            "use_large": draw(st.booleans()), "large_samples": draw(st.sampled_from([1, 1, 3])),
+            "use_large": draw(st.booleans()), "large_samples": 1,
             "large_max_tokens": draw(st.sampled_from([256, 512])),
             "keep_for_large": draw(st.booleans()),
             "probe_weights": draw(st.none() | st.lists(WEIGHT, min_size=7, max_size=7))})
@@ -121,6 +121,9 @@ def param_policies(draw) -> dict:
             "notes": {}}
 
 
+# Levels with large_samples > 1 are left out: see tts.policy.legacy (a vote rung draws the large
+# samples the budget affords, where the old escalation drew all or none); every committed
+# policy file has large_samples 1.
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(param_policies(), st.sampled_from([1, 400, 3_500, 60_000, 262_144]), st.booleans(),
        st.integers(0, 3), st.booleans())

@@ -9,8 +9,12 @@ Adaptive-Consistency stop, the probe score as its climb score with `climb_above`
 `large_max_tokens`); `direct_above` becomes the level's `skip_above`, `use_large: false` drops
 the large rung. The probe score's weights over (agreement, entropy, abstain_share,
 distinct_share, inv_samples, prior) are the climb score's with 0 for the climb features the
-probe never read, so every score is the same number to the bit. `tts-ladder-policy/1` reads as
-the current format (it lacks only the newer optional fields).
+probe never read, so every score is the same number to the bit: `tests/test_policy_legacy.py` holds every
+committed old file, and random old policies, to the same Results. One difference remains: a
+level with `large_samples` > 1 whose budget cannot pay for all of them at once now draws the
+large samples it can afford in waves (a vote rung's rule), where the old escalation drew all
+or none; every policy tts tuned had `large_samples` 1. `tts-ladder-policy/1` reads as the
+current format (it lacks only the newer optional fields).
 """
 
 from __future__ import annotations

@@ -172,6 +172,8 @@ def _tune_budget(arrays: BankArrays, entries: tuple[str, ...], parts: list[np.nd
                           "per_tier_share_of_questions": {
                               m: float(np.concatenate(v).mean()) for m, v in per_tier.items()}},
               "folds_detail": fold_reports,
+              "studies": [{"name": r.study_name, "trials": r.trials} for r in (*runs, final)
+                          if r.study_name],
               "deployed": {"chosen": final.chosen.name, "margin": final.margin,  # type: ignore
                            "rule": final.rule, "selection": final.selection,
                            **_deployed_numbers(arrays, final, runs, parts, heldout_seeds)}}

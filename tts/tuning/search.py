@@ -97,6 +97,10 @@ def search(data: LadderData, *, trials: int, max_cost_share: float | None = None
                                 load_if_exists=True)
     claim_study(study, name, {"fingerprint": data.fingerprint, "format": FORMAT,
                               "max_cost_share": max_cost_share})
+    started = len(study.get_trials(deepcopy=False))
+    if started:  # a resumed study, or another worker's: do not replay the first proposals
+        study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + started,
+                                                   n_startup_trials=min(25, trials))
 
     def run(trial):
         ev = score_plan(data, suggest_rungs(trial, data), data.seeds)
@@ -108,7 +112,9 @@ def search(data: LadderData, *, trials: int, max_cost_share: float | None = None
         return sum(t.state == optuna.trial.TrialState.COMPLETE
                    for t in study.get_trials(deepcopy=False))
 
-    callbacks = []
+    # Every worker on a shared study stops once it holds `trials` completed trials.
+    callbacks: list = [optuna.study.MaxTrialsCallback(
+        trials, states=(optuna.trial.TrialState.COMPLETE,))]
     if progress is not None:
         progress(done())
         callbacks.append(lambda s, t: progress(done()))

@@ -67,6 +67,10 @@ def check_storage(url: str | None) -> None:
                               f"{fix[0].upper() + fix[1:]}.", parameter="storage", value=url)
 
 
+HEARTBEAT_S = 10
+GRACE_S = 30
+
+
 def open_storage(url: str | None):
     """An Optuna RDB storage for `url` (None: in memory); a clear error if it cannot open,
     or if it names an existing file that is not an Optuna database (`check_storage`)."""
@@ -79,7 +83,10 @@ def open_storage(url: str | None):
 
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(url)
+            # Heartbeats: a trial whose worker died (killed mid-study) is marked failed once
+            # its heartbeat is GRACE_S old, when a worker next starts on the study.
+            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S,
+                                              grace_period=GRACE_S)
         except (IntegrityError, ProgrammingError) as exc:
             # Workers started together on a fresh database race to create Optuna's tables
             # ("type ... already exists", duplicate key): the loser retries and finds them.
