@@ -187,25 +187,16 @@ def resolve_policy(policy: Any) -> tuple[Any, list[str] | None, str]:
     if policy is None:
         return DefaultPolicy(), None, "DefaultPolicy"
     if isinstance(policy, (str, Path)):
+        from functools import partial
+
+        from tts.files import read_file
+        from tts.policy import load_policy
+
         path = Path(policy)
-        if not path.is_file():
-            raise ValidationError(f"policy file {path} does not exist.", parameter="policy",
-                                  value=str(path))
-        try:
-            from tts.policy import load_policy
-        except ImportError:
-            raise ValidationError("this version of tts cannot load policy files "
-                                  "(tts.policy.load_policy is missing).",
-                                  parameter="policy") from None
-        loaded = load_policy(path)
-        train = _train_ids(loaded)
-        if train is None:
-            try:
-                train = _train_ids(json.loads(path.read_text(encoding="utf-8")))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                train = None
-        digest = hashlib.sha1(path.read_bytes()).hexdigest()
-        return loaded, train, f"file {path.name} sha1:{digest[:12]}"
+        loaded = load_policy(path)  # refuses a missing file, a folder, a device, a FIFO
+        digest = hashlib.sha1(read_file(path, partial(ValidationError, parameter="policy"),
+                                        f"policy file {path}")).hexdigest()
+        return loaded, _train_ids(loaded), f"file {path.name} sha1:{digest[:12]}"
     return policy, _train_ids(policy), "object"
 
 
@@ -244,11 +235,17 @@ def _describe_policy(policy: Any) -> Any:
 def read_heldout(path: str | Path) -> list[str]:
     """Question ids from a held-out file: a JSON list, a JSON object with `heldout_ids`,
     `heldout`, `test_ids` or `test`, or plain text with one id per line."""
+    from functools import partial
+
+    from tts.files import read_file
+
     p = Path(path)
-    if not p.is_file():
-        raise ValidationError(f"held-out file {p} does not exist.", parameter="heldout",
-                              value=str(p))
-    text = p.read_text(encoding="utf-8")
+    error = partial(ValidationError, parameter="heldout", value=str(p))
+    raw = read_file(p, error, f"held-out file {p}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise error(f"held-out file {p} is not UTF-8 text.") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError:

@@ -6,6 +6,7 @@ same search.
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -85,8 +86,10 @@ def open_storage(url: str | None):
         try:
             # Heartbeats: a trial whose worker died (killed mid-study) is marked failed once
             # its heartbeat is GRACE_S old, when a worker next starts on the study.
-            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S,
-                                              grace_period=GRACE_S)
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S,
+                                                  grace_period=GRACE_S)
         except (IntegrityError, ProgrammingError) as exc:
             # Workers started together on a fresh database race to create Optuna's tables
             # ("type ... already exists", duplicate key): the loser retries and finds them.
