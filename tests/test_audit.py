@@ -11,6 +11,7 @@ import pytest
 
 import tts
 from tts.answers import equivalent
+from tts.bank import load_bank
 from tts.audit import Auditor, check_rate, wilson
 from tts.backends.replay import ReplayBackend
 from tts.engine import Engine
@@ -69,7 +70,7 @@ def test_audits_measure_disagreement_off_the_requests_budget(tmp_path) -> None:
     assert snap["ledger"]["spent"] == pytest.approx(tokens * BANK.meta.cost.of("gpt-4").output)
     assert snap["dropped"] == snap["pending"] == 0
     audited.audits.close()
-    written = tts._load(str(tmp_path / "audits"))
+    written = load_bank(tmp_path / "audits")
     assert written.meta.name == "audits" and len(written.problems) == len(answered)
     q, r = answered[0]
     pid = BANK.find(q).id
@@ -90,7 +91,7 @@ def test_a_share_of_answers_is_audited_and_the_bank_resumes(tmp_path) -> None:
     assert again.audits.wait(30)
     again.audits.close()
     lines = (bank / "samples.jsonl").read_text().splitlines()
-    assert len(lines) == 2 * 25 == 2 * len(tts._load(str(bank)).problems)
+    assert len(lines) == 2 * 25 == 2 * len(load_bank(bank).problems)
 
 
 def test_a_failing_top_model_drops_audits_and_never_fails_a_request() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 import tts
 from tts.answers import equivalent
+from tts.bank import load_bank
 
 from .serve_util import ServeProcess
 
@@ -51,7 +52,7 @@ def test_served_answers_are_audited_off_their_path(tmp_path) -> None:
     assert snap["ledger"]["tokens"]["gpt-4"] > 0 and snap["dropped"] == 0
     assert f'tts_audits_total{{outcome="disagree",rung="llama-2-13b"}} {disagree}.0' in metrics
     assert 'tts_audit_disagreement{bound="low",rung="all"}' in metrics
-    assert len(tts._load(str(tmp_path / "audits")).problems) == len(answered)
+    assert len(load_bank(tmp_path / "audits").problems) == len(answered)
 
 
 def test_a_failing_top_model_drops_audits_not_requests() -> None:
@@ -90,3 +91,41 @@ def test_a_failing_top_model_drops_audits_not_requests() -> None:
     assert [r.status_code for r in replies] == [200] * 6
     assert auditor.snapshot()["dropped"] == sum(r.json()["tts"]["audited"] for r in replies) > 0
     assert off.status_code == 404 and off.json()["error"]["code"] == "audits_off"
+
+
+def test_the_audit_bank_survives_a_killed_server(tmp_path) -> None:
+    """SIGKILL mid-traffic: what was written loads, and a restarted server appends to the same
+    audit bank (each question once)."""
+    bank = tmp_path / "audits"
+
+    def ask(server, problems) -> None:
+        base = f"http://127.0.0.1:{server.port}"
+        for p in problems:
+            assert httpx.post(base + "/v1/chat/completions", json=_chat(p.question)) \
+                .status_code == 200
+
+    first = ServeProcess("--audit-rate", "1", "--audit-bank", str(bank),
+                         log=tmp_path / "first.log")
+    try:
+        ask(first, PROBLEMS[:6])
+        deadline = time.monotonic() + 30
+        while not httpx.get(f"http://127.0.0.1:{first.port}/v1/tts/audit").json()[
+                "disagreement"]["overall"]["audited"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        first.kill()  # audits may still be pending: they are lost, not half-written
+    kept = set(load_bank(bank).problems)
+    assert kept  # audits written as they finished
+    with ServeProcess("--audit-rate", "1", "--audit-bank", str(bank),
+                      log=tmp_path / "second.log") as second:
+        ask(second, PROBLEMS)
+        deadline = time.monotonic() + 30
+        while httpx.get(f"http://127.0.0.1:{second.port}/v1/tts/audit").json()["pending"] \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+    again = load_bank(bank)
+    refs = tts.replay_engine().solve_many([p.question for p in PROBLEMS], BUDGET)
+    assert kept <= set(again.problems) and len(again.problems) == \
+        sum(r.status == "answered" for r in refs)
+    lines = (bank / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == 2 * len(again.problems)  # nothing written twice
