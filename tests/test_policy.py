@@ -150,7 +150,7 @@ def test_default_policy_is_the_documented_cascade(bundled):
     assert [r.role for r in alone.rungs] == ["small"] and not alone.rungs[0].hold_next
     # The same Results as the Cascade(keep_for_large=True) it replaces.
     problems = [bank.problems[p] for p in bank.problem_ids[:40]]
-    for budget in (900, 20_000, 262_144):
+    for budget in (900, 20_000, 122_880, 122_900, 262_144):  # 122,880: the held call, exactly
         engine = tts.replay_engine(seed=3)
         new = engine.solve_many(problems, budget)
         old = engine.solve_many(problems, budget, strategy=Cascade(keep_for_large=True))

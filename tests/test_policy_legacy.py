@@ -80,7 +80,7 @@ def committed_param_policies() -> list[tuple[str, dict]]:
 
 @pytest.mark.parametrize("name, data", committed_param_policies())
 def test_every_committed_old_policy_file_gives_the_same_results(name, data):
-    for budget in (600, 5_000, 262_144):
+    for budget in (600, 5_000, 122_880, 262_144):  # 122,880: one 512-token GPT-4 call, exactly
         assert_same_results(data, budget, seed=1, count_prompt=budget == 262_144)
 
 
@@ -125,7 +125,7 @@ def param_policies(draw) -> dict:
 # samples the budget affords, where the old escalation drew all or none); every committed
 # policy file has large_samples 1.
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(param_policies(), st.sampled_from([1, 400, 3_500, 60_000, 262_144]), st.booleans(),
+@given(param_policies(), st.sampled_from([1, 400, 3_500, 60_000, 122_880, 123_000, 262_144]), st.booleans(),
        st.integers(0, 3), st.booleans())
 def test_any_old_param_policy_decides_as_it_did(data, budget, count_prompt, seed, large):
     assert_same_results(data, budget, seed, count_prompt, large)

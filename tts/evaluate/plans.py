@@ -239,8 +239,8 @@ def run_ladder(run: Run, rows: np.ndarray, strategy: Ladder, keys: list,
         z = climb_logit(rung.weights, feats)
         run.rung_features.append((i, ok.copy(), np.stack(feats, 1),
                                   out.pre.leader_correct[idx, kk] & answered))
-        active = ok & (now | climbs(answered, pre.agreement[idx, kk], z, rung.climb_below,
-                                    rung.climb_above))
+        active = first_none | ok & (now | climbs(answered, pre.agreement[idx, kk], z,
+                                                 rung.climb_below, rung.climb_above))
 
 
 @dataclass

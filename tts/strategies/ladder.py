@@ -13,7 +13,8 @@ prior, and the leader's mean min_conf where the rung asks for confidences: DeepC
 vote rung may also use to weight or filter its vote, `weight` and `keep` as in `Vote`) and
 climbs when `tts.signals.climbs` says so and the next rung is affordable. The last
 rung's answer is final; a rung that cannot pay for its first sample, or that abstains, leaves
-the answer of the rung below in place.
+the answer of the rung below in place (with no answer below, the ladder climbs on: the next
+rung may be affordable, as a cascade escalates past a vote it cannot pay for).
 
     Ladder(rungs=(Rung(role="small", mode="pot", max_samples=8, climb_below=0.6),
                   Rung(role="large", mode="greedy", temperature=0.0, max_samples=1)))
@@ -262,7 +263,12 @@ class Ladder(Strategy):
                 ctx.ledger.cancel(held.reservation)
             if out.status == "insufficient_budget":
                 if best is None:
-                    return out
+                    if i == len(self.rungs) - 1:
+                        return out
+                    # Nothing answered yet: the next rung may still be affordable (a held
+                    # price was just released), as a cascade escalates past a vote it cannot pay.
+                    ctx.note(f"ladder: cannot afford {ctx.model(rung.role)}; climbing")
+                    continue
                 ctx.note(f"ladder: cannot afford {ctx.model(rung.role)}; keeping the answer below")
                 return best
             rungs.append(out)
