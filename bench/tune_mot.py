@@ -195,17 +195,19 @@ def ladders_only(args) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=150, help="trials per study")
-    ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--se-margin", type=float, default=None,
-                    help="selection margin in standard errors (default: chosen by inner "
-                         "cross-validation, as `tts tune` does)")
-    ap.add_argument("--storage", default=None,
-                    help="Optuna RDB URL to persist / resume the studies")
-    ap.add_argument("--ladders-only", action="store_true",
-                    help="only (re)compute the ladder keys of summary.json (tts.tuning: "
-                         "llama-2-13b > gpt-4, folds by question) and ladders.{csv,md,png}")
+    for flag, options in (
+            ("--trials", dict(type=int, default=150, help="trials per study")),
+            ("--folds", dict(type=int, default=5)), ("--out", dict(type=Path, default=OUT)),
+            ("--se-margin", dict(type=float, default=None,
+                                 help="selection margin in standard errors (default: chosen "
+                                      "by inner cross-validation, as `tts tune` does)")),
+            ("--storage", dict(default=None,
+                               help="Optuna RDB URL to persist / resume the studies")),
+            ("--ladders-only", dict(action="store_true",
+                                    help="only (re)compute the ladder keys of summary.json "
+                                         "(tts.tuning: llama-2-13b > gpt-4, folds by "
+                                         "question) and ladders.{csv,md,png}"))):
+        ap.add_argument(flag, **options)
     args = ap.parse_args()
     if args.ladders_only:
         return ladders_only(args)
