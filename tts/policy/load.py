@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from tts.bank import read_json_file
 from tts.errors import ValidationError
 from tts.policy.crossfit import CROSSFIT_FORMAT, CrossFitPolicy
+from tts.policy.expected import check_expected, check_frontier
 from tts.policy.fields import (built, check_feature_names, check_item_fields, check_top_fields,
                                levels_list, notes_of, prompt_model)
 from tts.policy.ladder import FORMAT, RUNG_FIELDS, LadderLevel, LadderPolicy
@@ -47,8 +48,20 @@ def policy_from_dict(data: Any, *, source: str = "policy") -> LadderPolicy:
     if ladder is not None and not isinstance(ladder, list):
         raise ValidationError(f"{source}: `ladder` must be a list of model names (or null), got "
                               f"{shown(ladder)}.", parameter="ladder")
+    levels = read_levels(levels_list(data, source), source, added)
+    notes = notes_of(data, source)
+    check_notes(notes, ladder, source, added)
+    if data["format"] != FORMAT:
+        notes["converted_from"] = data["format"]
+    return built(source, LadderPolicy, None if ladder is None else tuple(ladder), levels,
+                 prompt_model(data.get("prompt"), source), notes)
+
+
+def read_levels(items: list, source: str, added: int = 0) -> tuple[LadderLevel, ...]:
+    """The `LadderLevel`s of a policy file's `levels` list (`added`: climb features this code
+    appends to the file's weights, `_features_added_since`)."""
     levels = []
-    for i, lv in enumerate(levels_list(data, source)):
+    for i, lv in enumerate(items):
         where = f"{source}: levels[{i}]"
         if not isinstance(lv, Mapping) or not {"from_budget", "rungs"} <= set(lv) \
                 or not set(lv) <= {"from_budget", "rungs", "skip_above"} \
@@ -66,12 +79,57 @@ def policy_from_dict(data: Any, *, source: str = "policy") -> LadderPolicy:
             rungs.append(built(at, Rung, **fields, param=at))
         levels.append(built(where, LadderLevel, lv["from_budget"], tuple(rungs),
                             lv.get("skip_above", 1.0)))
-    notes = notes_of(data, source)
-    if data["format"] != FORMAT:
-        notes["converted_from"] = data["format"]
-    return built(source, LadderPolicy, None if ladder is None else tuple(ladder), tuple(levels),
-                 prompt_model(data.get("prompt"), source), notes)
+    return tuple(levels)
 
+
+def check_notes(notes: Mapping[str, Any], ladder: Any, source: str, added: int = 0) -> None:
+    """A policy's `notes.expected` and `notes.frontier` (`tts.policy.expected`), when
+    present: numbers in range, each frontier plan's levels a valid policy's."""
+    if "expected" in notes:
+        check_expected(notes["expected"], f"{source}: notes.expected")
+    _frontier(ladder, None, notes, source, added)
+
+
+def policy_expected(policy: LadderPolicy) -> dict[str, Any] | None:
+    """What `tts tune` expects the deployed `policy` to score (`notes.expected`, checked;
+    see `tts.policy.expected`): its disagreement with the top model's greedy answer (and a
+    95% interval), accuracy and cost share, cross-fitted. None for a policy without it."""
+    if "expected" not in policy.notes:
+        return None
+    return check_expected(policy.notes["expected"], "policy notes.expected")
+
+
+def policy_frontier(policy: LadderPolicy) -> list[tuple[LadderPolicy, dict[str, Any]]]:
+    """The safer plans `tts tune` wrote for `policy` (`notes.frontier`), cheapest to safest,
+    the top model alone last: each as (a LadderPolicy of the same ladder and prompt model,
+    its expected numbers: `disagreement`, `disagreement_ci95`, `accuracy`, `cost_share`...).
+    [] for a policy without a frontier; a malformed one is a ValidationError."""
+    return _frontier(policy.ladder, policy.prompt, dict(policy.notes), "policy", 0)
+
+
+_INHERITED = ("count_prompt", "objective", "reference", "ladder", "budgets")
+"""Notes a frontier plan's policy takes over from the policy it belongs to."""
+
+
+def _frontier(ladder: Any, prompt: Any, notes: Mapping[str, Any], source: str,
+              added: int) -> list[tuple[LadderPolicy, dict[str, Any]]]:
+    if "frontier" not in notes:
+        return []
+    where = f"{source}: notes.frontier"
+    out = []
+    for i, entry in enumerate(check_frontier(notes["frontier"], where)):
+        at = f"{where}[{i}]"
+        items = entry["levels"]
+        if not isinstance(items, list) or not items:
+            raise ValidationError(f"{at}.levels must be a non-empty list.",
+                                  parameter=f"notes.frontier[{i}].levels")
+        kept = {k: notes[k] for k in _INHERITED if k in notes}
+        out.append((built(at, LadderPolicy, None if ladder is None else tuple(ladder),
+                          read_levels(items, at, added), prompt,
+                          {**kept, "frontier_plan": entry["name"],
+                           "max_cost_share": entry.get("max_cost_share"),
+                           "expected": entry["expected"]}), entry["expected"]))
+    return out
 
 def _features_added_since(data: Mapping) -> int:
     """How many climb features this code appends to a policy file's older `climb_features`

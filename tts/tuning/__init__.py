@@ -53,10 +53,18 @@ by question or by scenario, a question's first sentence, so whole scenarios are 
 returns the deployable policy tuned by the same procedure on every question, and states what
 that deployed plan is expected to score (cross-fitted) beside the procedure's estimate.
 
-Where things are: `folds` (outer and inner folds), `data` (the training questions, the ladder,
-fitted scores), `space` (what a trial suggests, the fixed plans), `search` (one study and the
-selection), `nested` (the selection rule chosen on inner folds; one tuning run), `report`
-(`run_tune`), `studies` (Optuna storage), `cli` (`tts tune`), `render` (its table).
+For deployment, every held-out number comes with the disagreement with the top model's
+greedy answer (what audits measure) and the worst group of questions beside the mean; the
+policy's notes say what the deployed plan is expected to score and list a frontier of safer
+plans, cheapest to safest (`tts.policy.expected` documents the JSON). `reference="top"`
+(`tts tune --reference top`) tunes for agreement with the top model where there is no gold.
+
+Where things are: `folds` (outer and inner folds, groups), `data` (the training questions,
+the ladder, fitted scores), `space` (what a trial suggests, the fixed plans), `search` (one
+study and the selection), `nested` (the selection rule chosen on inner folds; one tuning run),
+`reference` (gold or agreement with the top model), `heldout` (cross-fitted scores, worst
+group), `frontier` (safer plans), `report` (`run_tune`), `studies` (Optuna storage), `cli`
+(`tts tune`), `render` (its table).
 """
 
 from tts.tuning.report import run_tune
