@@ -122,7 +122,8 @@ def test_cli_mounts_in_one_line(cache, capsys) -> None:
     assert all(name in out for name in ("tiny", "small", "large"))
     # piped: one whole tab-separated line per model, nothing cut at 80 columns
     rows = [line.split("\t") for line in out.splitlines() if not line.startswith("#")]
-    assert rows[0][0] == "name" and {r[0] for r in rows[1:]} == {"tiny", "small", "large"}
+    assert rows[0][0] == "name" and {r[0] for r in rows[1:]} == {"tiny", "small", "large",
+                                                                  "embed"}
     assert all(len(r) == 7 and "…" not in "".join(r) for r in rows)
     assert all(r[6] == f"tts models pull {r[0]}" for r in rows[1:])  # none pulled here
     args = parser.parse_args(["models", "path", "tiny"])

@@ -12,6 +12,7 @@ from typing import Any
 from tts.cli_args import check_writable
 from tts.console import console, err_console, safe
 from tts.errors import ValidationError
+from tts.routellm.cli import register as add_import_routellm
 
 __all__ = ["add_cli", "print_bank_table"]
 
@@ -40,6 +41,7 @@ def add_cli(sub) -> None:
                      help="also store sample texts (the logs have no license: keep private)")
     imp.add_argument("--force", action="store_true", help="replace an existing bank at DEST")
     imp.set_defaults(run=_run_import_mot)
+    add_import_routellm(bsub)
     build = bsub.add_parser(
         "build", help="generate samples with a live model into a bank (resumable)",
         description="Generate samples per question with vLLM (--model) or an OpenAI-compatible "

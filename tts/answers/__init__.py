@@ -14,12 +14,14 @@ Only math-verify's LaTeX parser is used: its plain-expression parser goes throug
 `sympy.parse_expr`, which evaluates Python, and model output must never be executed.
 
 Modules, one job each: `extract` (answer out of model text), `equivalence` (canonical keys and
-`equivalent`), `mathverify` (the math-verify child process), `votes` (tallies). Everything
+`equivalent`), `mathverify` (the math-verify child process), `votes` (tallies), `choice`
+(multiple-choice prompts: their option letters and the chosen one). Everything
 public is re-exported here, so `from tts.answers import ...` is the import to use.
 """
 
 from __future__ import annotations
 
+from tts.answers.choice import choice_letters, extract_choice
 from tts.answers.equivalence import _keys_equivalent  # noqa: F401  (tts.evaluate.arrays)
 from tts.answers.equivalence import canonical, equivalent, is_correct
 from tts.answers.extract import extract_answer
@@ -30,10 +32,12 @@ __all__ = [
     "Votes",
     "WeightedVotes",
     "canonical",
+    "choice_letters",
     "class_ids",
     "count_votes",
     "count_weighted_votes",
     "equivalent",
     "extract_answer",
+    "extract_choice",
     "is_correct",
 ]

