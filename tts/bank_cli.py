@@ -41,7 +41,7 @@ def add_cli(sub) -> None:
                      help="also store sample texts (the logs have no license: keep private)")
     imp.add_argument("--force", action="store_true", help="replace an existing bank at DEST")
     imp.set_defaults(run=_run_import_mot)
-    add_import_routellm(bsub)
+    add_import_routellm(bsub, show=_run_bank_info)
     build = bsub.add_parser(
         "build", help="generate samples with a live model into a bank (resumable)",
         description="Generate samples per question with vLLM (--model) or an OpenAI-compatible "

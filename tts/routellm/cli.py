@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Callable
 
 from tts.bank import read_json_file
 from tts.cli import console, err_console, safe
@@ -13,8 +14,9 @@ from tts.errors import BankError
 __all__ = ["register"]
 
 
-def register(bsub) -> None:
-    """Add `import-routellm` to the `tts bank` subcommands."""
+def register(bsub, *, show: Callable[[argparse.Namespace], int]) -> None:
+    """Add `import-routellm` to the `tts bank` subcommands; `show(Namespace(path=...))` prints
+    the new bank (`tts bank info`)."""
     imp = bsub.add_parser(
         "import-routellm", help="import RouteLLM evaluation logs (CSV) into a bank",
         description="Build a bank from RouteLLM-format logs SRC (a CSV with a `prompt` column "
@@ -37,14 +39,13 @@ def register(bsub) -> None:
     imp.add_argument("--completion-tokens", type=int, default=None,
                      help="tokens per answer when the logs hold no texts (non-choice tasks)")
     imp.add_argument("--force", action="store_true", help="replace an existing bank at DEST")
-    imp.set_defaults(run=_run)
+    imp.set_defaults(run=lambda args: _run(args, show))
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, show: Callable[[argparse.Namespace], int]) -> int:
     from rich.progress import Progress
 
     from tts.bank import load_bank
-    from tts.render import print_bank_table
     from tts.routellm.importer import import_routellm
 
     prices = None
@@ -63,8 +64,6 @@ def _run(args: argparse.Namespace) -> int:
                                progress=lambda i, n: progress.update(task, completed=i,
                                                                      total=n))
     console.print(f"wrote bank {safe(path)}")
-    bank = load_bank(path)
-    print_bank_table(bank, console)
-    meta = bank.meta
-    console.print(f"notes: {safe(meta.notes)}", soft_wrap=True)
+    show(argparse.Namespace(path=path))
+    console.print(f"notes: {safe(load_bank(path).meta.notes)}", soft_wrap=True)
     return 0
