@@ -123,6 +123,8 @@ class Auditor:
         self.spent = 0.0
         self.tokens: dict[str, int] = {}
         self.writer = None if bank is None else _open_bank(bank, self.models, cost)
+        self.guard: Any = None
+        """A `tts.guard.DriftGuard` told of every answer offered and every audit's verdict."""
 
     # ---- choosing and running ------------------------------------------------------------
     def rung(self, result: Result) -> str | None:
@@ -133,10 +135,13 @@ class Auditor:
         used = [m for m in self.models if result.tokens.get(m, 0) > 0]
         return used[-1] if used else None
 
-    def offer(self, question: str | Problem, result: Result) -> bool:
+    def offer(self, question: str | Problem, result: Result, *, planned: bool = True) -> bool:
         """Audit this answer with probability `rate` when it was given below the top model;
-        True when an audit was started (it runs in the background)."""
+        True when an audit was started (it runs in the background). `planned`: the policy
+        chose its plan (not a strategy the request forced), so the drift guard counts it."""
         rung = self.rung(result)
+        guard = self.guard if planned else None
+        token = None if guard is None else guard.request(rung is not None and rung != self.top)
         if rung is None or rung == self.top:
             return False
         with self._lock:
@@ -151,18 +156,27 @@ class Auditor:
         pid = result.problem_id or problem_id(text)
         problem = Problem(text, id=pid) if result.problem_id else Problem(text)
         try:
-            self._submit(problem, lambda got: self._done(text, pid, rung, result, got))
+            self._submit(problem, lambda got: self._done(text, pid, rung, result, got, token))
         except Exception as exc:  # the top backend cannot take it: the request is unharmed
-            self._done(text, pid, rung, result, exc)
+            self._done(text, pid, rung, result, exc, token)
         return True
 
-    def _done(self, question: str, pid: str, rung: str, deployed: Result, got: Any) -> None:
+    def _done(self, question: str, pid: str, rung: str, deployed: Result, got: Any,
+              token: Any = None) -> None:
+        disagreed = self._count(question, pid, rung, deployed, got)
+        if disagreed is not None and token is not None and self.guard is not None:
+            self.guard.audited(token, disagreed)
+
+    def _count(self, question: str, pid: str, rung: str, deployed: Result,
+               got: Any) -> bool | None:
+        """Count one finished audit; whether the top model disagreed (None: no verdict)."""
+        disagreed = None
         with self._idle:
             self.pending -= 1
             self._idle.notify_all()
             if not isinstance(got, Result) or got.status == "insufficient_budget":
                 self.dropped += 1
-                return
+                return None
             self.spent += got.cost
             for model, count in got.tokens.items():
                 self.tokens[model] = self.tokens.get(model, 0) + count
@@ -170,10 +184,12 @@ class Auditor:
                 self.inconclusive += 1
             else:
                 counts = self.counts.setdefault(rung, [0, 0])
+                disagreed = not equivalent(deployed.answer or "", got.answer)
                 counts[0] += 1
-                counts[1] += not equivalent(deployed.answer or "", got.answer)
+                counts[1] += disagreed
             if self.writer is not None:
                 self._write(question, pid, rung, deployed, got)
+        return disagreed
 
     def _write(self, question: str, pid: str, rung: str, deployed: Result, top: Result) -> None:
         problem = Problem(question, id=pid)
@@ -206,7 +222,8 @@ class Auditor:
                     "inconclusive": self.inconclusive,
                     "disagreement": {"overall": _estimate(audited, disagreed),
                                      "by_rung": by_rung},
-                    "ledger": {"spent": self.spent, "tokens": dict(self.tokens)}}
+                    "ledger": {"spent": self.spent, "tokens": dict(self.tokens)},
+                    "drift": None if self.guard is None else self.guard.snapshot()}
 
 
 def background_auditor(engine: Any, rate: float, bank: str | Path | None) -> Auditor:

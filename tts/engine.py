@@ -15,6 +15,7 @@ from tts.backends.contract import generate_checked, ledger_pay
 from tts.budgets import Budget, CostModel, Ledger
 from tts.budgets.budget import check_flag
 from tts.errors import BackendError, UnknownNameError, ValidationError
+from tts.guard import DriftGuard, drift_guard
 from tts.policy import DefaultPolicy, Policy
 from tts.strategies import RunContext, Strategy, make_strategy
 from tts.strategies.base import Call, Outcome
@@ -109,12 +110,16 @@ class Engine:
             how often they disagree (`engine.audits`, a `tts.audit.Auditor`); 0 (default): no
             audits.
         audit_bank: folder the audits are appended to as a bank (see `tts.audit`), or None.
+        audit_guard: move to the next safer plan of the policy's frontier when the audits
+            show more disagreement than the policy expects, and back later (`tts.guard`;
+            `engine.guard`). Needs audits and a policy `tts tune` wrote a frontier into.
+            Without it, audits of such a policy still raise the drift alarm.
     """
 
     def __init__(self, small: Backend | Sequence[Backend], large: Backend | None = None, *,
                  policy: Policy | None = None, cost: CostModel | None = None,
                  count_prompt: bool = False, seed: int | None = 0, audit_rate: float = 0.0,
-                 audit_bank: str | os.PathLike[str] | None = None):
+                 audit_bank: str | os.PathLike[str] | None = None, audit_guard: bool = False):
         if isinstance(small, (list, tuple)):
             if large is not None:
                 raise ValidationError("give a ladder (a list of backends) or small and large, "
@@ -145,40 +150,50 @@ class Engine:
                                   f"{str(policy)[:40]!r}.", parameter="policy")
         self.policy = policy or DefaultPolicy()
         self.count_prompt = check_flag("count_prompt", count_prompt)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                                 or not 0 <= seed < 2**64):
-            raise ValidationError(f"`seed` must be an integer in [0, 2**64) or None, got "
-                                  f"{type(seed).__name__} {str(seed)[:40]!r}.", parameter="seed",
-                                  value=seed)
-        self.seed = None if seed is None else int(seed)
+        self.seed = None if seed is None else _check_seed(seed)
         self._lock = threading.Lock()  # audits generate from a thread of their own
+        if check_flag("audit_guard", audit_guard) and check_rate(audit_rate) == 0:
+            raise ValidationError("`audit_guard` needs audits to guard by: give audit_rate > 0.",
+                                  parameter="audit_guard", value=audit_guard)
+        self.guard: DriftGuard | None = None if check_rate(audit_rate) == 0 else \
+            drift_guard(self.policy, act=audit_guard, apply=self.use_policy)
         self.audits: Auditor | None = None if check_rate(audit_rate) == 0 else \
             background_auditor(self, audit_rate, audit_bank)
+        if self.audits is not None:
+            self.audits.guard = self.guard
+
+    def use_policy(self, policy: Policy) -> None:
+        """Plan the next requests with `policy` (the drift guard's move)."""
+        self.policy = policy
 
     @property
     def models(self) -> dict[Role, str]:
         return {role: b.model for role, b in self.backends.items()}
 
     def solve(self, prompt: str | Problem, budget: Budget | float, *,
-              strategy: Strategy | str | None = None, **options) -> Result:
-        """Answer one prompt without spending more than `budget`."""
-        return self.solve_many([prompt], budget, strategy=strategy, **options)[0]
+              strategy: Strategy | str | None = None, seed: int | None = None,
+              **options) -> Result:
+        """Answer one prompt without spending more than `budget` (`seed`: this call's seed
+        of the sample streams instead of the engine's)."""
+        return self.solve_many([prompt], budget, strategy=strategy, seed=seed, **options)[0]
 
     def solve_many(self, prompts: Iterable[str | Problem], budget: Budget | float, *,
-                   strategy: Strategy | str | None = None, **options) -> list[Result]:
+                   strategy: Strategy | str | None = None, seed: int | None = None,
+                   **options) -> list[Result]:
         """Answer many prompts, each under its own `budget`; step k of every prompt goes to
         each backend in one batched call."""
         start = time.perf_counter()
+        seed = self.seed if seed is None else _check_seed(seed)
         budget = self._budget(budget)
         problems = [self._problem(p) for p in _as_list(prompts)]
         forced = forced_strategy(strategy, options)
-        jobs = [self._job(problem, budget, forced, self.seed) for problem in problems]
+        jobs = [self._job(problem, budget, forced, seed) for problem in problems]
         with self._lock:
             outcomes = self._run(jobs, start)
         results = [self.result(job, out) for job, out in zip(jobs, outcomes)]
         if self.audits is not None:
             for problem, result in zip(problems, results):
-                self.audits.offer(problem, result)
+                self.audits.offer(problem, result, planned=forced is None)
         return results
 
     def plan(self, prompt: str | Problem, budget: Budget | float, *,
@@ -191,15 +206,11 @@ class Engine:
         overrides the engine's seed for this prompt. Run the Job with its `steps()` and
         `commit()`, then `result()`.
         """
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                                 or not 0 <= seed < 2**64):
-            raise ValidationError(f"`seed` must be an integer in [0, 2**64) or None, got "
-                                  f"{type(seed).__name__} {str(seed)[:40]!r}.", parameter="seed",
-                                  value=seed)
+        seed = self.seed if seed is None else _check_seed(seed)
         budget = self._budget(budget)
         problem = self._problem(prompt)
         forced = forced_strategy(strategy, options)
-        return self._job(problem, budget, forced, self.seed if seed is None else int(seed))
+        return self._job(problem, budget, forced, seed)
 
     def result(self, job: Job, outcome: Outcome) -> Result:
         """The Result of a Job whose strategy returned `outcome`."""
@@ -311,6 +322,15 @@ def _votes_by_model(job: Job, out: Outcome) -> dict[str, dict[str, int]]:
         role, sep, rest = key.partition(":")
         named[models.get(role, role) + sep + rest] = votes.as_dict()
     return named
+
+
+def _check_seed(seed: object) -> int:
+    """A seed of the sample streams: an integer in [0, 2**64), else a ValidationError."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:
+        raise ValidationError(f"`seed` must be an integer in [0, 2**64) or None, got "
+                              f"{type(seed).__name__} {str(seed)[:40]!r}.", parameter="seed",
+                              value=seed)
+    return int(seed)
 
 
 def _as_list(prompts: Iterable[str | Problem]) -> list[str | Problem]:

@@ -282,7 +282,7 @@ def create_app(scheduler: Scheduler, config: ServeConfig | None = None, *,
         usage = {"prompt_tokens": served.prompt_tokens, "completion_tokens": served.generated,
                  "total_tokens": served.prompt_tokens + served.generated}
         audited = state.auditor is not None and ask.model == AUTO_MODEL and \
-            state.auditor.offer(ask.question, r)  # runs after this answer, off its budget
+            state.auditor.offer(ask.question, r, planned=ask.strategy is None)  # off its path
         extra = state.tts_field(served, ask, audited)
         if not ask.stream:
             choice = ({"index": 0, "message": {"role": "assistant", "content": content},

@@ -13,15 +13,18 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from tts.audit import AUDIT_BUDGET, Auditor
+from tts.guard import drift_guard
 from tts.serving.scheduler import Scheduler
 from tts.types import Problem
 
-__all__ = ["AuditCollector", "serve_auditor"]
+__all__ = ["AuditCollector", "drift_metrics", "serve_auditor"]
 
 
 def serve_auditor(scheduler: Scheduler, rate: float, *, bank: str | Path | None = None,
-                  seed: int | None = 0) -> Auditor:
-    """An Auditor whose audits run through `scheduler` (top model: its engine's last)."""
+                  seed: int | None = 0, guard: bool = False) -> Auditor:
+    """An Auditor whose audits run through `scheduler` (top model: its engine's last), with
+    the drift alarm of the engine's policy (`tts.guard`; and with `guard` its guard)."""
+    drift = drift_guard(scheduler.engine.policy, act=guard, apply=scheduler.engine.use_policy)
     models = scheduler.engine.models
 
     def submit(problem: Problem, done: Callable[[Any], None]) -> None:
@@ -39,6 +42,7 @@ def serve_auditor(scheduler: Scheduler, rate: float, *, bank: str | Path | None 
 
     auditor = Auditor(rate, models=list(models.values()), cost=scheduler.engine.cost,
                       role=list(models)[-1], submit=submit, seed=seed, bank=bank)
+    auditor.guard = drift
     return auditor
 
 
@@ -86,3 +90,33 @@ class AuditCollector:
         yield tokens
         yield GaugeMetricFamily("tts_audits_pending", "Audits waiting or running",
                                 value=snap["pending"])
+        if snap["drift"] is not None:
+            yield from drift_metrics(snap["drift"])
+
+
+def drift_metrics(drift: dict[str, Any]) -> Iterator[Any]:
+    """The drift alarm and guard (`DriftGuard.snapshot()`) as Prometheus metrics."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    yield GaugeMetricFamily("tts_drift_alarm", "1 while the audits' lower bound on the "
+                            "disagreement with the top model exceeds the expected rate",
+                            value=int(drift["alarm"]))
+    yield CounterMetricFamily("tts_drift_alarms", "Drift alarms raised", value=drift["alarms"])
+    yield GaugeMetricFamily("tts_drift_expected_disagreement", "Disagreement with the top "
+                            "model the deployed policy's tune expected", value=drift["expected"])
+    worst = max(drift["windows"], key=lambda w: w["low"])
+    bound = GaugeMetricFamily("tts_drift_disagreement_bound", "Bounds on the deployment's "
+                              "disagreement with the top model (window with the highest lower "
+                              "bound)", labels=["bound"])
+    bound.add_metric(["low"], worst["low"])
+    bound.add_metric(["high"], worst["high"])
+    yield bound
+    plan = GaugeMetricFamily("tts_guard_plan", "Frontier index of the plan in place (0: the "
+                             "deployed policy)", labels=["plan"])
+    plan.add_metric([drift["plan"]], drift["plan_index"])
+    yield plan
+    moves = CounterMetricFamily("tts_guard_moves", "Guard moves along the frontier",
+                                labels=["direction"])
+    for direction, count in drift["moves"].items():
+        moves.add_metric([direction], count)
+    yield moves

@@ -59,6 +59,10 @@ def add_cli(sub) -> None:
                         "in /metrics and GET /v1/tts/audit (default 0: off)")
     p.add_argument("--audit-bank", default=None,
                    help="folder the audits are appended to as a bank (new, or an audit bank)")
+    p.add_argument("--audit-guard", action="store_true",
+                   help="when the audits show more disagreement with the top model than the "
+                        "policy's tune expected, move to the next safer plan of its frontier, "
+                        "and back later (needs --audit-rate and a policy `tts tune` wrote)")
     p.add_argument("--no-preload", action="store_true",
                    help="do not load the small live model before serving")
     p.add_argument("--log-level", default="warning",
@@ -158,7 +162,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         if args.audit_rate:  # before any model loads: a one-model engine cannot audit
             auditor = serve_auditor(scheduler, args.audit_rate, bank=args.audit_bank,
-                                    seed=args.seed)
+                                    seed=args.seed, guard=args.audit_guard)
         first = engine.backends["small"]
         if hasattr(first, "load") and not args.no_preload:
             first.load()  # in the main thread, before serving; the large model stays lazy
@@ -172,6 +176,9 @@ def run_serve(args: argparse.Namespace) -> int:
         models = ", ".join(safe(m) for m in app.state.tts.requests.model_names)
         audits = f"; auditing {args.audit_rate:g} of answers below the top model" \
             if auditor else ""
+        if auditor is not None and auditor.guard is not None:
+            audits += f" (drift {'guard' if args.audit_guard else 'alarm'} at "\
+                      f"{auditor.guard.expected:.3f} expected disagreement)"
         err_console.print(f"tts serve on http://{safe(args.host)}:{args.port}/v1 (models: "
                           f"{models}; api key {'required' if api_key else 'not required'}"
                           f"{audits})", highlight=False)
@@ -226,6 +233,13 @@ def check_flags(args: argparse.Namespace) -> None:
     if args.audit_bank is not None and args.audit_rate == 0:
         raise ValidationError("--audit-bank needs --audit-rate > 0 (no audits to write).",
                               parameter="audit_bank")
+    if args.audit_guard and args.audit_rate == 0:
+        raise ValidationError("--audit-guard needs --audit-rate > 0 (audits are what it "
+                              "guards by).", parameter="audit_guard")
+    if args.audit_guard and args.policy is None:
+        raise ValidationError("--audit-guard needs --policy: a policy `tts tune` wrote, with "
+                              "the disagreement it expects and a frontier of safer plans.",
+                              parameter="audit_guard")
     for name, low in (("max_body_bytes", 64), ("max_prompt_chars", 1), ("max_in_flight", 1)):
         value = getattr(args, name)
         if value < low:
