@@ -36,12 +36,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from dataclasses import replace
 from typing import Any, Callable, Mapping, Sequence
 
 from tts.audit import wilson
 from tts.errors import ValidationError
-from tts.policy import FORMAT, policy_from_dict
+from tts.policy import policy_expected, policy_frontier
 
 __all__ = ["DriftGuard", "WINDOWS", "MAX_WINDOW", "COOLDOWN", "drift_guard"]
 
@@ -212,7 +211,10 @@ def drift_guard(policy: Any, *, act: bool, apply: Callable[[Any], None],
     """The DriftGuard of a deployed policy: None when the policy states no expected
     disagreement (nothing to compare audits with) and `act` is False; a ValidationError
     when `act` is asked of a policy without a frontier of safer plans."""
-    expected, frontier = _expected(policy), _frontier(policy)
+    if not isinstance(getattr(policy, "notes", None), Mapping):  # e.g. a cross-fitted policy
+        expected, frontier = None, []
+    else:
+        expected, frontier = policy_expected(policy), policy_frontier(policy)
     if act and (expected is None or not frontier):
         what = "no expected disagreement (notes.expected)" if expected is None else \
             "no frontier of safer plans (notes.frontier)"
@@ -227,25 +229,3 @@ def drift_guard(policy: Any, *, act: bool, apply: Callable[[Any], None],
          enumerate(frontier)]
     return DriftGuard([policy] + [p for p, _ in frontier], names, expected["disagreement"],
                       act=act, apply=apply, cooldown=cooldown)
-
-
-# ---- the frontier reader (one place to switch to tts.policy's) -------------------------------
-def _expected(policy: Any) -> dict[str, Any] | None:
-    notes = getattr(policy, "notes", None)
-    if not isinstance(notes, Mapping) or not isinstance(notes.get("expected"), Mapping):
-        return None
-    return dict(notes["expected"])
-
-
-def _frontier(policy: Any) -> list[tuple[Any, dict[str, Any]]]:
-    notes = getattr(policy, "notes", None)
-    if not isinstance(notes, Mapping) or not isinstance(notes.get("frontier"), list):
-        return []
-    out = []
-    for i, entry in enumerate(notes["frontier"]):
-        read = policy_from_dict({"format": FORMAT, "levels": entry["levels"]},
-                                source=f"policy notes.frontier[{i}]")
-        out.append((replace(policy, levels=read.levels,
-                            notes={"frontier_plan": entry["name"],
-                                   "expected": entry["expected"]}), dict(entry["expected"])))
-    return out
