@@ -18,6 +18,7 @@ from tts.answers import Votes, _keys_equivalent, canonical, class_ids, is_correc
 from tts.bank import Record, SampleBank, sample_order
 from tts.budgets import CostModel
 from tts.errors import BankError, ValidationError
+from tts.evaluate.mixed import MIX, mixed_arrays, mixed_order
 from tts.signals import leader_conf
 from tts.strategies import leader_confidence
 from tts.types import Problem, Role, ladder_roles
@@ -43,6 +44,8 @@ class ModeArrays:
     """(P,) prompt tokens of the record (0 where there is none)."""
     answers: tuple[tuple[str | None, ...], ...]
     n_classes: int
+    parts: tuple[ModeArrays, ...] = ()
+    """A mixed stream's two records (`mixed_arrays`); () for one record."""
 
     @property
     def width(self) -> int:
@@ -51,7 +54,8 @@ class ModeArrays:
     def rows(self, idx: np.ndarray) -> ModeArrays:
         return ModeArrays(self.model, self.mode, self.size[idx], self.cls[idx], self.tokens[idx],
                           self.correct[idx], self.prompt_tokens[idx],
-                          tuple(self.answers[i] for i in idx), self.n_classes)
+                          tuple(self.answers[i] for i in idx), self.n_classes,
+                          tuple(x.rows(idx) for x in self.parts))
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,16 @@ class BankArrays:
                           _root=self.root, _rows=root_rows)
 
     def mode(self, model: str, mode: str) -> ModeArrays:
-        """Arrays of (model, mode); an empty record set when the bank has none."""
+        """Arrays of (model, mode); an empty record set when the bank has none. A mixed mode
+        "<mode>|<mix_mode>" (`mixed_key`) is both records side by side (`mixed_arrays`)."""
+        if MIX in mode:
+            key = ("mixed", model, mode)
+            got = self.cache.get(key)
+            if got is None:
+                first, second = mode.split(MIX)
+                got = self.cache[key] = mixed_arrays(self.mode(model, first),
+                                                     self.mode(model, second))
+            return got
         m = self.modes.get((model, mode))
         if m is None:
             p = len(self)
@@ -357,14 +370,22 @@ def _conf_table(n: int) -> np.ndarray:
     return np.array([[leader_confidence(t, r) for r in range(n + 1)] for t in range(n + 1)])
 
 
-def _build_prefix(m: ModeArrays, pids: Sequence[str], seed: int | None,
-                  max_tokens: int) -> Prefix:
-    p, s = m.cls.shape
-    order = np.full((p, s), -1, np.int64)
+def _stream_order(m: ModeArrays, pids: Sequence[str], seed: int | None) -> np.ndarray:
+    """(P, S) stored index served at each draw position (-1 past the record)."""
+    if m.parts:
+        return mixed_order(m, pids, seed)
+    order = np.full(m.cls.shape, -1, np.int64)
     for i, pid in enumerate(pids):
         n = int(m.size[i])
         if n:
             order[i, :n] = sample_order(pid, m.model, m.mode, seed, n)
+    return order
+
+
+def _build_prefix(m: ModeArrays, pids: Sequence[str], seed: int | None,
+                  max_tokens: int) -> Prefix:
+    p, s = m.cls.shape
+    order = _stream_order(m, pids, seed)
     valid = order >= 0
     oc = np.where(valid, order, 0)
     cls = np.take_along_axis(m.cls, oc, 1)

@@ -70,7 +70,7 @@ class Evaluation:
                 if k < 0:
                     row.append(None)
                 else:
-                    m = arrays.modes[self.answer_keys[k]]
+                    m = arrays.mode(*self.answer_keys[k])
                     row.append(m.answers[p][int(self.answer_index[s, p])])
             out.append(row)
         return out

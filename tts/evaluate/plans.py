@@ -126,7 +126,8 @@ def run_strategy(run: Run, rows: np.ndarray, strategy: Strategy, keys: list,
                          max_samples=strategy.max_samples, probe=strategy.wave,
                          wave=strategy.wave, max_tokens=strategy.max_tokens,
                          temperature=strategy.temperature, confidence=strategy.confidence,
-                         mode=strategy.mode, weight=strategy.weight, keep=strategy.keep)
+                         mode=strategy.mode, weight=strategy.weight, keep=strategy.keep,
+                         mix_mode=strategy.mix_mode, window_stop=strategy.window_stop)
         apply_vote(run, rows, out, keys)
     elif isinstance(strategy, Ladder):
         run_ladder(run, rows, strategy, keys, prior)
@@ -196,7 +197,8 @@ def run_ladder(run: Run, rows: np.ndarray, strategy: Ladder, keys: list,
                              confidence=rung.confidence, mode=rung.mode, weight=rung.weight,
                              keep=rung.keep, report_confidence=rung.measures_leader_conf,
                              weights=rung.weights if early else None, prior=prior_arr,
-                             early_above=rung.climb_early_above)
+                             early_above=rung.climb_early_above, mix_mode=rung.mix_mode,
+                             window_stop=rung.window_stop)
         run.held = np.zeros(p)
         k = out.k
         n_drawn = out.drawn if isinstance(out, ChainOut) else k
@@ -239,8 +241,9 @@ def run_ladder(run: Run, rows: np.ndarray, strategy: Ladder, keys: list,
         z = climb_logit(rung.weights, feats)
         run.rung_features.append((i, ok.copy(), np.stack(feats, 1),
                                   out.pre.leader_correct[idx, kk] & answered))
+        split = out.split if rung.climb_split else False
         active = first_none | ok & (now | climbs(answered, pre.agreement[idx, kk], z,
-                                                 rung.climb_below, rung.climb_above))
+                                                 rung.climb_below, rung.climb_above) | split)
 
 
 @dataclass
@@ -301,7 +304,7 @@ def _chain_rung(run: Run, rows: np.ndarray, model: str, rung: Rung) -> ChainOut:
         counted = np.where(go & ~cut, j + 1, counted)
         active = go & ~cut
     return ChainOut(counted, insufficient, np.zeros(p, bool), np.full(p, np.nan), pre,
-                    (model, mode), drawn)
+                    (model, mode), drawn=drawn)
 
 
 def _check(run: Run, rows: np.ndarray, model: str, rung: Any,

@@ -37,7 +37,8 @@ from tts.types import Problem, Role, is_finite_number, ladder_roles, shown
 FORMAT = "tts-policy/2"
 RUNG_FIELDS = tuple(f.name for f in dataclasses.fields(Rung))
 OPTIONAL_RUNG_FIELDS = {"answer_tokens": 0, "max_waits": 0, "weight": "none", "keep": 1.0,
-                        "probe": None, "climb_early_above": 1.0, "hold_next": False}
+                        "probe": None, "climb_early_above": 1.0, "hold_next": False,
+                        "mix_mode": None, "window_stop": False, "climb_split": False}
 """Rung fields written only when set, so policies without them read as before."""
 
 

@@ -55,6 +55,9 @@ class Outcome:
     """Answering samples a vote drew but its `keep` filter left out of `votes`."""
     climb_now: bool = False
     """A vote stopped by its early climb (`Vote.climb_early`): the ladder climbs at once."""
+    split: bool = False
+    """A mixed vote (`Vote.mix_mode`) whose two representations' own majorities differ (or
+    one has none): MoT's verification signal, read by a rung's `climb_split`."""
 
 
 def with_tiers(out: Outcome, *earlier: Outcome) -> Outcome:

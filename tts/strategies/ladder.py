@@ -1,8 +1,10 @@
 """Climb a ladder of models, cheapest first, until a rung's own signals say its answer holds.
 
-Each rung is a vote of one model (`role`) in one representation (`mode`), drawn in waves with
-Adaptive-Consistency stopping, optionally followed by a few check samples in another
-representation (CoT beside PoT: the mixture-of-thought signal). A rung whose mode is a chain
+Each rung is a vote of one model (`role`) in one representation (`mode`), or in two drawn
+alternately (`mix_mode`: the mixture-of-thought vote, which may also climb when the two
+representations' majorities differ, `climb_split`), drawn in waves with Adaptive-Consistency
+stopping (or ESC's stop on a unanimous wave, `window_stop`), optionally followed by a few check
+samples in another representation (CoT beside PoT: the mixture-of-thought signal). A rung whose mode is a chain
 mode ("chain" or "chain-<L>") instead runs up to `max_samples` long chains one after another
 (`tts.strategies.chain.Chain`, each sized to what is left of the budget, with budget forcing
 live when `answer_tokens` / `max_waits` say so) and votes them; one chain is the usual case,
@@ -81,16 +83,35 @@ class Rung:
     hold_next: bool = False
     """Hold the price of the next rung's first call while this rung votes, so the vote never
     eats what climbing needs (a cascade's `keep_for_large`)."""
+    mix_mode: str | None = None
+    """Vote rungs: `Vote.mix_mode`, a second representation the vote draws alternately with
+    `mode` (the mixture-of-thought vote of Yue et al. 2023; None: one representation)."""
+    window_stop: bool = False
+    """Vote rungs: `Vote.window_stop`, stop after a unanimous wave (Early-Stopping
+    Self-Consistency)."""
+    climb_split: bool = False
+    """Mixed vote rungs: also climb when the two representations' own majorities differ
+    (MoT's verification: CoT and PoT answers disagree)."""
 
     def __post_init__(self) -> None:
         check_role("role", self.role)
         check_bool("hold_next", self.hold_next)
+        check_bool("window_stop", self.window_stop)
+        check_bool("climb_split", self.climb_split)
+        check_mode("mix_mode", self.mix_mode)
+        if self.climb_split and self.mix_mode is None:
+            raise ValidationError("`climb_split` reads a mixed vote's two representations: it "
+                                  "needs `mix_mode`.", parameter="climb_split", value=True)
         check_fraction("climb_early_above", self.climb_early_above)
         check_mode("mode", self.mode)
         check_mode("check_mode", self.check_mode)
         for name in ("answer_tokens", "max_waits"):
             check_positive_int(name, getattr(self, name), low=0)
         if self.is_chain:
+            if self.mix_mode is not None or self.window_stop:
+                raise ValidationError(f"a chain rung ({self.mode}) draws its chains one by "
+                                      f"one: `mix_mode` and `window_stop` are for vote rungs.",
+                                      parameter="mix_mode", value=self.mix_mode)
             if self.check_mode is not None:
                 raise ValidationError(f"a chain rung ({self.mode}) takes no check; got "
                                       f"`check_mode` {self.check_mode!r}.",
@@ -196,7 +217,7 @@ class Rung:
                     temperature=self.temperature, confidence=self.confidence, role=self.role,
                     mode=self.mode, weight=self.weight, keep=self.keep,
                     report_confidence=self.measures_leader_conf, probe=self.probe,
-                    climb_early=climb)
+                    climb_early=climb, mix_mode=self.mix_mode, window_stop=self.window_stop)
 
     def first_request(self, problem: Problem, ctx: RunContext) -> GenRequest:
         """The first call of a vote rung (what the rung below holds with `hold_next`)."""
@@ -238,9 +259,10 @@ class Ladder(Strategy):
             raise ValidationError("a ladder needs at least one Rung.", parameter="rungs")
         object.__setattr__(self, "rungs", rungs)
         for r, above in zip(rungs, rungs[1:] + (None,)):
-            if r.hold_next and (above is None or above.is_chain):
+            if r.hold_next and (above is None or above.is_chain or above.mix_mode is not None):
                 raise ValidationError("`hold_next` holds the price of the next rung's first "
-                                      "call: it needs a vote rung above it.",
+                                      "call: it needs a vote rung of one representation "
+                                      "above it.",
                                       parameter="hold_next", value=True)
         if not is_finite_number(self.prior):
             raise ValidationError(f"`prior` must be a finite number, got {shown(self.prior)}.",
@@ -294,8 +316,8 @@ class Ladder(Strategy):
                                 for c in checks)
             same = lower is not None and out.answer is not None and equivalent(lower, out.answer)
             z = climb_logit(rung.weights, rung_features(out, agree, drawn, same, self.prior))
-            if not climbs(out.status == "answered", out.votes.agreement, z, rung.climb_below,
-                          rung.climb_above):
+            if not (climbs(out.status == "answered", out.votes.agreement, z, rung.climb_below,
+                           rung.climb_above) or (rung.climb_split and out.split)):
                 ctx.note(f"ladder: keep {ctx.model(rung.role)}'s answer (agreement "
                          f"{out.votes.agreement:.2f}, check {agree}/{drawn}, score {z:.2f})")
                 return best

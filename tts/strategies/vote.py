@@ -14,8 +14,10 @@ from tts.errors import ValidationError
 from tts.prompts import format_question
 from tts.signals import (CLIMB_FEATURES, climb_logit, escalates_early, leader_conf,
                          vote_signals, vote_stops)
-from tts.strategies._checks import (check_fraction, check_mode, check_positive_int, check_role,
-                                   check_temperature)
+from tts.signals import sampling_mode
+from tts.strategies._checks import (check_bool, check_fraction, check_mode, check_positive_int,
+                                   check_role, check_temperature)
+from tts.strategies.mixed import interleave, leaders_split, mixed_calls, unanimous
 from tts.strategies.base import Outcome, RunContext, Steps, Strategy, insufficient
 from tts.types import Completion, GenRequest, Problem, Role
 
@@ -133,6 +135,14 @@ class Vote(Waves):
     """Samples in the first wave (None: `wave`)."""
     climb_early: ClimbEarly | None = None
     """A ladder rung's early climb (None: none)."""
+    mix_mode: str | None = None
+    """A second representation to vote over with `mode` (the mixture-of-thought vote): draws
+    alternate between the two streams, `tts.strategies.mixed`. The vote's Outcome says
+    whether the two representations' own majorities differ (`split`). A mixed vote samples
+    (temperature > 0) and votes plainly (no `weight`, `keep` or `report_confidence`)."""
+    window_stop: bool = False
+    """Stop after a wave whose samples all give one answer (Early-Stopping
+    Self-Consistency, Li et al. 2024: the wave is ESC's window)."""
 
     def __post_init__(self) -> None:
         check_positive_int("max_samples", self.max_samples)
@@ -151,10 +161,25 @@ class Vote(Waves):
         if self.keep == 0:
             raise ValidationError("`keep` must be in (0, 1], got 0.", parameter="keep",
                                   value=self.keep)
+        check_bool("window_stop", self.window_stop)
+        check_mode("mix_mode", self.mix_mode)
+        if self.mix_mode is not None:
+            self._check_mix()
         if not isinstance(self.report_confidence, bool):
             raise ValidationError(f"`report_confidence` must be True or False, got "
                                   f"{self.report_confidence!r}.", parameter="report_confidence",
                                   value=self.report_confidence)
+
+    def _check_mix(self) -> None:
+        if self.mix_mode == sampling_mode(self.mode, self.temperature):
+            raise ValidationError(f"`mix_mode` must differ from the vote's own mode, got "
+                                  f"{self.mix_mode!r} twice.", parameter="mix_mode",
+                                  value=self.mix_mode)
+        check_temperature("temperature", self.temperature, positive=True)
+        if self.uses_confidence or self.report_confidence is not False:
+            raise ValidationError("a mixed vote (`mix_mode`) votes plainly: `weight` must be "
+                                  "'none', `keep` 1.0 and no confidence reported.",
+                                  parameter="mix_mode", value=self.mix_mode)
 
     @property
     def uses_confidence(self) -> bool:
@@ -166,7 +191,8 @@ class Vote(Waves):
         set, so plain votes describe themselves as before these options existed."""
         out = Strategy.options(self)  # slots=True dataclasses cannot use super()
         for name, default in (("weight", "none"), ("keep", 1.0), ("report_confidence", False),
-                              ("probe", None), ("climb_early", None)):
+                              ("probe", None), ("climb_early", None), ("mix_mode", None),
+                              ("window_stop", False)):
             if out.get(name) == default:
                 del out[name]
         return out
@@ -186,17 +212,23 @@ class Vote(Waves):
         while len(answers) < self.max_samples:
             first = self.wave if answers or self.probe is None else self.probe
             want = min(first, self.max_samples - len(answers))
-            request = self._request(problem, ctx, want, len(answers))
-            n = ctx.affordable(self.role, request, want)
-            if n == 0:
+            if self.mix_mode is None:
+                request = self._request(problem, ctx, want, len(answers))
+                n = ctx.affordable(self.role, request, want)
+                calls = [(0, ctx.call(self.role, request if n == want else self._request(
+                    problem, ctx, n, len(answers))))] if n else []
+            else:
+                calls = mixed_calls(ctx, self.role, len(answers), want, lambda which, m, off:
+                                    self._request(problem, ctx, m, off, which))
+            if not calls:
                 if not answers:
                     return insufficient(ctx, f"one {self.max_tokens}-token sample of "
                                              f"{ctx.model(self.role)}")
                 ctx.note(f"vote: budget stops sampling at {len(answers)}")
                 break
-            if n < want:
-                request = self._request(problem, ctx, n, len(answers))
-            (completions,) = yield [ctx.call(self.role, request)]
+            replies = yield [call for _, call in calls]
+            completions = replies[0] if self.mix_mode is None else interleave(
+                len(answers), [(which, done) for (which, _), done in zip(calls, replies)])
             answers.extend(c.answer for c in completions)
             if self.uses_confidence:
                 confs.extend(self._confidence(c, ctx) for c in completions)
@@ -216,6 +248,11 @@ class Vote(Waves):
                          f"{self.climb_early.above}: climb now")
                 climb_now = True
                 break
+            if self.window_stop and unanimous([c.answer for c in completions]):
+                if len(answers) < self.max_samples:
+                    ctx.note(f"vote: a unanimous window of {len(completions)} after "
+                             f"{len(answers)} samples")
+                break
             if self.confidence < 1.0 and vote_stops(votes.total, leader_confidence(
                     top, runner_up), self.confidence):
                 if len(answers) < self.max_samples:
@@ -224,7 +261,8 @@ class Vote(Waves):
                 break
         out = self._outcome(votes, ctx)
         return replace(out, dropped=dropped, climb_now=climb_now, leader_conf=_leader_conf(
-            mins, members) if self.report_confidence else 0.0)
+            mins, members) if self.report_confidence else 0.0,
+            split=self.mix_mode is not None and leaders_split(answers))
 
     def _confidence(self, c: Completion, ctx: RunContext, *,
                     scored: bool = False) -> float | None:
@@ -238,10 +276,13 @@ class Vote(Waves):
             raise missing_confidence(self.weight, self.keep, ctx.model(self.role), scored=scored)
         return math.exp(value) if measure == "logprob" else value
 
-    def _request(self, problem: Problem, ctx: RunContext, n: int, offset: int) -> GenRequest:
+    def _request(self, problem: Problem, ctx: RunContext, n: int, offset: int,
+                 which: int = 0) -> GenRequest:
+        """A request of the vote's mode (of `mix_mode` when `which` is 1)."""
         return GenRequest(prompt=format_question(problem.question), n=n,
                           max_tokens=self.max_tokens, temperature=self.temperature,
-                          seed=ctx.seed, offset=offset, problem_id=problem.id, mode=self.mode,
+                          seed=ctx.seed, offset=offset, problem_id=problem.id,
+                          mode=self.mix_mode if which else self.mode,
                           logprobs=self.uses_confidence or self.report_confidence)
 
     def _outcome(self, votes: Votes, ctx: RunContext) -> Outcome:
