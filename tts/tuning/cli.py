@@ -12,6 +12,8 @@ from tts.cli_args import (add_bank, add_budgets, add_count_prompt, add_no_progre
                           progress_bar)
 from tts.budgets import check_budget
 from tts.errors import ValidationError
+from tts.tuning.folds import GROUP_BY, read_groups
+from tts.tuning.reference import REFERENCES
 from tts.tuning.studies import check_storage, open_storage
 
 if TYPE_CHECKING:
@@ -48,9 +50,18 @@ _FLAGS: tuple[tuple[str, dict], ...] = (
                            "mode)")),
     ("--folds", dict(type=int, default=5,
                      help="outer k-fold (every question held out once; default 5)")),
-    ("--group-by", dict(choices=("question", "scenario"), default="question",
-                        help="fold by question, or by scenario (a question's first sentence) "
-                             "so whole scenarios are held out")),
+    ("--group-by", dict(choices=GROUP_BY, default=None,
+                        help="fold by question (default), by scenario (a question's first "
+                             "sentence) or by tag (--groups) so whole groups are held out; the "
+                             "report names the worst group")),
+    ("--groups", dict(default=None, metavar="FILE",
+                      help="JSON object mapping every question id of the bank to a group "
+                           "(a subject, a source, a tag): folds hold groups out whole and the "
+                           "report names the worst (implies --group-by tag)")),
+    ("--reference", dict(choices=REFERENCES, default="gold",
+                         help="gold: tune for accuracy (default); top: tune for agreement with "
+                              "the top model's greedy answer, for banks without gold (audit "
+                              "banks, your own logs)")),
     ("--max-cost-share", dict(type=float, default=None,
                               help="accuracy objective: mean cost at most this share of the "
                                    "top model's")),
@@ -82,8 +93,23 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_cli)
 
 
+def _grouping(args: argparse.Namespace) -> str | dict[str, str]:
+    """The folds' grouping: "question", "scenario", or the --groups file's mapping."""
+    if args.groups is None:
+        if args.group_by == "tag":
+            raise ValidationError("--group-by tag needs --groups FILE (a JSON object mapping "
+                                  "question id to group).", parameter="groups")
+        return args.group_by or "question"
+    if args.group_by not in (None, "tag"):
+        raise ValidationError(f"--groups FILE groups by its tags; it cannot be combined with "
+                              f"--group-by {args.group_by}.", parameter="groups")
+    return read_groups(args.groups)
+
+
 def _checked(args: argparse.Namespace) -> list[float]:
-    """Everything that can be refused, refused before any tuning runs; the budgets."""
+    """Everything that can be refused, refused before any tuning runs; the budgets (the
+    grouping is read into `args.grouping`)."""
+    args.grouping = _grouping(args)
     if args.budget is not None and args.budgets is not None:
         raise ValidationError("give --budget or --budgets, not both.", parameter="budgets")
     if args.budgets is not None:
@@ -143,7 +169,8 @@ def _run_cli(args: argparse.Namespace) -> int:
 
         out = run_tune(arrays, ladder, objective=args.objective, budgets=budgets,
                        target=args.target_accuracy, trials=args.trials, folds=args.folds,
-                       group_by=args.group_by, seeds=seeds, heldout_seeds=heldout_seeds,
+                       group_by=args.grouping, reference=args.reference, seeds=seeds,
+                       heldout_seeds=heldout_seeds,
                        count_prompt=args.count_prompt, max_cost_share=args.max_cost_share,
                        margin=args.se_margin, split_seed=args.seed, sampler_seed=args.seed,
                        storage=open_storage(args.storage), study_name=args.study_name,

@@ -13,7 +13,7 @@ from tts.measures import paired_difference
 from tts.policy import LadderPolicy, single_level
 from tts.strategies.ladder import Ladder
 from tts.tuning.data import LadderData, check_top_affordable, prepare_ladder, top_rung
-from tts.tuning.folds import group_folds
+from tts.tuning.folds import GroupBy, group_folds, group_labels, group_name
 from tts.tuning.search import Candidate, TuneRun, score_plan, search, select_candidate
 from tts.tuning.space import baselines
 
@@ -27,9 +27,15 @@ standard errors of its paired difference with the top model, still reaches the t
 seven caps the cheapest one that merely touches the target is often luck (one-SE rule)."""
 
 def choose_rule(data: LadderData, *, objective: str, target: float | None, trials: int,
-                folds: int, group_by: str, max_cost_share: float | None, sampler_seed: int,
+                folds: int, group_by: GroupBy, max_cost_share: float | None, sampler_seed: int,
                 split_seed: int) -> tuple[float | None, float, dict[str, Any]]:
-    """Step 5: (cost cap, margin) chosen on inner held-out questions (module docstring)."""
+    """Step 5: (cost cap, margin) chosen on inner held-out questions (module docstring);
+    inner folds by `group_by` too, as many as the training questions have groups (by question
+    when they hold one group)."""
+    groups = len(set(group_labels(data.arrays, group_by)))
+    if groups < 2:  # one group left for training: inner folds by question
+        group_by, groups = "question", len(data.arrays)
+    folds = min(folds, groups)
     parts = group_folds(data.arrays, folds, group_by, split_seed + 17)
     caps = list(CAPS) if objective == "cost" else [max_cost_share]
     margins = list(MARGINS)
@@ -63,7 +69,8 @@ def choose_rule(data: LadderData, *, objective: str, target: float | None, trial
         table[k] = {"heldout_accuracy": float(np.concatenate(v["correct"]).mean()),
                     "heldout_cost_share": float(np.concatenate(v["cost"]).mean()),
                     "mean_diff_vs_top": mean, "se": se}
-    record: dict[str, Any] = {"inner_folds": folds, "top_model_heldout_accuracy": top_acc,
+    record: dict[str, Any] = {"inner_folds": folds, "inner_group_by": group_name(group_by),
+                              "top_model_heldout_accuracy": top_acc,
                               "by_rule": [{"max_cost_share": c, "margin": m, **v}
                                           for (c, m), v in table.items()]}
     if objective == "cost":
@@ -93,7 +100,7 @@ def tune_ladder(arrays: BankArrays, ladder: Sequence[str], *, objective: str = "
                 budget: float = 262144.0, target: float | None = None, trials: int = 150,
                 seeds: Sequence[int] = (0, 1, 2), count_prompt: bool = True,
                 max_cost_share: float | None = None, inner_folds: int = 4,
-                group_by: str = "question", margin: float | None = None,
+                group_by: GroupBy = "question", margin: float | None = None,
                 sampler_seed: int = 0, split_seed: int = 0, storage: Any = None,
                 study_name: str | None = None,
                 progress: Callable[[int], None] | None = None) -> TuneRun:

@@ -214,6 +214,7 @@ def _tune_budget(views: _Views, entries: tuple[str, ...], parts: list[np.ndarray
               "folds_detail": fold_reports,
               "studies": [{"name": r.study_name, "trials": r.trials} for r in (*runs, final)
                           if r.study_name]}
+    report["budget"] = budget
     scores = plan_scores(final.chosen, runs, parts, views.gold, views.agree,  # type: ignore
                          heldout_seeds)
     report["deployed"] = {"chosen": final.chosen.name, "margin": final.margin,  # type: ignore
