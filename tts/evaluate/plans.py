@@ -20,6 +20,7 @@ from tts.signals import CLIMB_FEATURES, climb_logit, climbs, sampling_mode, vote
 from tts.strategies import Adaptive, Cascade, Chain, Escalate, Ladder, Strategy, Vote
 from tts.strategies.chain import is_forced_chain_mode
 from tts.strategies.ladder import Rung
+from tts.strategies.router import RandomRouter, routed
 
 __all__ = ["run_strategy", "run_ladder"]
 
@@ -131,6 +132,12 @@ def run_strategy(run: Run, rows: np.ndarray, strategy: Strategy, keys: list,
         apply_vote(run, rows, out, keys)
     elif isinstance(strategy, Ladder):
         run_ladder(run, rows, strategy, keys, prior)
+    elif isinstance(strategy, RandomRouter):
+        strong = np.array([routed(pid, strategy.share, strategy.seed)
+                           for pid in run.a.problem_ids], bool)
+        for part, plan in ((rows & ~strong, strategy.weak), (rows & strong, strategy.strong)):
+            if part.any():
+                run_strategy(run, part, plan, keys, prior)
     elif isinstance(strategy, Escalate):
         _large_phase(run, rows, samples=strategy.samples, max_tokens=strategy.max_tokens,
                      temperature=strategy.temperature, keys=keys)
@@ -167,7 +174,8 @@ def run_strategy(run: Run, rows: np.ndarray, strategy: Strategy, keys: list,
         _chain(run, rows, strategy, keys)
     else:
         raise ValidationError(f"evaluate cannot vectorise strategy {type(strategy).__name__}; "
-                              f"it supports Vote, Escalate, Cascade, Chain and Adaptive.",
+                              f"it supports Vote, Escalate, Cascade, Chain, Adaptive, Ladder and "
+                              f"RandomRouter.",
                               parameter="plan")
 
 

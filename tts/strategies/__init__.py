@@ -12,6 +12,7 @@ from tts.strategies.cascade import Cascade
 from tts.strategies.chain import Chain
 from tts.strategies.escalate import Escalate
 from tts.strategies.ladder import Ladder, Rung
+from tts.strategies.router import RandomRouter
 from tts.strategies.vote import Vote, leader_confidence
 
 REGISTRY: dict[str, type[Strategy]] = {
@@ -40,4 +41,5 @@ def make_strategy(name: str, **options: Any) -> Strategy:
 
 
 __all__ = ["Strategy", "RunContext", "Call", "Outcome", "Steps", "Vote", "Escalate", "Cascade",
-           "Chain", "Adaptive", "Ladder", "Rung", "REGISTRY", "make_strategy", "leader_confidence"]
+           "Chain", "Adaptive", "Ladder", "Rung", "RandomRouter", "REGISTRY", "make_strategy",
+           "leader_confidence"]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from tts.errors import UnknownNameError, ValidationError
+from tts.sweep.peers import PEER_NAMES, is_peer_name, peer_plan
 
 if TYPE_CHECKING:
     from tts.bank import SampleBank
@@ -109,6 +110,9 @@ def plan_entries(bank: SampleBank,
         if not names:
             raise ValidationError("`strategies` must name at least one plan, got none.",
                                   parameter="strategies")
+    if "peers" in names and "peers" not in custom:
+        at = names.index("peers")
+        names = names[:at] + [n for n in PEER_NAMES if n not in names] + names[at + 1:]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise ValidationError(f"strategy {dup!r} is listed twice.", parameter="strategies",
@@ -167,11 +171,16 @@ def plan_entries(bank: SampleBank,
             entries.append(Entry(name, "policy", policy))
         elif name == "oracle":
             continue
+        elif is_peer_name(name):
+            plan, why = peer_plan(name, bank)
+            entries.append(Entry(name, "fixed", plan, why))
         else:
             raise UnknownNameError(
                 f"unknown strategy {name!r}; the sweep knows vote@N (N <= {fits}), "
                 f"{', '.join(FIXED_NAMES)}, escalate@N (a vote of N large-model samples), "
-                f"adaptive, policy and oracle.")
+                f"adaptive, the peers ({', '.join(PEER_NAMES)}, or `peers` for all: "
+                f"mot-1d-vote@T, mot-2d-vote@T, esc@W and router@S take any threshold, window "
+                f"and share), policy and oracle.")
     if not any(e.kind != "oracle" for e in entries):
         raise ValidationError("`strategies` must include at least one plan besides the oracle.",
                               parameter="strategies")
