@@ -13,7 +13,8 @@ import tts
 from tts.backends.replay import ReplayBackend
 from tts.engine import Engine
 from tts.errors import ValidationError
-from tts.guard import DriftGuard, drift_guard
+from tts.audit import wilson
+from tts.guard import ALARM_Z, MIN_AUDITS, DriftGuard, drift_guard
 from tts.policy import LadderLevel, single_level
 from tts.strategies.ladder import Rung
 
@@ -60,7 +61,7 @@ def test_alarm_and_guard_move_to_the_top_model_and_back(caplog) -> None:
     # gpt-3.5's single answers disagree with GPT-4 on some DATE questions: > 0 expected
     assert kinds[:2] == ["alarm", "safer"]
     first = g.events[0]["request"]
-    assert first < 40
+    assert MIN_AUDITS <= first < 40  # every answer is audited; the alarm waits for 20
     # on the top model nothing is answered below it: no audits, the upper bound is 0, so
     # the guard tries the cheap plan again after the cooldown, which alarms again
     assert "cheaper" in kinds and g.moves["safer"] >= 2
@@ -91,7 +92,8 @@ def test_no_alarm_within_the_expected_rate() -> None:
     overall = snap["disagreement"]["overall"]
     assert window["audited"] == overall["audited"] and window["disagreed"] == overall["disagreed"]
     assert window["below"] == snap["offered"] / 60
-    assert window["low"] == pytest.approx(snap["offered"] / 60 * overall["low"])
+    low = wilson(overall["disagreed"], overall["audited"], ALARM_Z)[0]
+    assert window["low"] == pytest.approx(snap["offered"] / 60 * low)
 
 
 def test_alarm_without_guard_does_not_move() -> None:
@@ -136,3 +138,12 @@ def test_stale_audits_and_windows() -> None:
 
 def test_drift_guard_is_none_without_expected_rate() -> None:
     assert drift_guard(policy(None, frontier=False), act=False, apply=print) is None
+
+
+def test_the_alarm_waits_for_min_audits() -> None:
+    g = DriftGuard(["a"], ["a"], 0.01, act=False, apply=print)
+    for _ in range(MIN_AUDITS - 1):
+        g.audited(g.request(True), True)
+    assert g.alarms == 0 and g.bounds()[-1]["low"] > 0.01
+    g.audited(g.request(True), True)
+    assert g.alarms == 1 and g.alarm

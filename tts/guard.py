@@ -10,11 +10,12 @@ every audit that comes back) and:
 * **Alarm.** Audits only ask about answers given below the top model; answers the top model
   gave agree with it (assumed), so the deployment's disagreement over a stretch of requests is
   at least `below * low`, where `below` is the share of those requests answered below the top
-  model (counted exactly) and `low` the lower end of the 95% Wilson interval of the audited
-  disagreement. The alarm is raised when that lower bound exceeds the expected rate in any
-  trailing window of the requests served by the current plan (the last 250, 500, 1000 and
-  2000, and all of them since the plan was put in place, up to `MAX_WINDOW`): short windows
-  react to a shift, long ones see a small one. Raising it logs one warning line (logger
+  model (counted exactly) and `low` the lower end of the Wilson interval (`ALARM_Z`) of the
+  audited disagreement. The alarm is raised when that lower bound exceeds the expected rate in
+  any trailing window of the requests served by the current plan that holds at least
+  `MIN_AUDITS` audits (the last 250, 500, 1000 and 2000 requests, and all of them since the
+  plan was put in place, up to `MAX_WINDOW`): short windows react to a shift, long ones see a
+  small one. Raising it logs one warning line (logger
   `tts.guard`) and counts it (`alarms`).
 * **Guard** (`act=True`, `tts serve --audit-guard`). On an alarm the guard puts the next safer
   plan of the frontier in place (a move forward). It moves back one step when the plan in
@@ -48,6 +49,13 @@ log = logging.getLogger("tts.guard")
 
 WINDOWS = (250, 500, 1000, 2000)
 """Trailing windows (requests) the alarm tests, besides all requests since the last move."""
+ALARM_Z = 2.576
+"""z of the Wilson interval whose bounds the alarm and the guard read: 99% two-sided (each
+bound 99.5% one-sided), wider than the 95% intervals of /metrics because the alarm looks again
+after every audit, in several windows, and each look is a chance to raise it by accident."""
+MIN_AUDITS = 20
+"""Audits a window needs before its bound can raise the alarm (a bound on a handful of audits,
+tested after every audit, would raise it by chance)."""
 MAX_WINDOW = 8000
 """Requests since the last move that the alarm and the guard remember."""
 COOLDOWN = 1000
@@ -77,6 +85,7 @@ class DriftGuard:
         self.act = bool(act)
         self._apply = apply
         self.base_cooldown = self.cooldown = int(cooldown)
+        self.z = ALARM_Z
         self._lock = threading.Lock()
         self.current = 0
         self.seen = 0
@@ -135,12 +144,13 @@ class DriftGuard:
             part = entries[-size:] if size else []
             below = sum(e[1] for e in part)
             done = [e[2] for e in part if e[2] is not None]
-            out.append(_bound(size, below, len(done), sum(done)))
+            out.append(_bound(size, below, len(done), sum(done), self.z))
         return out
 
     def _check_alarm(self) -> None:
-        worst = max(self.bounds(), key=lambda b: b["low"])
-        if worst["low"] <= self.expected:
+        judged = [b for b in self.bounds() if b["audited"] >= MIN_AUDITS]
+        worst = max(judged, key=lambda b: b["low"], default=None)
+        if worst is None or worst["low"] <= self.expected:
             return
         if not self.alarm:
             self.alarm = True
@@ -162,7 +172,7 @@ class DriftGuard:
         if self.since < self.cooldown or self.alarm:
             return
         requests, below, audited, disagreed = self.totals
-        whole = _bound(requests, below, audited, disagreed)
+        whole = _bound(requests, below, audited, disagreed, self.z)
         if whole["high"] <= self.expected:
             self._move(-1, whole)
 
@@ -199,9 +209,10 @@ class DriftGuard:
                     "windows": self.bounds(), "events": self.events[-20:]}
 
 
-def _bound(requests: int, below: int, audited: int, disagreed: int) -> dict[str, Any]:
+def _bound(requests: int, below: int, audited: int, disagreed: int,
+           z: float) -> dict[str, Any]:
     share = below / requests if requests else 0.0
-    low, high = wilson(disagreed, audited)
+    low, high = wilson(disagreed, audited, z)
     return {"requests": requests, "below": share, "audited": audited, "disagreed": disagreed,
             "low": share * low, "high": share * high}
 
