@@ -111,6 +111,8 @@ def test_cli_reference_top_writes_a_label_free_policy(tmp_path, capsys):
     policy = load_policy(tmp_path / "o" / "policy.json")
     assert policy.notes["reference"] == "top"
     assert np.isfinite(policy_expected(policy)["disagreement"])
+    assert main([*argv, "--objective", "cost"]) == 2
+    assert "--target-accuracy" in capsys.readouterr().err
     argv[argv.index("top")] = "gold"
     assert main(argv) == 2
     assert "no gold answer" in capsys.readouterr().err

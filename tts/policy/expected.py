@@ -28,6 +28,7 @@ import math
 from typing import Any, Mapping
 
 from tts.errors import ValidationError
+from tts.policy.fields import check_item_fields
 from tts.types import shown
 
 EXPECTED_FIELDS = ("disagreement", "disagreement_ci95", "accuracy", "accuracy_ci95",
@@ -40,13 +41,7 @@ _SHARES = ("disagreement", "accuracy")
 def check_expected(value: Any, where: str, *, budgets: bool = True) -> dict[str, Any]:
     """A `notes.expected` object (module docstring), its numbers in range; the error names
     `where` and the field."""
-    if not isinstance(value, Mapping):
-        raise ValidationError(f"{where} must be an object, got {shown(value)}.",
-                              parameter=where)
-    unknown = sorted(set(value) - set(EXPECTED_FIELDS))
-    if unknown:
-        raise ValidationError(f"{where} has unknown field(s) {unknown}; it has "
-                              f"{list(EXPECTED_FIELDS)}.", parameter=f"{where}.{unknown[0]}")
+    check_item_fields(value, where, where, EXPECTED_FIELDS, "an expectation", required=False)
     missing = [f for f in REQUIRED_EXPECTED if f not in value]
     if missing:
         raise ValidationError(f"{where} is missing field(s) {missing}.",
@@ -95,14 +90,11 @@ def check_frontier(value: Any, where: str) -> list[dict[str, Any]]:
     out, last = [], math.inf
     for i, entry in enumerate(value):
         at = f"{where}[{i}]"
-        if not isinstance(entry, Mapping):
-            raise ValidationError(f"{at} must be an object, got {shown(entry)}.", parameter=at)
-        unknown = sorted(set(entry) - set(FRONTIER_FIELDS))
+        check_item_fields(entry, at, at, FRONTIER_FIELDS, "a frontier plan", required=False)
         missing = [f for f in ("name", "levels", "expected") if f not in entry]
-        if unknown or missing:
-            raise ValidationError(f"{at} must have `name`, `levels`, `expected` and optionally "
-                                  f"`max_cost_share`; unknown {unknown}, missing {missing}.",
-                                  parameter=f"{at}.{(unknown or missing)[0]}")
+        if missing:
+            raise ValidationError(f"{at} is missing field(s) {missing}.",
+                                  parameter=f"{at}.{missing[0]}")
         if not isinstance(entry["name"], str) or not entry["name"]:
             raise ValidationError(f"{at}.name must be a non-empty string.",
                                   parameter=f"{at}.name")

@@ -88,6 +88,12 @@ def run_tune(arrays: BankArrays, ladder: Sequence[str] | None = None, *,
     models, slots = parse_ladder(entries)
     arrays, dropped = _questions(arrays.with_ladder(models), models, slots)
     views = _Views(arrays, reference, group_by)
+    if reference == "top" and objective == "cost" and target is None:
+        raise ValidationError(
+            "the cost objective matches the top model's score, and against the top model's "
+            "own answers that is 100% agreement, which only the top model alone reaches; with "
+            "--reference top give the agreement to reach (--target-accuracy, e.g. 0.95) or "
+            "use --objective accuracy with --max-cost-share.", parameter="target")
     parts = group_folds(arrays, folds, group_by, split_seed)
     per_budget, finals, fold_runs, deployed = [], [], [], []
     for b in budgets:
