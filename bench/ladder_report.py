@@ -10,7 +10,9 @@ For each ladder (model names, cheapest first) it runs `tts.tuning.run_tune`:
   one accuracy-vs-cost line per ladder; the 0.6 cap gives `accuracy_at_60pct_large_cost`;
 
 and the fixed plans on all questions (the top model's greedy answer, the default cascade, the
-cheapest tier's biggest vote). Every tuned number is out-of-fold.
+cheapest tier's biggest vote, and the peers of `tts.sweep.peers` between the cheapest and the
+top model: MoT's cascades, ESC, Adaptive-Consistency, and a random router at each MoT
+cascade's escalation share). Every tuned number is out-of-fold.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from figures import finish
 from tts.evaluate import BankArrays, evaluate
 from tts.strategies import Ladder, Rung
+from tts.sweep.peers import PEER_NAMES, peer_plan, router_like
 from tts.tuning import run_tune
 from tts.tuning.data import MAX_TOKENS, top_rung
 
@@ -50,7 +55,38 @@ def fixed_plans(arrays: BankArrays, ladder: Sequence[str], budget: float, seeds,
             ev = evaluate(arrays, plan, budget, seeds, count_prompt=count_prompt)
             out.append({"plan": name, "accuracy": ev.accuracy,
                         "cost_share": ev.mean_cost / ref.mean_cost})
+    out += peer_rows(arrays, ladder, budget, seeds, count_prompt, top, ref.mean_cost)
     out.append({"plan": f"{ladder[-1]} greedy", "accuracy": ref.accuracy, "cost_share": 1.0})
+    return out
+
+
+ROUTER_SEEDS = range(10)
+"""Router seeds a random router's numbers are averaged over."""
+
+
+def peer_rows(arrays: BankArrays, ladder: Sequence[str], budget: float, seeds, count_prompt,
+              top: Rung, ref_cost: float) -> list[dict[str, Any]]:
+    """The peers (`tts.sweep.peers`: MoT's cascades, ESC, Adaptive-Consistency) between the
+    ladder's cheapest and top model, climbing to the report's `top` rung, and a random router
+    at the escalation share of each MoT cascade (averaged over `ROUTER_SEEDS`); peers the bank
+    cannot run are left out."""
+    out = []
+    for name in PEER_NAMES:
+        if name.startswith("router@"):
+            continue
+        plan, why = peer_plan(name, arrays.bank, ladder[0], ladder[-1], top=top)
+        if why:
+            continue
+        ev = evaluate(arrays, plan, budget, seeds, count_prompt=count_prompt)
+        out.append({"plan": f"{name} (peer)", "accuracy": ev.accuracy,
+                    "cost_share": ev.mean_cost / ref_cost, "escalated": ev.escalation_rate})
+        if name.startswith("mot-"):
+            runs = [evaluate(arrays, router_like(plan, ev.escalation_rate, s), budget, seeds,
+                             count_prompt=count_prompt) for s in ROUTER_SEEDS]
+            out.append({"plan": f"random router at {name}'s escalation share",
+                        "accuracy": float(np.mean([r.accuracy for r in runs])),
+                        "cost_share": float(np.mean([r.mean_cost for r in runs])) / ref_cost,
+                        "escalated": float(np.mean([r.escalation_rate for r in runs]))})
     return out
 
 

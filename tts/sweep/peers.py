@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from tts.bank import SampleBank
 
 __all__ = ["PEER_NAMES", "MOT_SAMPLES", "mot_rung", "top_sc_rung", "top_greedy_rung",
-           "peer_plan", "is_peer_name"]
+           "peer_plan", "is_peer_name", "router_like"]
 
 MOT_SAMPLES = 20
 """K, the cheaper model's samples in a MoT vote (the paper's 20), half per representation."""
@@ -88,16 +88,20 @@ def _size(bank: SampleBank, model: str | None, mode: str) -> int:
 
 
 def peer_plan(name: str, bank: SampleBank, small: str | None = None,
-              large: str | None = None) -> tuple[Strategy | None, str]:
+              large: str | None = None, *, top: Rung | None = None) -> tuple[Strategy, str]:
     """(the plan, "") for a peer name on `bank` (cheaper model `small`, stronger `large`, by
-    default the bank's roles), or (None, why it cannot run there)."""
+    default the bank's roles), or (the plan, why it cannot run there). The cascades climb to
+    `top` when given (e.g. the top rung a report's tuned ladders use), else as the paper
+    does (`top_sc_rung`, or `top_greedy_rung` where the bank has too few samples)."""
     small = small or bank.meta.roles.get("small")
     large = large or bank.meta.roles.get("large")
     cot, pot = _size(bank, small, "sample"), _size(bank, small, "pot")
     k = min(MOT_SAMPLES, 2 * min(cot, pot))
-    top = top_sc_rung() if _size(bank, large, "sample") >= SC_SAMPLES else top_greedy_rung()
+    if top is None:
+        top = top_sc_rung() if _size(bank, large, "sample") >= SC_SAMPLES else \
+            top_greedy_rung()
     no_top = "" if _size(bank, large, top.mode or "sample") else \
-        f"bank has no 'sample' or 'greedy' records of a large model ({large!r})"
+        f"bank has no {top.mode!r} records of a large model ({large!r}) for every question"
     no_mot = "" if k else f"bank has no 'sample' and 'pot' records of {small!r} for every question"
     m = _MOT.match(name)
     if m or name == "mot-verify":
@@ -136,3 +140,10 @@ def peer_plan(name: str, bank: SampleBank, small: str | None = None,
                             strong=Ladder(rungs=(top,))), no_top or (
             "" if k or cot else f"bank has no 'sample' records of {small!r}")
     raise ValidationError(f"unknown peer {name!r}.", parameter="strategies", value=name)
+
+
+def router_like(cascade: Ladder, share: float, seed: int = 0) -> RandomRouter:
+    """The random router matching a two-rung `cascade` that escalated a `share` of the
+    questions: that share straight to its top rung, the rest to its first rung alone."""
+    return RandomRouter(share=share, weak=Ladder(rungs=cascade.rungs[:1]),
+                        strong=Ladder(rungs=cascade.rungs[-1:]), seed=seed)
