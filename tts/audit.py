@@ -163,17 +163,20 @@ class Auditor:
 
     def _done(self, question: str, pid: str, rung: str, deployed: Result, got: Any,
               token: Any = None) -> None:
-        disagreed = self._count(question, pid, rung, deployed, got)
-        if disagreed is not None and token is not None and self.guard is not None:
-            self.guard.audited(token, disagreed)
+        try:
+            disagreed = self._count(question, pid, rung, deployed, got)
+            if disagreed is not None and token is not None and self.guard is not None:
+                self.guard.audited(token, disagreed)  # before `wait` returns: a move is in place
+        finally:
+            with self._idle:
+                self.pending -= 1
+                self._idle.notify_all()
 
     def _count(self, question: str, pid: str, rung: str, deployed: Result,
                got: Any) -> bool | None:
         """Count one finished audit; whether the top model disagreed (None: no verdict)."""
         disagreed = None
-        with self._idle:
-            self.pending -= 1
-            self._idle.notify_all()
+        with self._lock:
             if not isinstance(got, Result) or got.status == "insufficient_budget":
                 self.dropped += 1
                 return None
