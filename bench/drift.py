@@ -59,6 +59,7 @@ from tts.tuning.folds import scenario  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "drift"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FOLDS = 5
 BUDGET = 262144.0  # the DATE bench's budget (tune_date.py): one GPT-4 answer with its prompt
 
 
@@ -151,9 +152,11 @@ def tuned_policy(stream: Stream, ids_a: list[str], out: Path, trials: int, fresh
     if path.exists() and report_path.exists() and not fresh:
         return load_policy(path), json.loads(report_path.read_text())
     arrays = BankArrays.from_bank(stream.bank, problem_ids=ids_a)
-    t0 = time.perf_counter()
-    got = run_tune(arrays, list(stream.rungs or stream.ladder), objective="cost", budgets=(BUDGET,),
-                   trials=trials, folds=5, group_by={p: stream.group(p) for p in ids_a},
+    groups = {p: stream.group(p) for p in ids_a}
+    t0 = time.perf_counter()  # folds hold groups out whole, unless A is too few groups
+    got = run_tune(arrays, list(stream.rungs or stream.ladder), objective="cost",
+                   budgets=(BUDGET,), trials=trials, folds=FOLDS,
+                   group_by=groups if len(set(groups.values())) >= FOLDS else "question",
                    count_prompt=True)
     got["policy"].to_json(path)
     report = {k: v for k, v in got["report"].items() if k not in ("trials_table",)}

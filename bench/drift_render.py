@@ -37,13 +37,47 @@ def curve_rows(name: str, run: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+TARGETS = (("post_shift_loss_vs_top", "guarded post-shift loss vs top <= 1 point", 0.01),
+           ("cost_share", "guarded total cost (audits included) <= 60% of top-model-only", 0.6),
+           ("audit_rate", "audits per request <= 5%", 0.05),
+           ("requests_to_alarm", "alarm within 500 requests of the shift", 500))
+
+
+def targets(summary: dict[str, Any]) -> str:
+    """One line per stream and target: the measured number (mean over splits and runs;
+    requests to alarm: median) and whether it is met."""
+    lines = []
+    for name, entry in summary.items():
+        if not isinstance(entry, dict) or "guarded" not in entry:
+            continue
+        for key, what, limit in TARGETS:
+            got = entry["guarded"].get(key)
+            met = got is not None and round(got, 9) <= limit
+            shown = "never" if got is None else f"{100 * got:.2f} points" if key.startswith(
+                "post") else f"{got:.3f}" if key != "requests_to_alarm" else f"{got:g}"
+            lines.append(f"- {name}: {what}: {shown} ({'met' if met else 'NOT met'}); "
+                         f"static: {_static(entry, key)}")
+    return "\n".join(lines)
+
+
+def _static(entry: dict[str, Any], key: str) -> str:
+    got = entry["static"].get(key)
+    if got is None:
+        return "-"
+    return f"{100 * got:.2f} points" if key.startswith("post") else f"{got:.3f}"
+
+
 def table(summary: dict[str, Any]) -> str:
     lines = ["| stream | deployment | post-shift loss vs top (points) | cost share (audits incl.) "
              "| post-shift accuracy | pre-shift accuracy | audit rate | requests to alarm "
              "| false alarms | moves |", "|" + "---|" * 10]
+    rows = []
     for name, entry in summary.items():
-        if not isinstance(entry, dict) or "guarded" not in entry:
-            continue
+        if isinstance(entry, dict) and "guarded" in entry:
+            rows.append((name, entry))
+            rows += [(f"{name} split {sp['split']}", sp) for sp in entry.get("splits", [])
+                     if len(entry["splits"]) > 1]
+    for name, entry in rows:
         for dep in DEPLOYMENTS:
             m = entry[dep]
             alarm = m.get("requests_to_alarm", "")
@@ -72,8 +106,9 @@ def plot(curves: dict[str, Any], path: Path) -> None:
         for dep in DEPLOYMENTS:
             mine = [r for r in rows if r["deployment"] == dep]
             x = [r["request"] for r in mine]
-            row[0].plot(x, [r["rolling_accuracy"] for r in mine], label=dep, lw=1)
-            row[1].plot(x, [r["cumulative_cost_share"] for r in mine], label=dep, lw=1)
+            style = {"ls": ":" if dep == "static" else "-", "lw": 1.6 if dep == "static" else 1}
+            row[0].plot(x, [r["rolling_accuracy"] for r in mine], label=dep, **style)
+            row[1].plot(x, [r["cumulative_cost_share"] for r in mine], label=dep, **style)
         events = run["deployments"]["guarded"]["events"]
         for ax in row:
             ax.axvline(run["shift"], color="k", ls="--", lw=0.8, label="shift")
@@ -104,6 +139,10 @@ def write_outputs(summary: dict[str, Any], curves: dict[str, Any], out: Path) ->
                if isinstance(e, dict) and "skipped" in e]
     (out / "drift.md").write_text(
         f"# Drift: static vs audited + guarded ({summary.get('command', '')})\n\n"
-        f"Audit rate setting {summary.get('audit_rate_setting')}; means over runs "
-        f"(requests to alarm: median).\n\n{table(summary)}\n"
+        f"Audit rate setting {summary.get('audit_rate_setting')}; means over every split and "
+        f"run of a stream (requests to alarm: median; never: no alarm after the shift), each "
+        f"split's beside them. Loss in accuracy points (top model's post-shift accuracy minus "
+        f"the deployment's); cost share: of the top model alone on the same requests, audits "
+        f"included.\n\n{table(summary)}\n\n## Targets (issue 25), measured\n\n"
+        f"{targets(summary)}\n"
         + ("\nSkipped:\n" + "\n".join(skipped) + "\n" if skipped else ""))

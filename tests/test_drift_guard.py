@@ -147,3 +147,28 @@ def test_the_alarm_waits_for_min_audits() -> None:
     assert g.alarms == 0 and g.bounds()[-1]["low"] > 0.01
     g.audited(g.request(True), True)
     assert g.alarms == 1 and g.alarm
+
+
+def test_cooldown_doubles_after_a_failed_try_and_halves_after_one_that_lasts() -> None:
+    moved = []
+    g = DriftGuard(["a", "b"], ["a", "b"], 0.05, act=True, apply=moved.append, cooldown=30)
+
+    def alarm() -> None:
+        for _ in range(MIN_AUDITS):
+            g.audited(g.request(True), True)
+
+    alarm()
+    assert moved == ["b"] and g.cooldown == 30
+    for _ in range(30):
+        g.request(False)
+    assert moved == ["b", "a"]
+    alarm()  # the try failed within its cooldown
+    assert moved == ["b", "a", "b"] and g.cooldown == 60
+    for _ in range(60):
+        g.request(False)
+    assert moved[-1] == "a"
+    for _ in range(60):
+        g.request(True)  # the try lasts a cooldown without alarm
+    assert g.cooldown == 30
+    alarm()  # a later shift: no doubling
+    assert moved[-1] == "b" and g.cooldown == 30 and g.moves == {"safer": 3, "cheaper": 2}

@@ -115,6 +115,9 @@ class DriftGuard:
             self.window.append([self.seen, bool(below), None])
             self.totals[0] += 1
             self.totals[1] += bool(below)
+            if self.act and self._tried and self.since == self.cooldown:
+                self._tried = False  # the cheaper plan lasted a cooldown: the try was right
+                self.cooldown = max(self.base_cooldown, self.cooldown // 2)
             if self.act and self.current > 0:
                 self._maybe_move_back()
             return self.epoch, self.seen
@@ -167,8 +170,6 @@ class DriftGuard:
             self._move(+1, worst)
 
     def _maybe_move_back(self) -> None:
-        if self._tried and self.since == self.cooldown:  # the try lasted: it was right
-            self.cooldown = max(self.base_cooldown, self.cooldown // 2)
         if self.since < self.cooldown or self.alarm:
             return
         requests, below, audited, disagreed = self.totals
