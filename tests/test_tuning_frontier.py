@@ -116,3 +116,18 @@ def test_policies_without_expectations_read_as_before(tuned):
     policy = policy_from_dict(data)
     assert policy_expected(policy) is None and policy_frontier(policy) == []
     assert np.isfinite(tuned["report"]["frontier"][-1]["cost_share"])
+
+
+def test_frontier_plans_are_searched_for_agreement_in_studies_of_their_own():
+    from tts.tuning.data import prepare_ladder
+    from tts.tuning.frontier import agreeing
+    from tts.tuning.search import search
+
+    data = prepare_ladder(DATE, TWO, budget=262144, seeds=(0,))
+    view = agreeing(data, agreement_arrays(DATE.with_ladder(TWO), "gpt-4"))
+    assert view.fingerprint != data.fingerprint and view.prompt is data.prompt
+    scored = {c.name: c.ev.accuracy for c in search(view, trials=3, max_cost_share=0.45)
+              .candidates}
+    assert scored["top-model"] == 1.0  # the top model agrees with itself everywhere
+    assert {c.name: c.ev.accuracy for c in search(data, trials=3, max_cost_share=0.45)
+            .candidates}["top-model"] < 1.0

@@ -1,13 +1,16 @@
 """A frontier of safer plans for a deployed policy (`frontier`): per cost cap of
-`tts.tuning.nested.CAPS`, the plan the tuner selects within it on every question (one full set
-of levels, one per budget), with its cross-fitted numbers; kept from cheapest to safest (each
+`tts.tuning.nested.CAPS`, the plan that agrees most with the top model's greedy answer within
+it on every question (a study per cap scored by agreement, its selection as the deployed
+plan's; one full set of levels, one per budget), with its cross-fitted numbers; kept from cheapest to safest (each
 expected to disagree less with the top model than the deployed plan and every cheaper kept
 plan), the top model alone last. The server's drift guard moves along it
 (`tts.policy.policy_frontier` reads it back from the policy's notes)."""
 
 from __future__ import annotations
 
+import hashlib
 import math
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -62,21 +65,21 @@ def frontier(finals: Sequence[TuneRun], fold_runs: Sequence[Sequence[TuneRun]],
              study_name: str | None = None,
              progress: Callable[[str, int], None] | None = None) -> list[dict[str, Any]]:
     """`notes.frontier`: the plans safer than `deployed` (its expected numbers), cheapest
-    first, the top model alone last. `finals[i]`: budget i's run on every question (its
-    margin is the selection's); `fold_runs[i]`: budget i's outer fold runs."""
+    first, the top model alone last. `finals[i]`: budget i's run on every question;
+    `fold_runs[i]`: budget i's outer fold runs. A frontier plan is the most agreeing
+    candidate within its cap (margin 0: its numbers are cross-fitted, so the winner's curse
+    shows in them rather than in the choice)."""
     plans: list[tuple[str, float, list[Candidate]]] = []
+    views = [agreeing(final.data, agree) for final in finals]
     for cap in CAPS:
         chosen = []
-        for i, final in enumerate(finals):
-            if final.max_cost_share == cap and final.chosen is not None:
-                chosen.append(final.chosen)
-                continue
+        for i, (final, data) in enumerate(zip(finals, views)):
             cb = None if progress is None else (lambda n, c=cap: progress(f"frontier {c:g}", n))
-            run = search(final.data, trials=trials, max_cost_share=cap,
+            run = search(data, trials=trials, max_cost_share=cap,
                          sampler_seed=sampler_seed + 31 * (i + 1), storage=storage,
                          study_name=None if study_name is None else
                          f"{study_name}-frontier-b{i}-cap{cap:g}", progress=cb)
-            chosen.append(select_candidate(run, final.margin)[0])
+            chosen.append(select_candidate(run, 0.0)[0])
         plans.append((f"cap {cap:g}", cap, chosen))
     plans.append(("top-model", 1.0, [Candidate("top-model", baselines(f.data)["top-model"],
                                                None, None) for f in finals]))  # type: ignore
@@ -89,6 +92,16 @@ def frontier(finals: Sequence[TuneRun], fold_runs: Sequence[Sequence[TuneRun]],
         entries.append({"name": name, "max_cost_share": cap, "levels": levels,
                         "expected": expected_of(scores, budgets, reference)})
     return safer(entries, deployed)
+
+
+def agreeing(data: LadderData, agree: BankArrays) -> LadderData:
+    """`data` (fitted on every question) scoring plans by agreement with the top model
+    (`agree`: the same questions' agreement view): a frontier plan is the most agreeing
+    within its cap. Its fitted parts (prompt model, climb scores) stay the deployed policy's,
+    so a frontier plan shares its prompt model and rebuilds on each fold's data as it does;
+    its own fingerprint keeps its studies apart from the accuracy studies."""
+    fingerprint = hashlib.sha1(f"{data.fingerprint}|agreement".encode()).hexdigest()[:16]
+    return replace(data, arrays=agree, fingerprint=fingerprint)
 
 
 def safer(entries: list[dict[str, Any]], deployed: dict[str, Any]) -> list[dict[str, Any]]:
