@@ -38,7 +38,7 @@ def test_derive_seed_is_stable_and_spread() -> None:
                                           ({"amx_bf16"}, "bfloat16"),
                                           ({"avx2", "avx512f"}, "float32"), (set(), "float32")])
 def test_cpu_dtype_follows_cpu_flags(monkeypatch, flags, dtype) -> None:
-    from tts.backends import vllm as backend_mod
+    from tts.backends import cpu as backend_mod
 
     monkeypatch.setattr(backend_mod, "cpu_flags", lambda: flags)
     assert backend_mod.cpu_dtype() == dtype
@@ -442,3 +442,40 @@ def test_killed_build_resumes_without_loss_or_duplicates(tmp_path) -> None:
     after = json.loads((killed / "meta.json").read_text())
     assert after["cost"] == meta["cost"] and after["license"] == "mine"
     assert samples.read_text().splitlines() == a
+
+
+# ---- shared machines and pipes -----------------------------------------------------------
+@pytest.mark.live
+def test_threads_are_chosen_before_each_generate(tiny, monkeypatch) -> None:
+    """Each generate computes with the threads the core meter chose (one per core other
+    processes leave free, tests/test_backend_cpu.py); TTS_CPU_THREADS fixes the number."""
+    import torch
+
+    from tts.backends.cpu import THREADS_ENV, allowed_cores
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    tiny.generate([GenRequest(prompt=QUESTION, n=2, max_tokens=8, seed=5)])
+    assert 1 <= tiny.settings["threads"] <= len(allowed_cores())
+    assert tiny.settings["threads"] == tiny._meter.chosen == torch.get_num_threads()
+    monkeypatch.setenv(THREADS_ENV, "1")
+    (out,) = tiny.generate([GenRequest(prompt=QUESTION, n=2, max_tokens=8, seed=5)])
+    assert all(c.tokens > 0 for c in out)
+    assert tiny.settings["threads"] == torch.get_num_threads() == 1
+
+
+@pytest.mark.live
+def test_piped_live_solve_shows_progress_and_no_library_warnings() -> None:
+    """Piped (nohup, CI), `tts solve --live` prints its progress as plain lines on the
+    terminal's streams (not into vLLM's log) and none of the libraries' warnings."""
+    import re
+    import sys
+
+    if not HAS_VLLM or not models.is_pulled("tiny"):
+        pytest.skip("needs vLLM and the tiny model")
+    run = _run([sys.executable, "-m", "tts.cli", "solve", QUESTION, "--budget", "300",
+                "--live", "--small", "tiny", "--large", "none"])
+    assert run.returncode == 0, run.stderr[-2000:]
+    text = run.stdout + run.stderr
+    assert "loaded smollm2-135m (vLLM) in" in text
+    assert re.search(r"smollm2-135m: \d+/\d+ samples", run.stdout), run.stdout
+    assert "Warning" not in text and "warn(" not in text, text

@@ -18,17 +18,20 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import os
-import re
 import sys
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
+from tts.backends import watchdog
+from tts.backends.cpu import (CoreMeter, allowed_cores, cpu_dtype, cpu_flags, kv_cache_bytes,
+                              release_free_memory, set_threads, threads_from_env)
+from tts.backends.quiet import (HEARTBEAT_SECONDS, LOG_FILE_ENV, VERBOSE_ENV, Terminal, Ticks,
+                                clock, heartbeat, log_file, quiet_vllm_logging,
+                                redirect_output, verbose_default)
 from tts.errors import BackendError, ValidationError
 from tts.types import Completion, GenRequest
 
@@ -36,113 +39,9 @@ INSTALL_HINT = ("install vLLM: `bash scripts/install_cpu.sh` (CPU build, vllm-cp
                 "`pip install 'tts-allocator[vllm]'` (GPU)")
 
 
-VERBOSE_ENV = "TTS_VERBOSE"
-"""Set to 1 to let vLLM log to the terminal (the CLI's --verbose does this)."""
-LOG_FILE_ENV = "TTS_LOG_FILE"
-"""Where quiet engines write their logs (default ~/.cache/tts/logs/vllm.log)."""
 IN_PROCESS_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
 """vLLM's switch between an engine-core process ("1", its default) and an engine in the
 calling process ("0", tts's default on CPU; a value the user sets wins)."""
-
-
-def log_file() -> Path:
-    """File that vLLM's logs (and anything its processes print) go to in quiet mode."""
-    env = os.environ.get(LOG_FILE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "tts" / "logs" / "vllm.log"
-
-
-def verbose_default() -> bool:
-    return os.environ.get(VERBOSE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def quiet_vllm_logging(path: Path) -> None:
-    """Send the `vllm` logger of this process and of the engine processes it starts to `path`.
-
-    The engine processes configure their logging from the environment when they start, so the
-    config goes there (VLLM_LOGGING_CONFIG_PATH); this process's handlers are swapped now in
-    case vLLM is already imported.
-    """
-    import logging
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    config = {
-        "version": 1, "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-        "handlers": {"file": {"class": "logging.FileHandler", "filename": str(path),
-                              "formatter": "plain", "level": "INFO", "encoding": "utf-8"}},
-        "loggers": {"vllm": {"handlers": ["file"], "level": "INFO", "propagate": False}},
-    }
-    cfg = path.with_name("vllm-logging.json")
-    cfg.write_text(json.dumps(config))
-    os.environ["VLLM_CONFIGURE_LOGGING"] = "1"
-    os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(cfg)
-    logger = logging.getLogger("vllm")
-    if not any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve())
-               for h in logger.handlers):
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-        handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter(config["formatters"]["plain"]["format"]))
-        logger.addHandler(handler)
-        logger.propagate = False
-
-
-@contextlib.contextmanager
-def redirect_output(path: Path | None) -> Iterator[None]:
-    """Point file descriptors 1 and 2 at `path` (appending) for the duration, so C++ and
-    worker-process output land there too; None: no redirection."""
-    if path is None:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    saved = [os.dup(1), os.dup(2)]
-    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        os.dup2(target, 1)
-        os.dup2(target, 2)
-        yield
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, target):
-            os.close(fd)
-
-
-class _Ticks:
-    """The tqdm stand-in handed to `LLM.generate(use_tqdm=...)`: reports samples done and
-    output tokens/s to a callback instead of drawing a bar."""
-
-    _SPEED = re.compile(r"output: ([0-9.]+) toks/s")
-
-    def __init__(self, report: Callable[[int, int, float], None], *, total: int = 0,
-                 **_: Any):
-        self.report, self.total, self.n, self.start = report, total, 0, time.perf_counter()
-        self.postfix = ""
-        self.speed = 0.0
-        report(0, total, 0.0)
-
-    @property
-    def format_dict(self) -> dict[str, float]:
-        return {"elapsed": max(time.perf_counter() - self.start, 1e-9)}
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-        match = self._SPEED.search(str(self.postfix))
-        if match:
-            self.speed = float(match.group(1))
-        self.report(self.n, self.total, self.speed)
-
-    def refresh(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def derive_seed(seed: int, index: int) -> int:
@@ -152,27 +51,6 @@ def derive_seed(seed: int, index: int) -> int:
     """
     digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
-
-
-def cpu_flags() -> set[str]:
-    """Flags of the first CPU in /proc/cpuinfo (empty where it cannot be read)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_dtype() -> str:
-    """bfloat16 where the CPU computes it natively (avx512_bf16 / AMX), else float32.
-
-    Emulated bf16 on a CPU without these instructions was measured 3x slower than float32.
-    """
-    flags = cpu_flags()
-    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & flags else "float32"
 
 
 class VLLMBackend:
@@ -190,8 +68,10 @@ class VLLMBackend:
         memory_utilization: share of GPU memory the engine may use (GPU; default 0.4, so a
             small and a large model fit together). On CPU it is the share of RAM for weights
             plus KV cache and is only used when given; `kv_cache_gib` is the CPU default.
-        kv_cache_gib: KV cache size on CPU (default 3 GiB: room for every sequence of a
-            large wave, and a small plus a large engine fit in 24 GiB).
+        kv_cache_gib: KV cache size on CPU; default (None): room for 8 sequences of
+            `max_model_len` tokens of this model (`tts.backends.cpu.kv_cache_bytes`, 0.19
+            GiB for the small model, 0.44 for the large at 2048 tokens in bf16); vLLM's
+            `VLLM_CPU_KVCACHE_SPACE` (GiB) overrides both.
         enforce_eager: skip graph capture; default True on CPU, False on GPU.
         enable_prefix_caching: reuse the KV cache of shared prompt prefixes (n samples).
         system_prompt: optional system message put before the user message.
@@ -206,16 +86,23 @@ class VLLMBackend:
             anything its processes print go to `log_file()` (path in `self.log_path`).
         progress: optional callback receiving event dicts: {"event": "load", "model",
             "state": "start"|"done", "seconds"} and {"event": "generate", "model", "done",
-            "total", "tokens_per_s"} (samples done of the call).
+            "total", "tokens_per_s"} (samples done of the call). It runs with stdout and
+            stderr pointing at the terminal, not at the log.
 
     The engine is built on the first `generate` (or `load()`), so a large model that is
     only needed for escalation costs nothing until a plan escalates. The tokenizer (for
     `prompt_tokens`) loads on its own, without the engine.
+
+    On CPU the engine computes with one thread per core that other processes leave free,
+    re-chosen before each generate (`tts.backends.cpu.CoreMeter`; `TTS_CPU_THREADS=N`
+    fixes it), and a watchdog process ends the engine's processes if this one is killed
+    (`tts.backends.watchdog`). When stderr is not a terminal, a load or generate call that
+    runs long prints a plain progress line every HEARTBEAT_SECONDS.
     """
 
     def __init__(self, model: str | os.PathLike[str], *, name: str | None = None,
                  device: str = "auto", dtype: str = "auto", max_model_len: int = 2048,
-                 memory_utilization: float | None = None, kv_cache_gib: float = 3.0,
+                 memory_utilization: float | None = None, kv_cache_gib: float | None = None,
                  enforce_eager: bool | None = None,
                  enable_prefix_caching: bool = True, system_prompt: str | None = None,
                  engine_seed: int = 0, llm_kwargs: dict[str, Any] | None = None,
@@ -238,12 +125,12 @@ class VLLMBackend:
         self.device = device
         self.dtype = dtype
         self.max_model_len = max_model_len
-        if isinstance(kv_cache_gib, bool) or not isinstance(kv_cache_gib, (int, float)) \
-                or not kv_cache_gib > 0:
+        if kv_cache_gib is not None and (isinstance(kv_cache_gib, bool) or not isinstance(
+                kv_cache_gib, (int, float)) or not kv_cache_gib > 0):
             raise ValidationError(f"`kv_cache_gib` must be a number > 0, got {kv_cache_gib!r}.",
                                   parameter="kv_cache_gib", value=kv_cache_gib)
         self.memory_utilization = memory_utilization
-        self.kv_cache_gib = float(kv_cache_gib)
+        self.kv_cache_gib = None if kv_cache_gib is None else float(kv_cache_gib)
         self.enforce_eager = enforce_eager
         self.enable_prefix_caching = enable_prefix_caching
         self.system_prompt = system_prompt
@@ -267,8 +154,10 @@ class VLLMBackend:
         self._llm: Any = None
         self._tokenizer: Any = None
         self._ids: OrderedDict[tuple[str, str], list[int]] = OrderedDict()
+        self._meter: CoreMeter | None = None
         self.settings: dict[str, Any] = {}
-        """The engine settings actually used (filled when the engine is built)."""
+        """The engine settings actually used (filled when the engine is built; on CPU
+        "threads" is the count of the last generate call)."""
 
     # ---- engine ------------------------------------------------------------------------
     @property
@@ -289,16 +178,22 @@ class VLLMBackend:
                   file=sys.stderr, flush=True)
         if self.log_path is not None:
             quiet_vllm_logging(self.log_path)
+        watchdog.watch()  # before the engine starts processes
         try:
-            with redirect_output(self.log_path):
+            with redirect_output(self.log_path) as terminal, heartbeat(
+                    terminal, lambda t: f"tts: loading {self.model}: {clock(t)}"):
                 llm = self._build_quietly()
         except BackendError as exc:
             if self.log_path is None:
                 raise
             raise BackendError(f"{exc} (vLLM's own messages, the root cause included, are in "
                                f"{self.log_path})") from exc
+        seconds = time.perf_counter() - start
+        if self.progress is None and self.log_path is not None:
+            print(f"tts: loaded {self.model} in {clock(seconds)}", file=sys.stderr,
+                  flush=True)
         self._event({"event": "load", "model": self.model, "state": "done",
-                     "seconds": time.perf_counter() - start})
+                     "seconds": seconds})
         return llm
 
     def _event(self, event: dict[str, Any]) -> None:
@@ -327,7 +222,9 @@ class VLLMBackend:
         else:
             # A fixed KV cache: vLLM's CPU default sizes it from the share of *total* RAM
             # minus this process's use, which fails for a second engine in the same process.
-            settings["kv_cache_memory_bytes"] = int(self.kv_cache_gib * 2**30)
+            settings["kv_cache_memory_bytes"] = (
+                kv_cache_bytes(self.path, dtype, self.max_model_len)
+                if self.kv_cache_gib is None else int(self.kv_cache_gib * 2**30))
         if not on_gpu:
             # vLLM's CPU generators cannot rewind: a seeded request whose prefill is split
             # across steps (chunked prefill, many prompts in one wave) kills the engine with
@@ -342,11 +239,17 @@ class VLLMBackend:
             # cpu_engine.py, 2 cores: 1.6x / 1.8x the tokens/s of small / large, half the
             # load time).
             os.environ.setdefault(IN_PROCESS_ENV, "0")
+            # Every core while loading (buffers sized by the thread count are then big
+            # enough for any later choice); generate picks from the free ones.
+            set_threads(threads_from_env() or len(allowed_cores()))
+            self._meter = CoreMeter()
         try:
             llm = LLM(**settings)
         except Exception as exc:  # engine start-up failures come in many types
             raise BackendError(f"vLLM could not load {self.model} from {self.path} with "
                                f"{settings}: {type(exc).__name__}: {exc}") from exc
+        if not on_gpu:
+            release_free_memory()  # the unpacked weights the load freed (glibc keeps them)
         self.settings = {**settings, "device": "cuda" if on_gpu else "cpu",
                          "engine_process": "in-process" if os.environ.get(IN_PROCESS_ENV) == "0"
                          else "separate"}
@@ -438,20 +341,33 @@ class VLLMBackend:
                 prompts.append({"prompt_token_ids": ids})
                 params.append(self._params(req, i, max_tokens))
         llm = self.load()._llm
+        if self._meter is not None:
+            threads = self._meter.threads()
+            set_threads(threads)
+            self.settings["threads"] = threads
+        state = {"done": 0, "total": len(prompts), "speed": 0.0}
+        terminal = Terminal(1, 2, None)
 
         def report(done: int, total: int, speed: float) -> None:
-            self._event({"event": "generate", "model": self.model, "done": done,
-                         "total": total, "tokens_per_s": speed})
+            state.update(done=done, total=total or len(prompts), speed=speed)
+            if self.progress is not None:
+                with terminal.shown():
+                    self._event({"event": "generate", "model": self.model, "done": done,
+                                 "total": total, "tokens_per_s": speed})
 
         def ticks(iterable: Any = None, **kw: Any) -> Any:
             # vLLM calls its tqdm stand-in twice: around the requests it adds (an iterable,
             # passed through untouched) and as the bar of finished prompts (our ticks).
-            return iterable if iterable is not None else _Ticks(report, **kw)
+            return iterable if iterable is not None else Ticks(report, **kw)
+
+        def beat(seconds: float) -> str:
+            speed = f", {state['speed']:.0f} tokens/s" if state["speed"] else ""
+            return (f"tts: {self.model}: {state['done']}/{state['total']} samples done"
+                    f"{speed}, {clock(seconds)}")
 
         try:
-            with redirect_output(self.log_path):
-                outputs = llm.generate(prompts, params,
-                                       use_tqdm=ticks if self.progress is not None else False)
+            with redirect_output(self.log_path) as terminal, heartbeat(terminal, beat):
+                outputs = llm.generate(prompts, params, use_tqdm=ticks)
         except Exception as exc:
             raise BackendError(f"vLLM generation with {self.model} failed: "
                                f"{type(exc).__name__}: {exc}") from exc
@@ -555,4 +471,6 @@ def _resolve(model: str | os.PathLike[str]) -> tuple[Path, str]:
 
 
 __all__ = ["VLLMBackend", "derive_seed", "cpu_dtype", "cpu_flags", "token_confidences",
-           "lowest_window_mean", "log_file", "quiet_vllm_logging", "redirect_output"]
+           "lowest_window_mean", "log_file", "quiet_vllm_logging", "redirect_output",
+           "verbose_default", "HEARTBEAT_SECONDS", "LOG_FILE_ENV", "VERBOSE_ENV",
+           "IN_PROCESS_ENV"]
