@@ -67,6 +67,7 @@ def quiet_vllm_logging(path: Path) -> None:
                for h in logger.handlers):
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
+            handler.close()
         handler = logging.FileHandler(path, encoding="utf-8")
         handler.setFormatter(logging.Formatter(config["formatters"]["plain"]["format"]))
         logger.addHandler(handler)
