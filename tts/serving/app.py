@@ -1,7 +1,8 @@
 """The OpenAI-compatible FastAPI app of `tts serve`.
 
 Routes: POST /v1/chat/completions and /v1/completions, GET /v1/models, /health, /metrics and
-/v1/tts/audit (the audit statistics, `tts.serving.audit`, when the server audits).
+/v1/tts/audit (the audit statistics, `tts.serving.audit`, when the server audits, with the
+drift alarm and guard's state under `drift`, `tts.guard`).
 Model "tts-auto" runs the policy (or `strategy` when given); an underlying model's name runs a
 plain vote of `samples` (default 1) samples of that tier (greedy at temperature 0). Requests are
 parsed, and bad ones refused, by `tts.serving.requests` (which also states the budget rule).

@@ -1,10 +1,14 @@
-"""Audits in `tts serve` (`--audit-rate r`, `--audit-bank DIR`; see `tts.audit`).
+"""Audits in `tts serve` (`--audit-rate r`, `--audit-bank DIR`, `--audit-guard`; see
+`tts.audit` and `tts.guard`).
 
 The served answers of tts-auto given below the top model are offered to a `tts.audit.Auditor`
 after they are computed; the audits it picks go through the server's scheduler as requests of
 their own (one greedy sample of the top model, under a budget of their own), so they batch
 with the top model's other work and never hold up a request's answer. The statistics are in
-`/metrics` (`AuditCollector`) and at `GET /v1/tts/audit` (`Auditor.snapshot()`).
+`/metrics` (`AuditCollector`) and at `GET /v1/tts/audit` (`Auditor.snapshot()`). A policy
+`tts tune` wrote (with the disagreement it expects) also gets the drift alarm; with
+`--audit-guard`, the guard moves the engine along the policy's frontier of safer plans
+(`drift_metrics`: tts_drift_alarm, tts_drift_alarms, tts_guard_plan, tts_guard_moves).
 """
 
 from __future__ import annotations
