@@ -33,8 +33,9 @@ Errors agree too: a draw beyond a record or from a missing mode (e.g. Chain on a
 "chain" samples) raises the same BankError; a missing large model the same ValidationError.
 `tests/test_evaluate.py` checks all of this against `solve_many` with hypothesis.
 
-Where things are: `arrays` (the bank as arrays, vote prefixes per seed), `ledger` (the
-simulated ledger and `Evaluation`), `vote` (the vote phase: waves, stop test, probe score),
+Where things are: `arrays` (the bank as arrays, vote prefixes per seed), `mixed` (a
+mixed-representation vote's two records as one alternating stream), `ledger` (the
+simulated ledger and `Evaluation`), `vote` (the vote phase: waves, stop tests, probe score),
 `plans` (each strategy over all problems), and here the entry point. Every decision (stop,
 climb / escalate, scores) is a function of `tts.signals`, shared with the live strategies.
 

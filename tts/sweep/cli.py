@@ -30,8 +30,10 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
                    "(default: 512,1024,...,524288)")
     p.add_argument("--strategies", default=None,
                    help="comma-separated plans: vote@N, vote, chain, escalate, escalate@N, "
-                        "cascade, adaptive, policy, oracle (default: vote@1,2,4,..., vote, chain, "
-                        "escalate, cascade, policy, oracle)")
+                        "cascade, adaptive, policy, oracle, and the peers: mot-1d-vote@T, "
+                        "mot-2d-vote@T, mot-verify, esc@W, adaptive-consistency, router@S, or "
+                        "peers for all (default: vote@1,2,4,..., vote, chain, escalate, "
+                        "cascade, policy, oracle)")
     add_policy(p, "tuned policy JSON (default: the built-in default policy); if it names its "
                   "training split, only the other questions are scored")
     p.add_argument("--heldout", type=Path, default=None,
