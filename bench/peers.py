@@ -70,6 +70,11 @@ HELDOUT_SEEDS = (0, 1, 2, 3, 4)
 TRAIN_SEEDS = (1000, 1001, 1002)
 ROUTER_SEEDS = range(10)
 BOOT = 2000
+LABELLED = ("GPT-4 greedy", "GPT-4-CoT-SC (3 samples)", "MoT-1D-Vote@0.6 -> GPT-4-CoT-SC",
+            "MoT-1D-Vote@0.6 -> GPT-4 greedy", "MoT-Verify -> GPT-4-CoT-SC",
+            "random router at MoT-1D-Vote@0.6's share -> GPT-4-CoT-SC",
+            "ESC w=5 (gpt-3.5 PoT)", "ESC w=5 (gpt-3.5 CoT)", "gpt-3.5 MoT vote of 20 (no climb)")
+"""Plans named on the plot (the table names every one)."""
 PAPER = {"accuracy": 0.889, "cost_share_of_gpt4_cot_sc": 0.47,
          "scope": "all 369 DATE questions, BIG-bench labels (MoT paper)"}
 
@@ -135,7 +140,13 @@ def main() -> int:
     ap.add_argument("--cap", type=float, default=0.3,
                     help="cost cap (share of GPT-4 greedy) of the accuracy objective")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--replot", action="store_true",
+                    help="rewrite peers.csv/md/png from the summary.json in --out, run nothing")
     args = ap.parse_args()
+    if args.replot:
+        done = json.loads((args.out / "summary.json").read_text())
+        write(args.out, done["plans"], done["tts_vs_mot"])
+        return 0
     t0 = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     bank = load_bank(args.bank)
@@ -231,7 +242,9 @@ def write(out: Path, table: list[dict[str, Any]], comparisons: dict[str, Any]) -
         ax.scatter([r["cost_share_of_gpt4_greedy"]], [r["accuracy"]], marker=m, color=c,
                    label=None if r["kind"] in seen else r["kind"])
         seen.add(r["kind"])
-        ax.annotate(r["plan"], (r["cost_share_of_gpt4_greedy"], r["accuracy"]), fontsize=5)
+        if r["plan"] in LABELLED or r["kind"].startswith("tts"):
+            ax.annotate(r["plan"], (r["cost_share_of_gpt4_greedy"], r["accuracy"]), fontsize=6,
+                        xytext=(4, -3), textcoords="offset points")
     finish(fig, ax, out / "peers.png", xlabel="mean cost / GPT-4 greedy's (same questions, "
            "seeds)", ylabel="accuracy (tuned: held-out by scenario)",
            title="MoT DATE: tts beside the peers (gpt-3.5-turbo > gpt-4)", dpi=130)
@@ -254,7 +267,33 @@ def write(out: Path, table: list[dict[str, Any]], comparisons: dict[str, Any]) -
         lines.append(f"| {name} | {c['accuracy_diff']:+.3f} | {lo:+.3f}..{hi:+.3f} | "
                      f"{c['cost_ratio']:.2f} | {rlo:.2f}..{rhi:.2f} | "
                      f"{'yes' if c['tts_reaches_mot_accuracy_at_lower_cost'] else 'no'} |")
-    lines += ["", "![accuracy vs cost](peers.png)", ""]
+    by = {r["plan"]: r for r in table}
+    tuned = max((r for r in table if r["kind"].startswith("tts (tuned")),
+                key=lambda r: r["accuracy"])
+    lines += ["", "## What the numbers say", ""]
+    for tau in TAUS:
+        m = by[f"MoT-1D-Vote@{tau} -> GPT-4-CoT-SC"]
+        g = by[f"MoT-1D-Vote@{tau} -> GPT-4 greedy"]
+        lines.append(f"- MoT-1D-Vote@{tau} here: {m['accuracy']:.3f} at "
+                     f"{m['cost_share_of_gpt4_cot_sc']:.2f} of GPT-4-CoT-SC's cost "
+                     f"({m['cost_share_of_gpt4_greedy']:.2f} of GPT-4 greedy's; climbing to "
+                     f"GPT-4 greedy instead: {g['accuracy']:.3f} at "
+                     f"{g['cost_share_of_gpt4_greedy']:.2f}). The paper: {PAPER['accuracy']} "
+                     f"at {PAPER['cost_share_of_gpt4_cot_sc']} on {PAPER['scope']}.")
+    for tau in TAUS:
+        c = comparisons[f"{tuned['plan']} vs MoT-1D-Vote@{tau} -> GPT-4-CoT-SC"]
+        lo, hi = c["accuracy_diff_ci95"]
+        lines.append(f"- Most accurate tuned tts plan, {tuned['plan']}: {tuned['accuracy']:.3f} "
+                     f"at {tuned['cost_share_of_gpt4_greedy']:.2f} of GPT-4 greedy's cost; "
+                     f"against MoT-1D-Vote@{tau}: {c['accuracy_diff']:+.3f} accuracy (95% CI "
+                     f"{lo:+.3f}..{hi:+.3f}) at {c['cost_ratio']:.2f} of its cost.")
+    lines += ["- The tuner's search space (tts/tuning/space.py) holds no mixed-representation "
+              "rung yet: a tuned lower rung votes in one representation (with an optional "
+              "check in the other), while MoT's climb reads the mixed vote's agreement.",
+              "- Here, unlike the paper: gold corrected (Faithful-COT; GPT-4 agrees with it), "
+              "171 of 369 questions (whole scenarios), each representation's record pools "
+              "both demonstration sets, K = 20 read as 10 CoT + 10 PoT.", "",
+              "![accuracy vs cost](peers.png)", ""]
     (out / "peers.md").write_text("\n".join(lines))
 
 
