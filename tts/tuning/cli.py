@@ -33,7 +33,8 @@ _FLAGS: tuple[tuple[str, dict], ...] = (
                       help="budget per question in units (default 262144)")),
     ("--target-accuracy", dict(type=float, default=None,
                                help="cost objective: accuracy to reach, in (0, 1] (default: "
-                                    "the top model's)")),
+                                    "the top model's; with --reference top: the agreement with "
+                                    "the top model to reach, required)")),
     ("--trials", dict(type=int, default=200, help="trials per study (default 200)")),
     ("--storage", dict(default=None, help="Optuna RDB URL (e.g. sqlite:///tune.db): "
                                           "resumable, shareable by several workers")),
