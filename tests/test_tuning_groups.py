@@ -123,3 +123,38 @@ def test_read_groups_takes_integer_tags(tmp_path):
     path = tmp_path / "g.json"
     path.write_text(json.dumps({"a": 1, "b": "x"}))
     assert read_groups(path) == {"a": "1", "b": "x"}
+
+
+def _subject_bank():
+    """A synthetic bank whose ids are `<subject>/<row>`, as `tts bank import-routellm`
+    writes them (six subjects of eight questions)."""
+    from tts.bank import Problem, Record, SampleBank
+
+    from .conftest import make_bank
+
+    src = make_bank(n_problems=48, n_small=6, n_large=3, seed=11, abstain=0.05)
+    bank = SampleBank(src.meta)
+    new = {f"p{i}": f"subject{i % 6}/{i}" for i in range(48)}
+    for pid, prob in src.problems.items():
+        bank.add_problem(Problem(prob.question, id=new[pid], gold=prob.gold))
+    for (pid, model, mode), rec in src.records.items():
+        bank.add_record(Record(new[pid], model, mode, rec.prompt_tokens, rec.samples))
+    return bank
+
+
+def test_subject_groups_come_from_the_ids_prefix(tmp_path, capsys):
+    arrays = BankArrays.from_bank(_subject_bank())
+    assert set(group_labels(arrays, "subject")) == {f"subject{i}" for i in range(6)}
+    out = run_tune(arrays, ["s", "l"], objective="accuracy", trials=3, folds=3,
+                   group_by="subject", seeds=(0,), heldout_seeds=(5,))
+    worst = out["report"]["heldout"]["worst_group"]
+    assert worst["group_by"] == "subject" and worst["groups_counted"] == 6
+    assert worst["worst_accuracy"]["group"].startswith("subject")
+    with pytest.raises(ValidationError, match="no id of bank 'mot_date' has one"):
+        group_labels(DATE, "subject")
+    from tts.cli import main
+
+    assert main(["tune", "--bank", str(tts.BUNDLED_DATE_BANK), "--ladder", ",".join(TWO),
+                 "--group-by", "subject", "--trials", "2", "--folds", "2",
+                 "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert "--groups FILE instead" in capsys.readouterr().err

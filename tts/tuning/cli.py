@@ -53,8 +53,9 @@ _FLAGS: tuple[tuple[str, dict], ...] = (
                      help="outer k-fold (every question held out once; default 5)")),
     ("--group-by", dict(choices=GROUP_BY, default=None,
                         help="fold by question (default), by scenario (a question's first "
-                             "sentence) or by tag (--groups) so whole groups are held out; the "
-                             "report names the worst group")),
+                             "sentence), by subject (the id before its last '/', as in banks "
+                             "of tts bank import-routellm) or by tag (--groups) so whole "
+                             "groups are held out; the report names the worst group")),
     ("--groups", dict(default=None, metavar="FILE",
                       help="JSON object mapping every question id of the bank to a group "
                            "(a subject, a source, a tag): folds hold groups out whole and the "

@@ -1,6 +1,6 @@
 """Folds of a bank's questions for held-out tuning: by question, or by group (a scenario, the
-question's first sentence; or a tag per question id from a user's file, `read_groups`), so a
-group is never split."""
+question's first sentence; a subject, the id's prefix; or a tag per question id from a user's
+file, `read_groups`), so a group is never split."""
 
 from __future__ import annotations
 
@@ -14,12 +14,15 @@ import numpy as np
 from tts.errors import ValidationError
 from tts.evaluate import BankArrays
 from tts.files import read_json_file
+from tts.routellm import group_of
 from tts.types import shown
 
-GROUP_BY = ("question", "scenario", "tag")
-"""What `--group-by` may name ("tag": the groups of a `--groups FILE`)."""
+GROUP_BY = ("question", "scenario", "subject", "tag")
+"""What `--group-by` may name ("subject": the problem id before its last "/", as an imported
+RouteLLM bank's MMLU subject, `tts.routellm.group_of`; "tag": the groups of a `--groups
+FILE`)."""
 GroupBy = Union[str, Mapping[str, str]]
-"""A grouping: "question", "scenario", or a mapping question id -> group (tags)."""
+"""A grouping: "question", "scenario", "subject", or a mapping question id -> group (tags)."""
 
 
 def scenario(question: str) -> str:
@@ -43,12 +46,20 @@ def group_labels(arrays: BankArrays, group_by: GroupBy) -> list[str]:
                                   f"the --groups file, e.g. {missing[:3]}; give every question "
                                   f"id of the bank a group.", parameter="groups")
         return [str(group_by[p]) for p in arrays.problem_ids]
-    if group_by not in ("question", "scenario"):
-        raise ValidationError(f"`group_by` must be 'question' or 'scenario' (or a mapping of "
-                              f"question id to group), got {group_by!r}.",
+    if group_by not in ("question", "scenario", "subject"):
+        raise ValidationError(f"`group_by` must be 'question', 'scenario' or 'subject' (or a "
+                              f"mapping of question id to group), got {group_by!r}.",
                               parameter="group_by", value=group_by)
     if group_by == "scenario":
         return [scenario(q) for q in arrays.questions]
+    if group_by == "subject":
+        if not any("/" in p for p in arrays.problem_ids):
+            raise ValidationError(f"--group-by subject reads a question's subject from its id "
+                                  f"(<subject>/<row>, as `tts bank import-routellm` writes), but "
+                                  f"no id of bank {arrays.bank.meta.name!r} has one (e.g. "
+                                  f"{arrays.problem_ids[0]!r}); give --groups FILE instead.",
+                                  parameter="group_by", value=group_by)
+        return [group_of(p) for p in arrays.problem_ids]
     return list(arrays.problem_ids)
 
 
