@@ -41,7 +41,9 @@ def encoder(tmp_path_factory):
         mp.setenv(models.MODELS_DIR_ENV, str(folder))
         path = models.pull_embed("embed")
         assert models.is_embed_pulled("embed") and path.is_dir()
-        return load_encoder("embed")
+        enc = load_encoder("embed")
+    enc.model.folder = path  # (for the test loading it by path)
+    return enc
 
 
 def test_missing_model_names_the_pull_command(cache_dir) -> None:
@@ -94,6 +96,9 @@ def test_encoder_embeds_on_the_cpu_and_similar_prompts_are_closer(encoder) -> No
     assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-3)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2
     assert encoder.model_id.startswith("all-minilm-l6-v2@53aa51172d14")
+    by_path = load_encoder(encoder.model.folder)  # any sentence-transformers folder
+    assert by_path.model_id == "st@53aa51172d14"  # its folder name and weights hash
+    assert np.allclose(by_path.encode(["What is the capital of France?"])[0], v[0], atol=1e-5)
 
 
 @needs_minilm
@@ -108,7 +113,7 @@ def test_cache_reuses_vectors_and_router_refuses_another_encoder(encoder, tmp_pa
     assert seen == [3] and np.array_equal(first, second)
     router = Router.fit(texts, np.array([[True, True], [False, True], [True, True]]),
                         embeddings=first, tiers=("a", "b"), embed_model="other@1",
-                        candidate=Candidate("knn", 1))
+                        candidate=Candidate.knn(1))
     with pytest.raises(RouterError, match="fitted on embeddings of other@1"):
         router.predict(texts, encoder=encoder)
 

@@ -30,7 +30,8 @@ def toy(n: int = 300, dim: int = 16, seed: int = 0):
     return texts, emb, np.stack([weak, strong], axis=1)
 
 
-@pytest.mark.parametrize("cand", [Candidate("logistic", 1.0), Candidate("knn", 15)])
+@pytest.mark.parametrize("cand", [Candidate.logistic(1.0), Candidate.knn(15),
+                                  Candidate.blend(1.0, 15)])
 def test_router_learns_which_prompts_the_weak_tier_fails(cand) -> None:
     texts, emb, y = toy()
     router = Router.fit(texts[:200], y[:200], embeddings=emb[:200], tiers=TIERS,
@@ -40,7 +41,8 @@ def test_router_learns_which_prompts_the_weak_tier_fails(cand) -> None:
     assert cheapest_fails_auroc(p[:, 0], y[200:, 0]) > 0.85
 
 
-@pytest.mark.parametrize("cand", [Candidate("logistic", 0.3), Candidate("knn", 5)])
+@pytest.mark.parametrize("cand", [Candidate.logistic(0.3), Candidate.knn(5),
+                                  Candidate.blend(0.3, 5)])
 def test_json_round_trip_predicts_the_same(cand, tmp_path) -> None:
     texts, emb, y = toy(80)
     router = Router.fit(texts, y, embeddings=emb, tiers=TIERS, embed_model="toy@1",
@@ -75,10 +77,12 @@ def test_refuses_other_ladders_tiers_and_embeddings() -> None:
 @pytest.mark.parametrize("mutate, match", [
     (lambda d: d.update(format="x"), "not a router file"),
     (lambda d: d.pop("arrays"), r"lacks \['arrays'\]"),
-    (lambda d: d.update(kind="forest"), "kind must be one of"),
-    (lambda d: d.update(param=-1), "positive"),
+    (lambda d: d.update(c=None, k=None), "needs a logistic part"),
+    (lambda d: d.update(c=None), r"do not fit a knn\(k=50\) router"),
+    (lambda d: d.update(c=-1), "positive number"),
+    (lambda d: d.update(k=1.5), "positive integer"),
     (lambda d: d["arrays"]["coef"].update(shape=[3, 5]), "needs 60 bytes"),
-    (lambda d: d["arrays"].pop("mean"), "do not fit a logistic router"),
+    (lambda d: d["arrays"].pop("mean"), r"do not fit a logistic\(C=0.3\)\+knn\(k=50\) router"),
     (lambda d: d["prior"].update(float32="!!"), "malformed"),
 ])
 def test_malformed_router_files_are_refused(mutate, match) -> None:
@@ -105,17 +109,17 @@ def test_cross_fitting_never_scores_a_prompt_with_a_fit_that_saw_it() -> None:
     texts, emb, _ = toy(200)
     y = rng.random((200, 2)) < 0.5
     seen = Router.fit(texts, y, embeddings=emb, tiers=TIERS, embed_model="toy@1",
-                      candidate=Candidate("knn", 1)).predict(texts, embeddings=emb)
+                      candidate=Candidate.knn(1)).predict(texts, embeddings=emb)
     assert cheapest_fails_auroc(seen[:, 0], y[:, 0]) == 1.0
     fit = cross_fit(texts, y, emb, tiers=TIERS, embed_model="toy@1",
-                    candidates=[Candidate("knn", 1)], folds=5)
+                    candidates=[Candidate.knn(1)], folds=5)
     assert abs(cheapest_fails_auroc(fit.predictions[:, 0], y[:, 0]) - 0.5) < 0.15
     assert sorted(np.concatenate(fit.folds).tolist()) == list(range(200))
 
 
 def test_nested_choice_uses_the_selection_score() -> None:
     texts, emb, y = toy(150)
-    cands = [Candidate("knn", 1), Candidate("logistic", 1.0)]
+    cands = [Candidate.knn(1), Candidate.logistic(1.0)]
     best, scores = choose_candidate(texts, y, emb, tiers=TIERS, embed_model="toy@1",
                                     candidates=cands)
     assert best == cands[1] and scores["logistic(C=1)"] > scores["knn(k=1)"]
@@ -126,6 +130,11 @@ def test_nested_choice_uses_the_selection_score() -> None:
     fit = cross_fit(texts, y, emb, tiers=TIERS, embed_model="toy@1", candidates=cands,
                     folds=3)
     assert fit.chosen == ("logistic(C=1)",) * 3
+    blend = Candidate.blend(1.0, 1)
+    assert blend.parts == tuple(reversed(cands)) and blend.name == "logistic(C=1)+knn(k=1)"
+    _, with_blend = choose_candidate(texts, y, emb, tiers=TIERS, embed_model="toy@1",
+                                     candidates=[*cands, blend])
+    assert min(with_blend.values()) < with_blend[blend.name] < max(with_blend.values())
 
 
 def test_group_folds_keep_each_group_in_one_fold() -> None:

@@ -34,7 +34,8 @@ def choice_letters(prompt: str) -> tuple[str, ...]:
     return tuple(letters) if len(letters) >= 2 else ()
 
 
-def extract_choice(text: str | None, letters: tuple[str, ...] = ("A", "B", "C", "D")) -> str | None:
+def extract_choice(text: str | None,
+                   letters: tuple[str, ...] = ("A", "B", "C", "D")) -> str | None:
     """The option letter a model chose, or None: the first token when it is one of `letters`,
     else a letter given after an answer cue ("The answer is (C)")."""
     if not isinstance(text, str) or not text.strip():

@@ -51,11 +51,7 @@ def import_mot(src: str | Path, dest: str | Path, *, gold: str | Path | None = N
     existing `dest` unless `force`.
     """
     src, dest = Path(src), Path(dest)
-    if dest.exists() and not force:
-        raise BankError(f"{dest} already exists; pass --force (force=True) to replace it.")
-    if dest.exists() and (not dest.is_dir() or (any(dest.iterdir())
-                                                 and not (dest / META_FILE).exists())):
-        raise BankError(f"{dest} exists and is not a bank folder; refusing to replace it.")
+    _check_dest(dest, force)
     task, files, skipped = _scan(src, task)
     models = _plan_models(files)
     used = {id(f) for modes in models.values() for fs in modes.values() for f in fs}
@@ -111,6 +107,15 @@ def import_mot(src: str | Path, dest: str | Path, *, gold: str | Path | None = N
                             else "keeps only answers and counts."),
         notes=" ".join(notes), ladder=tuple(ladder), modes=modes)
     return _write(dest, meta, records, force)
+
+
+def _check_dest(dest: Path, force: bool) -> None:
+    """Refuse an existing `dest` unless `force`, and never replace a folder that is not a bank."""
+    if dest.exists() and not force:
+        raise BankError(f"{dest} already exists; pass --force (force=True) to replace it.")
+    if dest.exists() and (not dest.is_dir() or (any(dest.iterdir())
+                                                 and not (dest / META_FILE).exists())):
+        raise BankError(f"{dest} exists and is not a bank folder; refusing to replace it.")
 
 
 def _write(dest: Path, meta: BankMeta, records: list[tuple[Problem, Record]],

@@ -26,15 +26,16 @@ from typing import Callable, Mapping
 
 from tts.answers import extract_answer, is_correct
 from tts.answers.choice import choice_letters, extract_choice
-from tts.bank import META_FILE, BankMeta, Record, Sample
+from tts.bank import BankMeta, Record, Sample
 from tts.budgets import CostModel
 from tts.errors import BankError
-from tts.mot.importer import _write
+from tts.mot.importer import _check_dest, _write
 from tts.mot.records import _token_counter
 from tts.routellm.layout import Log, Row, read_log
 from tts.types import Problem
 
-__all__ = ["import_routellm", "ROUTELLM_USD", "ROUTELLM_PRICES", "LOGGED_RIGHT", "LOGGED_WRONG", "group_of"]
+__all__ = ["import_routellm", "ROUTELLM_USD", "ROUTELLM_PRICES", "LOGGED_RIGHT", "LOGGED_WRONG",
+           "group_of"]
 
 LOGGED_RIGHT = "logged right"
 LOGGED_WRONG = "logged wrong"
@@ -82,11 +83,7 @@ def import_routellm(src: str | Path, dest: str | Path, *, gold: str | Path | Non
     without a price, a gold file matching no prompt, and an existing `dest` unless `force`.
     """
     src, dest = Path(src), Path(dest)
-    if dest.exists() and not force:
-        raise BankError(f"{dest} already exists; pass --force (force=True) to replace it.")
-    if dest.exists() and (not dest.is_dir() or (any(dest.iterdir())
-                                                 and not (dest / META_FILE).exists())):
-        raise BankError(f"{dest} exists and is not a bank folder; refusing to replace it.")
+    _check_dest(dest, force)
     log = read_log(src)
     cost = _cost(log.models, prices)
     rows = [r for r in log.rows if keep_contaminated or r.prompt not in log.contaminated]

@@ -65,10 +65,13 @@ def choose_candidate(texts: Sequence[str], labels: np.ndarray, embeddings: np.nd
         return candidates[0], {}
     labels = np.asarray(labels, bool)
     parts = fold_indices(len(texts), folds, seed=seed, groups=groups)
-    scores = {}
+    single: dict[Candidate, np.ndarray] = {}  # each family fitted once, blends reuse them
     for cand in candidates:
-        pred = _oof(texts, labels, embeddings, parts, tiers, embed_model, cand)
-        scores[cand.name] = select(pred, labels)
+        for part in cand.parts:
+            if part not in single:
+                single[part] = _oof(texts, labels, embeddings, parts, tiers, embed_model, part)
+    scores = {c.name: select(sum(single[p] for p in c.parts) / len(c.parts), labels)
+              for c in candidates}
     best = max(candidates, key=lambda c: scores[c.name])
     return best, scores
 

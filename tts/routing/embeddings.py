@@ -22,6 +22,7 @@ import numpy as np
 
 from tts.errors import ValidationError
 from tts.models.embed import EMBED_SPECS, embed_path, embed_spec
+from tts.models.fetch import _sha256
 from tts.models.registry import models_dir
 
 Progress = Callable[[int, int], None]
@@ -97,18 +98,10 @@ def load_encoder(model: str | Path = "embed", *, threads: int | None = None) -> 
 def _folder_hash(folder: Path) -> str:
     for name in _WEIGHTS:
         if (folder / name).is_file():
-            return _file_sha256(folder / name)
+            return _sha256(folder / name)
     h = hashlib.sha256()
     for f in sorted(folder.rglob("*.json")):
         h.update(f.read_bytes())
-    return h.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
     return h.hexdigest()
 
 

@@ -1,12 +1,14 @@
 """A prompt router: per prompt and per tier (model), the chance that the tier answers right,
 read from the prompt before anything is generated.
 
-Two kinds of model, both fitted with scikit-learn's conventions and stored as plain numbers:
+Two kinds of model, and their blend, stored as plain numbers:
 
-* `Candidate("logistic", C)`: one L2 logistic regression per tier on the sentence embedding
-  plus standardised prompt features (`tts.routing.features`).
-* `Candidate("knn", k)`: the share of the k most similar fitted prompts (cosine of
-  embeddings) that the tier answered right, shrunk toward the tier's mean accuracy.
+* `Candidate.logistic(c)`: one L2 logistic regression per tier (scikit-learn) on the sentence
+  embedding plus standardised prompt features (`tts.routing.features`).
+* `Candidate.knn(k)`: the share of the k most similar fitted prompts (cosine of embeddings)
+  that the tier answered right, shrunk toward the tier's mean accuracy.
+* `Candidate.blend(c, k)`: the mean of the two probabilities (the logistic part reads the
+  whole space, the kNN part the prompt's neighbourhood).
 
 `Router.to_json` / `Router.from_json` write and read the fitted numbers as JSON (arrays as
 base64 float32; no pickle). A router knows the tiers and the embedding model it was fitted
@@ -32,7 +34,6 @@ from tts.routing.features import design, prompt_matrix, standardiser
 __all__ = ["Candidate", "Router", "RouterError", "FORMAT", "DEFAULT_CANDIDATES"]
 
 FORMAT = "tts-router/1"
-KINDS = ("logistic", "knn")
 SHRINK = 2.0
 """kNN: pseudo-neighbours at the tier's mean accuracy added to the k real ones."""
 
@@ -43,33 +44,56 @@ class RouterError(ValidationError):
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """One model family and its one hyperparameter."""
+    """A model family and its hyperparameters: logistic regression with inverse L2 strength
+    `c`, kNN over `k` neighbours, or both (a blend: their probabilities averaged)."""
 
-    kind: str
-    """"logistic" or "knn"."""
-    param: float
-    """Inverse L2 strength C (logistic) or neighbour count k (knn)."""
+    c: float | None = None
+    """Inverse L2 strength of the logistic part (None: no logistic part)."""
+    k: int | None = None
+    """Neighbours of the kNN part (None: no kNN part)."""
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise RouterError(f"router kind must be one of {list(KINDS)}, got {self.kind!r}.",
-                              parameter="kind", value=self.kind)
-        if isinstance(self.param, bool) or not isinstance(self.param, (int, float)) \
-                or not math.isfinite(self.param) or self.param <= 0 \
-                or (self.kind == "knn" and self.param != int(self.param)):
-            raise RouterError(f"{self.kind} parameter must be a positive "
-                              f"{'integer' if self.kind == 'knn' else 'number'}, got "
-                              f"{self.param!r}.", parameter="param", value=self.param)
+        if self.c is None and self.k is None:
+            raise RouterError("a router candidate needs a logistic part (c) or a kNN part (k).",
+                              parameter="candidate")
+        if self.c is not None and (isinstance(self.c, bool) or not isinstance(
+                self.c, (int, float)) or not math.isfinite(self.c) or self.c <= 0):
+            raise RouterError(f"logistic c must be a positive number, got {self.c!r}.",
+                              parameter="c", value=self.c)
+        if self.k is not None and (isinstance(self.k, bool) or not isinstance(self.k, int)
+                                   or self.k < 1):
+            raise RouterError(f"knn k must be a positive integer, got {self.k!r}.",
+                              parameter="k", value=self.k)
+
+    @classmethod
+    def logistic(cls, c: float) -> Candidate:
+        return cls(c=c)
+
+    @classmethod
+    def knn(cls, k: int) -> Candidate:
+        return cls(k=k)
+
+    @classmethod
+    def blend(cls, c: float, k: int) -> Candidate:
+        return cls(c=c, k=k)
+
+    @property
+    def parts(self) -> tuple[Candidate, ...]:
+        """The single-family candidates it averages (itself when it is one)."""
+        if self.c is not None and self.k is not None:
+            return (Candidate(c=self.c), Candidate(k=self.k))
+        return (self,)
 
     @property
     def name(self) -> str:
-        return f"logistic(C={self.param:g})" if self.kind == "logistic" \
-            else f"knn(k={int(self.param)})"
+        return "+".join(f"logistic(C={p.c:g})" if p.c is not None else f"knn(k={p.k})"
+                        for p in self.parts)
 
 
 DEFAULT_CANDIDATES: tuple[Candidate, ...] = (
-    Candidate("logistic", 0.1), Candidate("logistic", 0.3), Candidate("logistic", 1.0),
-    Candidate("knn", 50), Candidate("knn", 150))
+    Candidate.logistic(0.1), Candidate.logistic(0.3), Candidate.logistic(1.0),
+    Candidate.knn(50), Candidate.knn(150), Candidate.blend(0.1, 50), Candidate.blend(0.3, 50),
+    Candidate.blend(1.0, 50), Candidate.blend(0.3, 150))
 """What nested cross-fitting chooses among unless told otherwise."""
 
 
@@ -94,17 +118,18 @@ class Router:
     @classmethod
     def fit(cls, texts: Sequence[str], labels: np.ndarray, *, embeddings: np.ndarray,
             tiers: Sequence[str], embed_model: str,
-            candidate: Candidate = Candidate("logistic", 0.3)) -> Router:
+            candidate: Candidate = Candidate.blend(0.3, 50)) -> Router:
         """Fit on prompts, their embeddings (n, D) and labels (n, T): whether each tier
         answered each prompt right."""
         emb, y = _check_inputs(texts, embeddings, labels, len(tiers))
         if len(set(tiers)) != len(tiers) or not all(isinstance(t, str) and t for t in tiers):
             raise RouterError(f"tiers must be distinct model names, got {list(tiers)}.",
                               parameter="tiers")
-        if candidate.kind == "knn":
-            arrays = {"points": emb, "labels": y}
-        else:
-            arrays = _fit_logistic(emb, prompt_matrix(texts), y, candidate.param)
+        arrays: dict[str, np.ndarray] = {}
+        if candidate.k is not None:
+            arrays.update(points=emb, labels=y)
+        if candidate.c is not None:
+            arrays.update(_fit_logistic(emb, prompt_matrix(texts), y, candidate.c))
         # Stored as float32 in memory as in files, so a reloaded router predicts the same.
         return cls(tuple(tiers), embed_model, candidate, y.mean(0).astype(np.float32),
                    {k: np.asarray(v, np.float32) for k, v in arrays.items()}, len(y))
@@ -128,16 +153,19 @@ class Router:
             raise RouterError(f"router was fitted on {self.dim}-dimensional embeddings of "
                               f"{self.embed_model}, got {emb.shape[1]} dimensions.",
                               parameter="embeddings")
-        if self.candidate.kind == "knn":
-            return self._knn(emb)
-        a = self.arrays
-        z = design(emb, prompt_matrix(texts), a["mean"], a["scale"]) @ a["coef"].T \
-            + a["intercept"]
-        return 1.0 / (1.0 + np.exp(-z))
+        parts = []
+        if self.candidate.c is not None:
+            a = self.arrays
+            z = design(emb, prompt_matrix(texts), a["mean"], a["scale"]) @ a["coef"].T \
+                + a["intercept"]
+            parts.append(1.0 / (1.0 + np.exp(-z)))
+        if self.candidate.k is not None:
+            parts.append(self._knn(emb))
+        return sum(parts) / len(parts)
 
     def _knn(self, emb: np.ndarray) -> np.ndarray:
         points, labels = self.arrays["points"], self.arrays["labels"]
-        k = min(int(self.candidate.param), len(points))
+        k = min(int(self.candidate.k or 1), len(points))
         sims = emb.astype(np.float32) @ points.T  # unit vectors: cosine similarity
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         hits = labels[top].sum(1)
@@ -151,7 +179,7 @@ class Router:
     @property
     def dim(self) -> int:
         a = self.arrays
-        return int(a["points"].shape[1] if self.candidate.kind == "knn"
+        return int(a["points"].shape[1] if "points" in a
                    else a["coef"].shape[1] - a["mean"].shape[0])
 
     def tier_index(self, tier: str) -> int:
@@ -177,7 +205,7 @@ class Router:
     # ---- JSON ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "tiers": list(self.tiers), "embed_model": self.embed_model,
-                "kind": self.candidate.kind, "param": self.candidate.param,
+                "c": self.candidate.c, "k": self.candidate.k,
                 "prior": _enc(self.prior), "fitted_on": self.fitted_on,
                 "arrays": {k: _enc(v) for k, v in self.arrays.items()}}
 
@@ -194,14 +222,14 @@ class Router:
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
             raise RouterError(f"not a router file: expected \"format\": \"{FORMAT}\".",
                               parameter="router")
-        need = {"tiers", "embed_model", "kind", "param", "prior", "arrays"}
+        need = {"tiers", "embed_model", "c", "k", "prior", "arrays"}
         if need - set(data):
             raise RouterError(f"router file lacks {sorted(need - set(data))}.",
                               parameter="router")
         try:
             arrays = {str(k): _dec(v) for k, v in dict(data["arrays"]).items()}
             router = cls(tuple(str(t) for t in data["tiers"]), str(data["embed_model"]),
-                         Candidate(data["kind"], data["param"]), _dec(data["prior"]), arrays,
+                         Candidate(data["c"], data["k"]), _dec(data["prior"]), arrays,
                          int(data.get("fitted_on", 0)))
         except (TypeError, ValueError, KeyError) as exc:
             raise RouterError(f"router file is malformed ({exc}).", parameter="router") \
@@ -233,18 +261,20 @@ class Router:
 
     def _check_shapes(self) -> None:
         t, a = len(self.tiers), self.arrays
-        want = {"knn": ("points", "labels"), "logistic": ("mean", "scale", "coef", "intercept")}
-        keys = want[self.candidate.kind]
+        keys = (("mean", "scale", "coef", "intercept") if self.candidate.c is not None else ()) \
+            + (("points", "labels") if self.candidate.k is not None else ())
         ok = set(a) == set(keys) and self.prior.shape == (t,)
-        if ok and self.candidate.kind == "knn":
+        if ok and self.candidate.k is not None:
             ok = a["points"].ndim == 2 and a["labels"].shape == (len(a["points"]), t) \
                 and len(a["points"]) > 0
-        elif ok:
+        if ok and self.candidate.c is not None:
             f = a["mean"].shape[0] if a["mean"].ndim == 1 else -1
             ok = a["scale"].shape == (f,) and a["intercept"].shape == (t,) \
                 and a["coef"].ndim == 2 and a["coef"].shape[0] == t and a["coef"].shape[1] > f
+            if ok and self.candidate.k is not None:
+                ok = a["coef"].shape[1] - f == a["points"].shape[1]
         if not ok or not all(np.all(np.isfinite(v)) for v in a.values()):
-            raise RouterError(f"router file arrays do not fit a {self.candidate.kind} router "
+            raise RouterError(f"router file arrays do not fit a {self.candidate.name} router "
                               f"of {t} tiers (or hold non-finite numbers).", parameter="router")
 
 
