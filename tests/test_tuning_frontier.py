@@ -77,7 +77,24 @@ def test_frontier_keeps_only_safer_plans_cheapest_first():
                _entry("cap 0.6", 0.6, 0.02), _entry("top-model", 1.0, 0.0)]
     kept = safer(entries, {"disagreement": 0.1})
     assert [e["name"] for e in kept] == ["cap 0.2", "cap 0.45", "top-model"]
-    assert [e["name"] for e in safer(entries, {"disagreement": 0.0})] == ["top-model"]
+    assert safer(entries, {"disagreement": 0.0}) == []
+    tie = [_entry("cap 1", 1.0, 0.0), _entry("top-model", 1.0, 0.0)]
+    assert [e["name"] for e in safer(tie, {"disagreement": 0.1})] == ["top-model"]
+    # A budget that cannot pay for the top model: alone, it is not the safest plan.
+    poor = [_entry("cap 0.3", 0.3, 0.04), _entry("top-model", 1.0, 0.5)]
+    assert [e["name"] for e in safer(poor, {"disagreement": 0.1})] == ["cap 0.3"]
+
+
+def test_a_multi_budget_frontier_is_safer_at_every_step():
+    out = run_tune(DATE, TWO, objective="accuracy", trials=3, folds=2, group_by="scenario",
+                   budgets=(20000, 262144), seeds=(0,), heldout_seeds=(5,))
+    expected = policy_expected(out["policy"])
+    assert [b["budget"] for b in expected["by_budget"]] == [20000, 262144]
+    dis = [e["disagreement"] for _, e in policy_frontier(out["policy"])]
+    assert all(d < expected["disagreement"] for d in dis)
+    for plan, e in policy_frontier(out["policy"]):
+        assert [lv.from_budget for lv in plan.levels] == [0.0, 262144]
+        assert len(e["by_budget"]) == 2
 
 
 def _policy_dict(tuned):

@@ -19,7 +19,9 @@ checked field by field when a policy file is read (`check_expected`, `check_fron
 
 Top-level numbers of a multi-level policy are means over its budgets (`by_budget` holds
 each). Along the frontier the expected disagreement never rises, so "the next safer plan" is
-the next entry. `tts.policy.frontier.policy_frontier` gives the entries as policies.
+the next entry. `tts tune` ends it with the top model alone unless that is not safer (at a
+budget that cannot pay for the top model's answer it answers nothing there); it writes no
+frontier when no plan is expected to disagree less than the deployed one. `tts.policy.frontier.policy_frontier` gives the entries as policies.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def frontier(finals: Sequence[TuneRun], fold_runs: Sequence[Sequence[TuneRun]],
              study_name: str | None = None,
              progress: Callable[[str, int], None] | None = None) -> list[dict[str, Any]]:
     """`notes.frontier`: the plans safer than `deployed` (its expected numbers), cheapest
-    first, the top model alone last. `finals[i]`: budget i's run on every question;
+    first, the top model alone last where it is safer (`safer`). `finals[i]`: budget i's run on every question;
     `fold_runs[i]`: budget i's outer fold runs. A frontier plan is the most agreeing
     candidate within its cap (margin 0: its numbers are cross-fitted, so the winner's curse
     shows in them rather than in the choice)."""
@@ -105,19 +105,19 @@ def agreeing(data: LadderData, agree: BankArrays) -> LadderData:
 
 
 def safer(entries: list[dict[str, Any]], deployed: dict[str, Any]) -> list[dict[str, Any]]:
-    """The entries (the top model alone last) expected to disagree less than `deployed` and
-    than every cheaper entry kept, cheapest first; the top model alone always ends it."""
-    *plans, top = entries
-    floor = top["expected"]["disagreement"]
+    """The entries expected to disagree less than `deployed` and than every cheaper entry
+    kept, cheapest first; `entries[-1]` is the top model alone, kept over an equally
+    costly and safe plan. It ends the frontier unless it is not safer: at a budget that
+    cannot pay for its answer it disagrees there (then the frontier may be empty)."""
+    top = entries[-1]
 
-    def cost(e: dict[str, Any]) -> float:
+    def key(e: dict[str, Any]) -> tuple:
         c = e["expected"]["cost_share"]
-        return math.inf if c is None else c
+        return (math.inf if c is None else c, e["expected"]["disagreement"], e is not top)
 
     kept, best = [], deployed["disagreement"]
-    for e in sorted(plans, key=lambda e: (cost(e), e["expected"]["disagreement"])):
-        d = e["expected"]["disagreement"]
-        if floor < d < best - 1e-12:
+    for e in sorted(entries, key=key):
+        if e["expected"]["disagreement"] < best - 1e-12:
             kept.append(e)
-            best = d
-    return [*kept, top]
+            best = e["expected"]["disagreement"]
+    return kept

@@ -117,7 +117,7 @@ def run_tune(arrays: BankArrays, ladder: Sequence[str] | None = None, *,
              "budgets": budgets, "count_prompt": count_prompt, "trained_on": len(arrays),
              "train_ids": list(arrays.problem_ids)}
     policy = _stack(models, finals, budgets,
-                    {**notes, "expected": expected, "frontier": safer})
+                    {**notes, "expected": expected, **({"frontier": safer} if safer else {})})
     crossfit = CrossFitPolicy(
         [_stack(models, [runs[f] for runs in fold_runs], budgets,
                 {**notes, "trained_on": len(arrays) - len(held), "train_ids": [
