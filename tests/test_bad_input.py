@@ -205,9 +205,7 @@ POLICY_CASES = {
     "notes train_ids: 5": ({**_ladder_policy(), "notes": {"train_ids": 5}},
                            r"`notes.train_ids` must be a list of question ids, got 5"),
     "format: 7": ({**_ladder_policy(), "format": 7}, "`format` must be one of"),
-    "rung skip_above: 2": ({**_ladder_policy(), "levels": [{"from_budget": 0, "skip_above": 2,
-                                                            "rungs": [{"role": "small"}]}]},
-                           r"`skip_above` must be in \[0"),
+    "rung skip_above: 2": (_rung(skip_above=2), r"`skip_above` must be in \[0"),
 }
 
 

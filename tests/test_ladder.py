@@ -77,7 +77,8 @@ def ladders(draw):
                  weights=early_weights(draw) if early else climb_weights(draw),
                  probe=draw(st.none() | st.integers(1, 8)),
                  climb_early_above=draw(st.floats(0, 1)) if early else 1.0,
-                 hold_next=draw(st.booleans()))
+                 hold_next=draw(st.booleans()),
+                 skip_above=draw(st.sampled_from([1.0, 1.0, 0.0, 0.3, 0.6])))
     if draw(st.booleans()):
         top = Rung(role="large", mode="greedy", temperature=0.0, max_samples=1, wave=1)
     else:

@@ -83,7 +83,7 @@ def mutate(fn):
      r"`confidence` must be in \[0.5, 1.0\], got 0.2"),
     (mutate(lambda d: d["levels"][1].update(escalate_above=1.5)),
      r"levels\[1\]: `climb_above` must be in"),
-    (mutate(lambda d: d["levels"][0].update(direct_above=-0.1)), r"`skip_above` must be in"),
+    (mutate(lambda d: d["levels"][0].update(direct_above=-0.1)), r"`direct_above` must be in"),
     (mutate(lambda d: d["levels"][0].update(from_budget=5)), r"the first from budget 0"),
     (mutate(lambda d: d["levels"][1].update(from_budget=0)), r"strictly increasing from_budget"),
     (mutate(lambda d: d["levels"][0].update(max_tokens="512")),
@@ -131,10 +131,12 @@ def test_decide_direct_escalation_adaptive_and_no_large(bundled):
     s_hard, d_hard = policy.decide(hard, Budget(tokens=200_000), models)
     s_easy, d_easy = policy.decide(easy, Budget(tokens=200_000), models)
     assert d_hard > d_easy
-    # The hard prompt skips the small rung (level 1's large rung of 384 tokens).
-    assert s_hard.skipped and [r.role for r in s_hard.rungs] == ["large"]
-    assert s_hard.rungs[0].max_tokens == 384
-    assert not s_easy.skipped and s_easy.prior == pytest.approx(priors.min())
+    # Level 1: its small rung is skipped at difficulty >= 0.6, straight to a 384-token large rung.
+    assert s_hard.rungs[0].skip_above == 0.6 and s_hard.rungs[1].max_tokens == 384
+    engine = tts.replay_engine(policy=policy)
+    r_hard, r_easy = engine.solve(hard, 200_000), engine.solve(easy, 200_000)
+    assert r_hard.escalated and "llama-2-13b" not in r_hard.tokens
+    assert "llama-2-13b" in r_easy.tokens and s_easy.prior == pytest.approx(priors.min())
     assert s_easy.rungs[0].weights[:6] == (6, -12, 0, 0, 0, 0)  # the level's own probe model
     assert s_easy.rungs[0].hold_next  # keep_for_large
     small_only, _ = policy.decide(hard, Budget(tokens=200_000), {"small": "llama-2-13b"})

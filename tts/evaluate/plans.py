@@ -16,7 +16,8 @@ from tts.errors import ValidationError
 from tts.evaluate.arrays import BankArrays
 from tts.evaluate.ledger import ABSTAINED, ANSWERED, INSUFFICIENT, Run
 from tts.evaluate.vote import VoteOut, apply_vote, vote_phase
-from tts.signals import CLIMB_FEATURES, climb_logit, climbs, sampling_mode, vote_signals
+from tts.signals import (CLIMB_FEATURES, climb_logit, climbs, sampling_mode, threshold_logit,
+                         vote_signals)
 from tts.strategies import Adaptive, Cascade, Chain, Escalate, Ladder, Strategy, Vote
 from tts.strategies.chain import is_forced_chain_mode
 from tts.strategies.ladder import Rung
@@ -193,6 +194,13 @@ def run_ladder(run: Run, rows: np.ndarray, strategy: Ladder, keys: list,
         if not active.any():
             break
         model = run.a.models[rung.role]
+        skip = np.zeros(p, bool)
+        if rung.skip_above < 1.0:  # straight to the next rung, nothing drawn
+            skip = active & (prior_arr >= threshold_logit(rung.skip_above))
+            active = active & ~skip
+            if not active.any():
+                active = skip
+                continue
         if rung.hold_next:
             _hold_rung(run, active, strategy.rungs[i + 1])
         if rung.is_chain:
@@ -250,7 +258,7 @@ def run_ladder(run: Run, rows: np.ndarray, strategy: Ladder, keys: list,
         run.rung_features.append((i, ok.copy(), np.stack(feats, 1),
                                   out.pre.leader_correct[idx, kk] & answered))
         split = out.split if rung.climb_split else False
-        active = first_none | ok & (now | climbs(answered, pre.agreement[idx, kk], z,
+        active = skip | first_none | ok & (now | climbs(answered, pre.agreement[idx, kk], z,
                                                  rung.climb_below, rung.climb_above) | split)
 
 

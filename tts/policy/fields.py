@@ -78,10 +78,15 @@ def built(where: str, make: Any, *args: Any, param: str | None = None, **kwargs:
 
 
 def prompt_model(data: Any, source: str) -> Any:
-    """The PromptDifficulty of a policy file's `prompt` field (None stays None)."""
+    """The prompt prior of a policy file's `prompt` field: a PromptDifficulty, or a
+    RouterPrior when it says `"kind": "router"` (None stays None)."""
     if data is None:
         return None
     try:
+        if isinstance(data, Mapping) and data.get("kind") == "router":
+            from tts.routing.prior import RouterPrior  # loads the router's modules only here
+
+            return RouterPrior.from_dict(data)
         return PromptDifficulty.from_dict(data)
     except ValidationError as exc:
         raise ValidationError(f"{source}: {exc}", parameter="prompt") from None

@@ -5,8 +5,8 @@ policy written in roles only, which then runs on any engine and drops the rungs 
 engine lacks), an optional prompt-feature difficulty model (its logit is the `prior` climb
 feature) and one `LadderLevel` per budget range: the level for budget B is the last whose
 `from_budget` <= B, so a level is tuned for the smallest budget it serves. A level's rungs
-make a `tts.strategies.Ladder`; `skip_above` lets the prompt skip the first rung (start
-higher up the ladder) when its prior says the cheapest rung fails.
+make a `tts.strategies.Ladder`; a rung's `skip_above` lets a prompt skip it (start higher up
+the ladder, or go straight to the top: routing) when its prior says that rung fails.
 
 Every plan tts has is such a ladder: a vote is one rung, an escalation one top-model rung, a
 cascade two rungs (`hold_next` keeps the top model's price while voting), a chain a chain
@@ -27,9 +27,8 @@ import numpy as np
 from tts.budgets import Budget
 from tts.difficulty import PromptDifficulty
 from tts.errors import ValidationError
-from tts.signals import CLIMB_FEATURES, threshold_logit
+from tts.signals import CLIMB_FEATURES
 from tts.strategies import Strategy
-from tts.strategies._checks import check_fraction
 from tts.strategies.adaptive import sigmoid
 from tts.strategies.ladder import Ladder, Rung
 from tts.types import Problem, Role, is_finite_number, ladder_roles, shown
@@ -55,16 +54,12 @@ class LadderLevel:
 
     from_budget: float
     rungs: tuple[Rung, ...]
-    skip_above: float = 1.0
-    """Skip the first rung when the prompt's difficulty (sigmoid of its prior) is >= this
-    (1.0: never; 0.0: always, with or without a prompt model)."""
 
     def __post_init__(self) -> None:
         b = self.from_budget
         if not is_finite_number(b) or b < 0:
             raise ValidationError(f"`from_budget` must be a finite number >= 0, got {shown(b)}.",
                                   parameter="from_budget", value=b)
-        check_fraction("skip_above", self.skip_above)
         Ladder(rungs=tuple(self.rungs))  # validates the rungs
         object.__setattr__(self, "rungs", tuple(self.rungs))
 
@@ -73,8 +68,6 @@ class LadderLevel:
             {k: v for k, v in {**dataclasses.asdict(r), "weights": list(r.weights)}.items()
              if k not in OPTIONAL_RUNG_FIELDS or v != OPTIONAL_RUNG_FIELDS[k]}
             for r in self.rungs]}
-        if self.skip_above != 1.0:
-            out["skip_above"] = self.skip_above
         return out
 
 
@@ -85,7 +78,9 @@ class LadderPolicy:
     ladder: tuple[str, ...] | None
     levels: tuple[LadderLevel, ...]
     prompt: Any = None
-    """A tts.difficulty.PromptDifficulty, or None (prior 0)."""
+    """The prompt prior: a tts.difficulty.PromptDifficulty (hand-made prompt features), a
+    tts.routing.RouterPrior (a router on sentence embeddings), or None (prior 0). Its logit
+    is the rungs' `prior` climb feature and what `skip_above` reads."""
     notes: Mapping[str, Any] = field(default_factory=dict)
     """Free-form provenance (objective, bank, `train_ids`, `count_prompt`, ...)."""
 
@@ -117,8 +112,10 @@ class LadderPolicy:
                                           f"ladder has roles {list(roles)}.",
                                           parameter="rungs", value=r.role)
         object.__setattr__(self, "levels", levels)
-        if self.prompt is not None and not isinstance(self.prompt, PromptDifficulty):
-            raise ValidationError(f"`prompt` must be a PromptDifficulty or None, got "
+        if self.prompt is not None and not isinstance(self.prompt, PromptDifficulty) and not all(
+                callable(getattr(self.prompt, m, None)) for m in ("logit", "logits", "to_dict")):
+            raise ValidationError(f"`prompt` must be a prompt prior (a PromptDifficulty, or a "
+                                  f"tts.routing.RouterPrior) or None, got "
                                   f"{type(self.prompt).__name__}.", parameter="prompt")
         if not isinstance(self.notes, Mapping):
             raise ValidationError("`notes` must be a mapping.", parameter="notes")
@@ -151,40 +148,23 @@ class LadderPolicy:
             raise ValidationError(f"this policy's rungs use roles "
                                   f"{sorted({r.role for r in rungs})}, but the engine has only "
                                   f"{sorted(models)}.", parameter="policy")
-        if len(kept) < len(rungs) and kept[-1].hold_next:
-            kept = (*kept[:-1], replace(kept[-1], hold_next=False))
+        if len(kept) < len(rungs):  # the new top rung neither holds nor is skipped
+            kept = (*kept[:-1], replace(kept[-1], hold_next=False, skip_above=1.0))
         return kept
-
-    def skips(self, prior: Any, budget: float) -> Any:
-        """Whether a prompt with this prior (float or array) skips the level's first rung."""
-        above = self.level(budget).skip_above
-        if above == 0.0:
-            return np.ones_like(prior, bool) if hasattr(prior, "__array__") else True
-        if self.prompt is None:
-            return np.zeros_like(prior, bool) if hasattr(prior, "__array__") else False
-        return prior >= threshold_logit(above)
 
     def decide(self, problem: Problem, budget: Budget,
                models: Mapping[Role, str]) -> tuple[Ladder, float | None]:
-        limit = Budget.of(budget).tokens
         prior = 0.0 if self.prompt is None else self.prompt.logit(problem.question)
-        rungs = self.rungs(limit, models)
-        skip = len(rungs) > 1 and bool(self.skips(prior, limit))
         difficulty = None if self.prompt is None else sigmoid(prior)
-        return Ladder(rungs=rungs[1:] if skip else rungs, prior=prior, skipped=skip), difficulty
+        return Ladder(rungs=self.rungs(Budget.of(budget).tokens, models), prior=prior), \
+            difficulty
 
     def vector_groups(self, arrays, budget: Budget) -> list[tuple]:
         """`tts.evaluate` hook: (rows, ladder, per-row prior, per-row difficulty) groups."""
         rungs = self.rungs(budget.tokens, arrays.models)
         priors = prompt_priors(self.prompt, arrays)
         difficulty = None if self.prompt is None else 1.0 / (1.0 + np.exp(-priors))
-        skip = self.skips(priors, budget.tokens) & (len(rungs) > 1)
-        groups = []
-        if skip.any():
-            groups.append((skip, Ladder(rungs=rungs[1:], skipped=True), priors, difficulty))
-        if (~skip).any():
-            groups.append((~skip, Ladder(rungs=rungs), priors, difficulty))
-        return groups
+        return [(np.ones(len(arrays), bool), Ladder(rungs=rungs), priors, difficulty)]
 
     @property
     def train_ids(self) -> list[str] | None:

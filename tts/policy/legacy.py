@@ -6,8 +6,8 @@ a roles-only ladder per level: a small-model probe rung (`probe`, `wave`, the
 Adaptive-Consistency stop, the probe score as its climb score with `climb_above` =
 `escalate_above` and `climb_early_above` = `escalate_early_above`, `hold_next` =
 `keep_for_large`) and the large model's rung (`large_samples` greedy or sampled answers of
-`large_max_tokens`); `direct_above` becomes the level's `skip_above`, `use_large: false` drops
-the large rung. The probe score's weights over (agreement, entropy, abstain_share,
+`large_max_tokens`); `direct_above` becomes the small rung's `skip_above` (where it could
+fire: with a prompt model, or at 0), `use_large: false` drops the large rung. The probe score's weights over (agreement, entropy, abstain_share,
 distinct_share, inv_samples, prior) are the climb score's with 0 for the climb features the
 probe never read, so every score is the same number to the bit: `tests/test_policy_legacy.py` holds every
 committed old file, and random old policies, to the same Results. One difference remains: a
@@ -27,6 +27,7 @@ from tts.policy.fields import (built, check_feature_names, check_item_fields, ch
 from tts.policy.ladder import LadderLevel, LadderPolicy
 from tts.signals import CLIMB_FEATURES
 from tts.strategies.adaptive import PROBE_FEATURES
+from tts.strategies._checks import check_fraction
 from tts.strategies.ladder import Rung
 from tts.types import is_finite_number, shown
 
@@ -52,11 +53,13 @@ def climb_weights(probe_weights: Any, where: str) -> tuple[float, ...]:
             *(float(by_name.get(name, 0.0)) for name in CLIMB_FEATURES))
 
 
-def param_level(lv: Mapping[str, Any], weights: tuple[float, ...], where: str) -> LadderLevel:
+def param_level(lv: Mapping[str, Any], weights: tuple[float, ...], where: str,
+                prompt: bool) -> LadderLevel:
     """One tts-policy/1 level as a ladder level (see the module docstring)."""
     v = {**LEVEL_DEFAULTS, **lv}
     if v["probe_weights"] is not None:
         weights = climb_weights(v["probe_weights"], where)
+    built(where, check_fraction, "direct_above", v["direct_above"])
     for name in ("use_large", "keep_for_large"):
         if not isinstance(v[name], bool):
             raise ValidationError(f"{where}: `{name}` must be true or false, got "
@@ -66,14 +69,16 @@ def param_level(lv: Mapping[str, Any], weights: tuple[float, ...], where: str) -
                   confidence=v["confidence"], climb_above=v["escalate_above"],
                   weights=weights, probe=None if v["probe"] == v["wave"] else v["probe"],
                   climb_early_above=v["escalate_early_above"],
-                  hold_next=v["keep_for_large"] and v["use_large"])
+                  hold_next=v["keep_for_large"] and v["use_large"],
+                  skip_above=v["direct_above"] if v["use_large"] and (
+                      prompt or v["direct_above"] == 0.0) else 1.0)
     if not v["use_large"]:
         return built(where, LadderLevel, v["from_budget"], (small,))
     greedy = v["large_samples"] == 1
     large = built(where, Rung, role="large", temperature=0.0 if greedy else v["temperature"],
                   max_samples=v["large_samples"], wave=v["large_samples"],
                   max_tokens=v["large_max_tokens"])
-    return built(where, LadderLevel, v["from_budget"], (small, large), v["direct_above"])
+    return built(where, LadderLevel, v["from_budget"], (small, large))
 
 
 def param_policy(data: Any, source: str) -> LadderPolicy:
@@ -88,7 +93,7 @@ def param_policy(data: Any, source: str) -> LadderPolicy:
         where = f"{source}: levels[{i}]"
         check_item_fields(lv, where, f"levels[{i}]", tuple(LEVEL_DEFAULTS), "a level",
                           required=False)
-        levels.append(param_level(lv, weights, where))
+        levels.append(param_level(lv, weights, where, data["prompt"] is not None))
     notes = {**notes_of(data, source), "converted_from": PARAM_FORMAT}
     return built(source, LadderPolicy, None, tuple(levels), prompt_model(data["prompt"], source),
                  notes)

@@ -63,12 +63,10 @@ def read_levels(items: list, source: str, added: int = 0) -> tuple[LadderLevel, 
     levels = []
     for i, lv in enumerate(items):
         where = f"{source}: levels[{i}]"
-        if not isinstance(lv, Mapping) or not {"from_budget", "rungs"} <= set(lv) \
-                or not set(lv) <= {"from_budget", "rungs", "skip_above"} \
+        if not isinstance(lv, Mapping) or set(lv) != {"from_budget", "rungs"} \
                 or not isinstance(lv["rungs"], list):
-            raise ValidationError(f"{where} must be an object with `from_budget`, a list "
-                                  f"`rungs` and optionally `skip_above`.",
-                                  parameter=f"levels[{i}]")
+            raise ValidationError(f"{where} must be an object with `from_budget` and a list "
+                                  f"`rungs`.", parameter=f"levels[{i}]")
         rungs = []
         for j, r in enumerate(lv["rungs"]):
             at = f"{where}.rungs[{j}]"
@@ -77,8 +75,7 @@ def read_levels(items: list, source: str, added: int = 0) -> tuple[LadderLevel, 
             if isinstance(fields.get("weights"), list):
                 fields["weights"] = tuple(fields["weights"]) + (0.0,) * added
             rungs.append(built(at, Rung, **fields, param=at))
-        levels.append(built(where, LadderLevel, lv["from_budget"], tuple(rungs),
-                            lv.get("skip_above", 1.0)))
+        levels.append(built(where, LadderLevel, lv["from_budget"], tuple(rungs)))
     return tuple(levels)
 
 

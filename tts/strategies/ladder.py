@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from tts.answers import count_votes, equivalent
 from tts.errors import ValidationError
 from tts.prompts import format_question
-from tts.signals import CLIMB_FEATURES, climb_logit, climbs, vote_signals
+from tts.signals import CLIMB_FEATURES, climb_logit, climbs, threshold_logit, vote_signals
 from tts.strategies._checks import (check_bool, check_fraction, check_mode, check_positive_int,
                                     check_role, check_weights)
 from tts.types import is_finite_number, shown
@@ -83,6 +83,10 @@ class Rung:
     hold_next: bool = False
     """Hold the price of the next rung's first call while this rung votes, so the vote never
     eats what climbing needs (a cascade's `keep_for_large`)."""
+    skip_above: float = 1.0
+    """Skip this rung, before it draws anything, when the prompt's difficulty (the sigmoid of
+    the ladder's `prior`: a prompt-feature model or a router) is >= this (1.0: never; 0.0:
+    always). A router sending a prompt straight up the ladder; never on the top rung."""
     mix_mode: str | None = None
     """Vote rungs: `Vote.mix_mode`, a second representation the vote draws alternately with
     `mode` (the mixture-of-thought vote of Yue et al. 2023; None: one representation)."""
@@ -103,6 +107,7 @@ class Rung:
             raise ValidationError("`climb_split` reads a mixed vote's two representations: it "
                                   "needs `mix_mode`.", parameter="climb_split", value=True)
         check_fraction("climb_early_above", self.climb_early_above)
+        check_fraction("skip_above", self.skip_above)
         check_mode("mode", self.mode)
         check_mode("check_mode", self.check_mode)
         for name in ("answer_tokens", "max_waits"):
@@ -250,7 +255,7 @@ class Ladder(Strategy):
     prior: float = 0.0
     """Prompt-feature logit of this prompt (set per prompt by a policy)."""
     skipped: bool = False
-    """A policy started this prompt above the ladder's first rung (`LadderLevel.skip_above`):
+    """A router started this prompt above the ladder's first rung (`RandomRouter`):
     every answer counts as escalated."""
 
     def __post_init__(self) -> None:
@@ -258,6 +263,9 @@ class Ladder(Strategy):
         if not rungs or not all(isinstance(r, Rung) for r in rungs):
             raise ValidationError("a ladder needs at least one Rung.", parameter="rungs")
         object.__setattr__(self, "rungs", rungs)
+        if rungs[-1].skip_above != 1.0:
+            raise ValidationError("the top rung cannot be skipped: its `skip_above` must be "
+                                  "1.0.", parameter="skip_above", value=rungs[-1].skip_above)
         for r, above in zip(rungs, rungs[1:] + (None,)):
             if r.hold_next and (above is None or above.is_chain or above.mix_mode is not None):
                 raise ValidationError("`hold_next` holds the price of the next rung's first "
@@ -276,6 +284,9 @@ class Ladder(Strategy):
         best: Outcome | None = None
         rungs: list[Outcome] = []  # every rung's vote, kept for Result.votes_by_model
         for i, rung in enumerate(self.rungs):
+            if rung.skip_above < 1.0 and self.prior >= threshold_logit(rung.skip_above):
+                ctx.note(f"ladder: skip {ctx.model(rung.role)} (prior {self.prior:.2f})")
+                continue
             held = None
             if rung.hold_next:
                 nxt = self.rungs[i + 1]
