@@ -64,6 +64,10 @@ _FLAGS: tuple[tuple[str, dict], ...] = (
                          help="gold: tune for accuracy (default); top: tune for agreement with "
                               "the top model's greedy answer, for banks without gold (audit "
                               "banks, your own logs)")),
+    ("--prior", dict(choices=("prompt", "router"), default="prompt",
+                     help="the prompt prior a rung's climb score reads: hand-made prompt "
+                          "features, or a router on sentence embeddings (needs `tts models "
+                          "pull embed`), which the search may also use to skip a rung")),
     ("--max-cost-share", dict(type=float, default=None,
                               help="accuracy objective: mean cost at most this share of the "
                                    "top model's")),
@@ -176,7 +180,7 @@ def _run_cli(args: argparse.Namespace) -> int:
                        count_prompt=args.count_prompt, max_cost_share=args.max_cost_share,
                        margin=args.se_margin, split_seed=args.seed, sampler_seed=args.seed,
                        storage=open_storage(args.storage), study_name=args.study_name,
-                       progress=progress)
+                       progress=progress, prior=args.prior)
     args.out.mkdir(parents=True, exist_ok=True)
     out["report"]["command"] = command_line("tune")
     out["policy"].to_json(args.out / "policy.json")

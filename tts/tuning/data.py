@@ -13,13 +13,14 @@ import numpy as np
 
 from tts.bank import is_greedy_mode
 from tts.build import chain_forcing
-from tts.difficulty import PromptDifficulty, cross_fit_prior, fit_logistic, vote_wrong
+from tts.difficulty import fit_logistic
 from tts.errors import BankError, ValidationError
 from tts.evaluate import BankArrays, evaluate, ladder_features
 from tts.signals import CLIMB_FEATURES
 from tts.strategies.chain import is_chain_mode
 from tts.strategies.ladder import Ladder, Rung
 from tts.types import ladder_roles
+from tts.tuning.priors import check_prior, fit_prior
 
 MAX_TOKENS = 512
 
@@ -88,6 +89,8 @@ class LadderData:
     None when the labels are all one class."""
     priors: Any = None
     """Out-of-fold prompt logits of the training questions (for fitting climb scores)."""
+    prior_kind: str = "prompt"
+    """What the prior is ("prompt" features or a "router", `tts.tuning.priors`)."""
     fingerprint: str = ""
     slots: tuple[Slot, ...] | None = None
     """The rungs of a `model:mode` ladder (None: one rung per model, modes searched)."""
@@ -169,7 +172,8 @@ def greedy_rung(role: str, mode: str, **kw: Any) -> Rung:
 
 
 def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
-                   seeds: Sequence[int] = (0, 1, 2), count_prompt: bool = True) -> LadderData:
+                   seeds: Sequence[int] = (0, 1, 2), count_prompt: bool = True,
+                   prior: str = "prompt") -> LadderData:
     """Roles, available modes, fitted climb scores and the top model's reference."""
     ladder, slots = parse_ladder(ladder)
     if len(ladder) < 2:
@@ -217,11 +221,13 @@ def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
                           (role, mode) for role, model in zip(roles[:-1], ladder)
                           for mode in _vote_modes(modes[role], slots, role)
                           if _has_confidences(arrays, model, mode)))
-    data.prompt, data.priors = _fit_prompt(arrays)
+    data.prior_kind = check_prior(prior)
+    data.prompt, data.priors = fit_prior(arrays, prior)
     data.learned = _fit_scores(data)
     fp = {"ids": arrays.problem_ids, "ladder": list(ladder), "seeds": seeds,
           "budget": budget, "count_prompt": count_prompt,
           "prompt": None if data.prompt is None else data.prompt.to_dict(),
+          **({"prior": prior} if prior != "prompt" else {}),
           "learned": {"|".join(map(str, k)): v for k, v in sorted(data.learned.items(),
                                                                   key=str)}}
     if slots is not None:  # plain ladders keep their fingerprints (and study names)
@@ -247,16 +253,6 @@ def check_top_affordable(data: LadderData) -> None:
         f"raise --budget (its answers cost up to {float(ev.cost.max()):,.0f} units here), or "
         f"use --objective accuracy without --max-cost-share.", parameter="budget",
         value=data.budget)
-
-
-def _fit_prompt(arrays: BankArrays) -> tuple[Any, np.ndarray]:
-    """The prompt-feature difficulty model of "the cheapest tier's full vote is wrong", and
-    out-of-fold logits for the same questions."""
-    labels = vote_wrong(arrays)
-    if len(arrays) < 8 or labels.min() == labels.max():
-        return None, np.zeros(len(arrays))
-    prompt = PromptDifficulty.fit(arrays.questions, labels)
-    return prompt, cross_fit_prior(arrays, np.arange(len(arrays)), labels=labels)
 
 
 def _fit_scores(data: LadderData) -> dict[tuple[str, str, str | None], tuple[float, ...]]:

@@ -45,6 +45,7 @@ def choose_rule(data: LadderData, *, objective: str, target: float | None, trial
     for f, held in enumerate(parts):
         train = np.setdiff1d(np.arange(len(data.arrays)), held)
         inner = prepare_ladder(data.arrays.subset(train), data.entries, budget=data.budget,
+                               prior=data.prior_kind,
                                seeds=data.seeds, count_prompt=data.count_prompt)
         held_arrays = data.arrays.subset(held)
         top = evaluate(held_arrays, Ladder(rungs=(top_rung(data.greedy["large"]),)),
@@ -103,13 +104,16 @@ def tune_ladder(arrays: BankArrays, ladder: Sequence[str], *, objective: str = "
                 group_by: GroupBy = "question", margin: float | None = None,
                 sampler_seed: int = 0, split_seed: int = 0, storage: Any = None,
                 study_name: str | None = None,
-                progress: Callable[[int], None] | None = None) -> TuneRun:
+                progress: Callable[[int], None] | None = None,
+                prior: str = "prompt") -> TuneRun:
     """Steps 1-5 on `arrays` (the training questions). `margin` given: no inner CV (the
-    cost objective then needs `max_cost_share`)."""
+    cost objective then needs `max_cost_share`). `prior`: "prompt" features or a "router"
+    (`tts.tuning.priors`)."""
     if objective not in ("cost", "accuracy"):
         raise ValidationError(f"ladder tuning has objectives 'cost' and 'accuracy', got "
                               f"{objective!r}.", parameter="objective", value=objective)
-    data = prepare_ladder(arrays, ladder, budget=budget, seeds=seeds, count_prompt=count_prompt)
+    data = prepare_ladder(arrays, ladder, budget=budget, seeds=seeds, count_prompt=count_prompt,
+                          prior=prior)
     if objective == "cost" or max_cost_share is not None:
         check_top_affordable(data)
     if margin is None:

@@ -73,12 +73,15 @@ def run_tune(arrays: BankArrays, ladder: Sequence[str] | None = None, *,
              max_cost_share: float | None = None, margin: float | None = None,
              split_seed: int = 0, sampler_seed: int = 0, storage: Any = None,
              study_name: str | None = None,
-             progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+             progress: Callable[[str, int], None] | None = None,
+             prior: str = "prompt") -> dict[str, Any]:
     """Tune one level per budget of `budgets` (increasing); returns {"report": held-out report,
     "policy": the deployable LadderPolicy (its notes: `expected`, `frontier`), "crossfit":
     the outer folds' policies in one}. `group_by`: "question", "scenario" or a mapping
     question id -> group (folds hold groups out whole; the report names the worst one).
-    `reference`: "gold", or "top" to tune for agreement with the top model's greedy answer."""
+    `reference`: "gold", or "top" to tune for agreement with the top model's greedy answer.
+    `prior`: the prompt prior, "prompt" features or a "router" on sentence embeddings (which
+    the search may also use to skip rungs; `tts.tuning.priors`)."""
     t0 = time.perf_counter()
     budgets = [float(b) for b in budgets]
     if not budgets or any(b <= a for a, b in zip(budgets, budgets[1:])):
@@ -104,7 +107,7 @@ def run_tune(arrays: BankArrays, ladder: Sequence[str] | None = None, *,
             count_prompt=count_prompt, max_cost_share=max_cost_share, margin=margin,
             split_seed=split_seed, sampler_seed=sampler_seed, storage=storage,
             study_name=None if study_name is None or len(budgets) == 1
-            else f"{study_name}-b{b:g}", progress=progress, what=what)
+            else f"{study_name}-b{b:g}", progress=progress, what=what, prior=prior)
         per_budget.append(report)
         finals.append(final)
         fold_runs.append(runs)
@@ -113,7 +116,8 @@ def run_tune(arrays: BankArrays, ladder: Sequence[str] | None = None, *,
     safer = frontier(finals, fold_runs, parts, views.gold, views.agree, budgets, heldout_seeds,
                      reference, expected, trials=trials, sampler_seed=sampler_seed,
                      storage=storage, study_name=study_name, progress=progress)
-    notes = {"objective": objective, "reference": reference, "ladder": list(entries),
+    notes = {"objective": objective, "reference": reference, "prior": prior,
+             "ladder": list(entries),
              "budgets": budgets, "count_prompt": count_prompt, "trained_on": len(arrays),
              "train_ids": list(arrays.problem_ids)}
     policy = _stack(models, finals, budgets,
@@ -171,7 +175,7 @@ def _tune_budget(views: _Views, entries: tuple[str, ...], parts: list[np.ndarray
                  group_by: GroupBy, seeds: Sequence[int], heldout_seeds: Sequence[int],
                  count_prompt: bool, max_cost_share: float | None, margin: float | None,
                  split_seed: int, sampler_seed: int, storage: Any, study_name: str | None,
-                 progress: Callable[[str, int], None] | None, what: str
+                 progress: Callable[[str, int], None] | None, what: str, prior: str = "prompt"
                  ) -> tuple[dict[str, Any], TuneRun, list[TuneRun], Scores]:
     """One budget: the outer folds' held-out numbers, the deployed run on every question, and
     the deployed plan's cross-fitted scores."""
@@ -180,7 +184,7 @@ def _tune_budget(views: _Views, entries: tuple[str, ...], parts: list[np.ndarray
     runs = []
     common = dict(objective=objective, budget=budget, target=target, trials=trials,
                   seeds=seeds, count_prompt=count_prompt, max_cost_share=max_cost_share,
-                  group_by=group_by, margin=margin, storage=storage)
+                  group_by=group_by, margin=margin, storage=storage, prior=prior)
     for f, held in enumerate(parts):
         train = np.setdiff1d(np.arange(len(arrays)), held)
         cb = None if progress is None else (

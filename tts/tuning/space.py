@@ -72,14 +72,19 @@ def _suggest_confidence(trial: Any, data: LadderData, role: str, mode: str,
 def _suggest_climb(trial: Any, data: LadderData, rung: Rung, p: str) -> Rung:
     """`rung` with its climb rule (parameters named `p`_...): the score's weights (fixed
     agreement or MoT weights, or those learned for its (role, mode, check)), the agreement
-    floor and the score threshold."""
+    floor and the score threshold; with a router prior, whether and when to skip the rung."""
     score = trial.suggest_categorical(f"{p}_score", ["agreement", "mot", "learned"])
     weights = {"agreement": AGREEMENT_CLIMB_WEIGHTS, "mot": MOT_CLIMB_WEIGHTS}.get(
         score, data.learned.get((rung.role, rung.mode, rung.check_mode),
                                 AGREEMENT_CLIMB_WEIGHTS))
+    skip = {}
+    if data.prior_kind == "router" and data.prompt is not None \
+            and trial.suggest_categorical(f"{p}_skip", [False, True]):
+        # Route before generating: skip this rung when the router says it likely fails.
+        skip["skip_above"] = trial.suggest_float(f"{p}_skip_above", 0.5, 1.0)
     return replace(rung, weights=weights,
                    climb_below=trial.suggest_float(f"{p}_floor", *FLOOR_RANGE),
-                   climb_above=trial.suggest_float(f"{p}_climb_above", 0.05, 1.0))
+                   climb_above=trial.suggest_float(f"{p}_climb_above", 0.05, 1.0), **skip)
 
 
 def _suggest_plain_top(trial: Any, data: LadderData) -> Rung:

@@ -1,0 +1,65 @@
+"""The prompt prior a tuning run fits on its training questions: hand-made prompt features
+(`PromptDifficulty`, "prompt") or a router on real sentence embeddings (`RouterPrior`,
+"router"). Either predicts "the cheapest tier's full vote is wrong"; its logit is the rungs'
+`prior` climb feature and, with a router, what a lower rung's `skip_above` reads (the search
+then also tries skipping). The training questions' own logits for fitting climb scores are
+out-of-fold: no question is scored by a fit that saw it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tts.difficulty import PromptDifficulty, cross_fit_prior, vote_wrong
+from tts.errors import ValidationError
+from tts.evaluate import BankArrays
+
+PRIORS = ("prompt", "router")
+_ENCODERS: dict[str, Any] = {}
+
+
+def check_prior(kind: str) -> str:
+    if kind not in PRIORS:
+        raise ValidationError(f"`prior` must be one of {list(PRIORS)}, got {kind!r}.",
+                              parameter="prior", value=kind)
+    return kind
+
+
+def fit_prior(arrays: BankArrays, kind: str = "prompt",
+              embed_model: str = "embed") -> tuple[Any, np.ndarray]:
+    """(prior model or None, out-of-fold logits of `arrays`' questions)."""
+    check_prior(kind)
+    labels = vote_wrong(arrays)
+    if len(arrays) < 8 or labels.min() == labels.max():
+        return None, np.zeros(len(arrays))
+    if kind == "prompt":
+        prompt = PromptDifficulty.fit(arrays.questions, labels)
+        return prompt, cross_fit_prior(arrays, np.arange(len(arrays)), labels=labels)
+    return _fit_router(arrays, ~labels, embed_model)
+
+
+def _fit_router(arrays: BankArrays, right: np.ndarray, embed_model: str) -> tuple[Any,
+                                                                                   np.ndarray]:
+    """A router for the cheapest tier (kNN or logistic chosen on inner folds) and its
+    cross-fitted difficulty logits of the same questions."""
+    from tts.routing import (EmbeddingCache, Router, choose_candidate, cross_fit,
+                             default_cache_dir, embed_texts, load_encoder)
+    from tts.routing.prior import RouterPrior
+
+    enc = _ENCODERS.get(embed_model)
+    if enc is None:
+        enc = _ENCODERS[embed_model] = load_encoder(embed_model)
+    texts = list(arrays.questions)
+    emb = embed_texts(texts, enc, cache=EmbeddingCache(default_cache_dir("prompts"),
+                                                       enc.model_id, enc.dim))
+    tier = (arrays.models["small"],)
+    y = right[:, None]
+    cand, _ = choose_candidate(texts, y, emb, tiers=tier, embed_model=enc.model_id)
+    router = Router.fit(texts, y, embeddings=emb, tiers=tier, embed_model=enc.model_id,
+                        candidate=cand)
+    prior = RouterPrior.of(router, tier[0], enc, embed_model)
+    oof = cross_fit(texts, y, emb, tiers=tier, embed_model=enc.model_id, folds=5,
+                    inner_folds=3).predictions[:, 0]
+    p = np.clip(oof, 1e-6, 1 - 1e-6)
+    return prior, np.log((1 - p) / p)
