@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from tts.bank import read_json_file
-from tts.cli import console, err_console, safe
+from tts.console import console, err_console, safe
 from tts.errors import BankError
 
 __all__ = ["register"]
