@@ -2,7 +2,7 @@
 whose mix moves from groups it was tuned on to groups it was not -> bench/results/drift/.
 
     .venv/bin/python bench/drift.py [--streams date,mmlu,gsm8k_date] [--requests 5000]
-                                    [--splits 3] [--runs 2] [--audit-rate 0.05]
+                                    [--splits 3] [--runs 4] [--audit-rate 0.05]
                                     [--trials 100] [--fresh]
 
 Per stream, the groups (DATE scenarios, a question's first sentence; MMLU subjects) are split
@@ -299,7 +299,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--streams", default="date,mmlu,gsm8k_date")
     ap.add_argument("--requests", type=int, default=5000)
-    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=4)
     ap.add_argument("--splits", type=int, default=3, help="splits of the groups into A and B")
     ap.add_argument("--audit-rate", type=float, default=0.05)
     ap.add_argument("--trials", type=int, default=100)
@@ -320,7 +320,8 @@ def main() -> int:
             try:
                 summary[name], curves[name] = run_stream(stream, args)
             except (BankError, ValidationError) as exc:  # e.g. the tuner refuses the bank
-                summary[name] = {"skipped": f"{type(exc).__name__}: {exc}",
+                summary[name] = {"skipped": f"not run, {type(exc).__name__} (tuning set A "
+                                            f"with tts.tuning.run_tune): {exc}",
                                  "note": stream.note}
     summary["audit_rate_setting"] = args.audit_rate
     summary["seconds"] = round(time.perf_counter() - t0, 1)

@@ -67,6 +67,26 @@ def _static(entry: dict[str, Any], key: str) -> str:
     return f"{100 * got:.2f} points" if key.startswith("post") else f"{got:.3f}"
 
 
+def tuned(summary: dict[str, Any]) -> str:
+    """Per stream and split: what the tune on set A expected, and its frontier."""
+    lines = []
+    for name, entry in summary.items():
+        for sp in entry.get("splits", []) if isinstance(entry, dict) else []:
+            e = sp["expected"]
+            front = ", ".join(f"{f['name']} (disagreement {f['disagreement']:.3f}, cost "
+                              f"{f['cost_share']:.2f})" for f in sp["frontier"])
+            lines.append(f"- {name} split {sp['split']}: set A {len(sp['groups']['a'])} groups "
+                         f"({sp['questions']['a']} questions), B {len(sp['groups']['b'])} "
+                         f"({sp['questions']['b']}); expected disagreement {e['disagreement']:.3f}"
+                         f", accuracy {_num(e.get('accuracy'))}, cost share "
+                         f"{_num(e.get('cost_share'))}; frontier: {front}")
+    return "\n".join(lines)
+
+
+def _num(v: Any) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
 def table(summary: dict[str, Any]) -> str:
     lines = ["| stream | deployment | post-shift loss vs top (points) | cost share (audits incl.) "
              "| post-shift accuracy | pre-shift accuracy | audit rate | requests to alarm "
@@ -144,5 +164,6 @@ def write_outputs(summary: dict[str, Any], curves: dict[str, Any], out: Path) ->
         f"split's beside them. Loss in accuracy points (top model's post-shift accuracy minus "
         f"the deployment's); cost share: of the top model alone on the same requests, audits "
         f"included.\n\n{table(summary)}\n\n## Targets (issue 25), measured\n\n"
-        f"{targets(summary)}\n"
+        f"{targets(summary)}\n\n## Tuned on set A (cross-fitted expectations)\n\n"
+        f"{tuned(summary)}\n"
         + ("\nSkipped:\n" + "\n".join(skipped) + "\n" if skipped else ""))
