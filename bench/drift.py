@@ -1,12 +1,14 @@
 """Traffic that shifts: a tuned policy deployed static, and audited + guarded, on a long stream
 whose mix moves from groups it was tuned on to groups it was not -> bench/results/drift/.
 
-    .venv/bin/python bench/drift.py [--streams date,mmlu,gsm8k_date] [--requests 5000]
+    .venv/bin/python bench/drift.py [--streams date,mmlu,gsm8k_date,date_swapped]
+                                    [--requests 5000]
                                     [--splits 3] [--runs 4] [--audit-rate 0.05]
                                     [--trials 100] [--fresh]
 
 Per stream, the groups (DATE scenarios, a question's first sentence; MMLU subjects) are split
-in two by a seeded shuffle, `--splits` times (split seeds 0, 1, ...): set A, set B. The policy is tuned on set A alone
+in two by a seeded shuffle, `--splits` times (split seeds 0, 1, ...): set A, set B
+(`gsm8k_date`: A is GSM8K, B is DATE; `date_swapped`: split 0 of `date` the other way round). The policy is tuned on set A alone
 with `tts.tuning.run_tune` (cost objective, folds by group, prompt tokens counted), which
 writes what it expects (disagreement with the top model, cross-fitted) and a frontier of safer
 plans into its notes. The stream is `--requests` questions drawn with replacement, the first
@@ -86,6 +88,16 @@ def date_stream() -> Stream:
                   "bundled MoT DATE bank; groups: scenarios (a question's first sentence)")
 
 
+def date_swapped_stream() -> Stream:
+    """DATE with split 0's sets swapped: tuned on its set B, streamed B then A."""
+    stream = date_stream()
+    a, _ = split_groups(stream, 0)
+    in_b = {stream.group(p) for p in a}
+    return replace(stream, name="date_swapped",
+                   fixed_a=tuple(sorted({stream.group(p) for p in stream.bank.problems} - in_b)),
+                   note=stream.note + "; split 0 of `date` with A and B swapped")
+
+
 def mmlu_stream(tmp: Path) -> Stream | str:
     src = DATA / "routellm_mmlu"
     if not src.is_dir():
@@ -129,7 +141,7 @@ def gsm8k_date_stream(tmp: Path) -> Stream | str:
 
 
 STREAMS = {"date": lambda tmp: date_stream(), "mmlu": mmlu_stream,
-           "gsm8k_date": gsm8k_date_stream}
+           "gsm8k_date": gsm8k_date_stream, "date_swapped": lambda tmp: date_swapped_stream()}
 
 
 # ---- tuning on set A ---------------------------------------------------------------------------
@@ -297,7 +309,7 @@ def run_stream(stream: Stream, args: argparse.Namespace) -> tuple[dict[str, Any]
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--streams", default="date,mmlu,gsm8k_date")
+    ap.add_argument("--streams", default="date,mmlu,gsm8k_date,date_swapped")
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--runs", type=int, default=4)
     ap.add_argument("--splits", type=int, default=3, help="splits of the groups into A and B")

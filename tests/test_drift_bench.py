@@ -29,6 +29,8 @@ def test_splits_hold_whole_groups() -> None:
         ga, gb = {stream.group(p) for p in a}, {stream.group(p) for p in b}
         assert ga.isdisjoint(gb) and len(ga) == 10 and len(gb) == 9
     assert drift.split_groups(stream, 0) != drift.split_groups(stream, 1)
+    a, b = drift.split_groups(stream, 0)
+    assert drift.split_groups(drift.date_swapped_stream(), 3) == (b, a)
 
 
 def test_gsm8k_date_bank_is_both_on_shared_models(tmp_path) -> None:
