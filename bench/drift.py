@@ -19,7 +19,7 @@ samples, `Engine.solve` with the request's own seed) under three deployments:
 * `guarded`: the same with `Engine(audit_rate=, audit_guard=True)` (`tts.guard`): a share of
   the answers given below the top model also get the top model's greedy answer (the audit,
   charged to its own ledger and counted here), the drift alarm, and moves along the frontier;
-* `top`: the top model alone (the frontier's last plan), the reference.
+* `top`: the top model alone (its greedy answer, the tuner's baseline), the reference.
 
 Numbers (every one measured): accuracy vs gold over the post-shift half and the whole stream,
 `post_shift_loss_vs_top` (the top model's post-shift accuracy minus the deployment's, as a
@@ -55,8 +55,9 @@ from tts.bank import SampleBank, load_bank  # noqa: E402
 from tts.engine import Engine  # noqa: E402
 from tts.errors import BankError, ValidationError  # noqa: E402
 from tts.evaluate import BankArrays  # noqa: E402
-from tts.policy import load_policy, policy_expected, policy_frontier  # noqa: E402
+from tts.policy import load_policy, policy_expected, policy_frontier, single_level  # noqa: E402
 from tts.tuning import run_tune  # noqa: E402
+from tts.tuning.data import greedy_rung  # noqa: E402
 from tts.tuning.folds import scenario  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "drift"
@@ -205,12 +206,19 @@ def run_deployment(stream: Stream, policy: Any, questions: list[str], *, seed: i
     return out
 
 
+def top_policy(policy: Any) -> Any:
+    """The top model alone on the policy's ladder: its greedy answer (the tuner's baseline;
+    a frontier need not end with it)."""
+    return single_level(policy.ladder, (greedy_rung("large", "greedy"),),
+                        notes={"policy": "the top model alone"})
+
+
 def one_run(stream: Stream, policy: Any, ids_a: list[str], ids_b: list[str], *, run: int,
             requests: int, audit_rate: float) -> dict[str, Any]:
     rng = np.random.default_rng(1000 + run)
     half = requests // 2
     questions = list(rng.choice(ids_a, half)) + list(rng.choice(ids_b, requests - half))
-    top = policy_frontier(policy)[-1][0]
+    top = top_policy(policy)
     t0 = time.perf_counter()
     runs = {"static": run_deployment(stream, policy, questions, seed=run),
             "guarded": run_deployment(stream, policy, questions, seed=run,
