@@ -97,8 +97,8 @@ def test_kv_cache_is_sized_from_the_model(tmp_path) -> None:
               "hidden_size": 896}  # Qwen2.5-0.5B: head_dim 64
     (tmp_path / "config.json").write_text(json.dumps(config))
     per_token = 2 * 24 * 2 * 64 * 2
-    assert kv_cache_bytes(tmp_path, "bfloat16", 2048) == per_token * 2048 * 8
-    assert kv_cache_bytes(tmp_path, "float32", 2048) == 2 * per_token * 2048 * 8
+    assert kv_cache_bytes(tmp_path, "bfloat16", 2048) == per_token * 2048 * 4
+    assert kv_cache_bytes(tmp_path, "float32", 2048) == 2 * per_token * 2048 * 4
     assert kv_cache_bytes(tmp_path, "bfloat16", 4096, sequences=2) == per_token * 4096 * 2
     (tmp_path / "config.json").write_text("{}")
     assert kv_cache_bytes(tmp_path, "bfloat16", 2048) == 2**30  # unknown: 1 GiB

@@ -479,3 +479,25 @@ def test_piped_live_solve_shows_progress_and_no_library_warnings() -> None:
     assert "loaded smollm2-135m (vLLM) in" in text
     assert re.search(r"smollm2-135m: \d+/\d+ samples", run.stdout), run.stdout
     assert "Warning" not in text and "warn(" not in text, text
+
+
+@pytest.mark.live
+def test_lean_embeddings_change_no_output(tiny, monkeypatch) -> None:
+    """The engine built with one copy of each vocabulary matrix (tts.backends.cpu.
+    lean_embeddings, the default in-process on CPU) generates exactly what vLLM's own
+    packing does: same texts, same logprobs."""
+    import contextlib
+
+    from tts.backends import vllm as backend_mod
+
+    if tiny.settings.get("engine_process") != "in-process":
+        pytest.skip("lean embeddings apply to in-process engines")
+    reqs = [GenRequest(prompt=QUESTION, n=2, max_tokens=16, temperature=0.8, seed=21,
+                       logprobs=True)]
+    got = tiny.generate(reqs)
+    monkeypatch.setattr(backend_mod, "lean_embeddings", contextlib.nullcontext)
+    # Not closed: closing one in-process engine tears down vLLM's process-wide groups.
+    plain = backend_mod.VLLMBackend("tiny", max_model_len=1024)
+    expected = plain.generate(reqs)
+    assert [c.text for c in got[0]] == [c.text for c in expected[0]]
+    assert [c.mean_logprob for c in got[0]] == [c.mean_logprob for c in expected[0]]

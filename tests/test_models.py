@@ -148,3 +148,28 @@ def test_pulled_model_matches_its_manifest() -> None:
     assert (path / "config.json").is_file() and (path / "tokenizer_config.json").is_file()
     assert "quantization_config" not in (path / "config.json").read_text()
     models.verify("tiny")
+
+
+def test_weights_are_written_in_shards_vllm_maps_one_at_a_time(tmp_path) -> None:
+    """Large weights go to shards of at most SHARD_BYTES (vLLM maps one file at a time, so
+    the mapped pages a load holds resident stay that small), with the standard index."""
+    import json
+
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file, save_file
+
+    from tts.models.convert import save_shards
+
+    tensors = {f"layer.{i}.weight": torch.full((64, 64), float(i)) for i in range(10)}
+    names = save_shards(tensors, tmp_path, save_file, limit=3 * 64 * 64 * 4)
+    assert names == [f"model-{i:05d}-of-00004.safetensors" for i in range(1, 5)]
+    assert all((tmp_path / n).stat().st_size <= 3 * 64 * 64 * 4 + 4096 for n in names)
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    assert index["metadata"]["total_size"] == 10 * 64 * 64 * 4
+    assert set(index["weight_map"]) == set(tensors)
+    loaded = {k: v for n in names for k, v in load_file(tmp_path / n).items()}
+    assert all(torch.equal(loaded[k], v) for k, v in tensors.items())
+    single = tmp_path / "one"
+    single.mkdir()
+    assert save_shards(tensors, single, save_file) == ["model.safetensors"]
+    assert not (single / "model.safetensors.index.json").exists()

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -27,8 +28,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tts.backends import watchdog
-from tts.backends.cpu import (CoreMeter, allowed_cores, cpu_dtype, cpu_flags, kv_cache_bytes,
-                              release_free_memory, set_threads, threads_from_env)
+from tts.backends.cpu import (CoreMeter, allowed_cores, cpu_dtype, cpu_flags,
+                              kv_cache_bytes, lean_embeddings, release_free_memory,
+                              set_threads, threads_from_env)
 from tts.backends.quiet import (HEARTBEAT_SECONDS, LOG_FILE_ENV, VERBOSE_ENV, Terminal, Ticks,
                                 clock, heartbeat, log_file, quiet_vllm_logging,
                                 redirect_output, verbose_default)
@@ -68,9 +70,9 @@ class VLLMBackend:
         memory_utilization: share of GPU memory the engine may use (GPU; default 0.4, so a
             small and a large model fit together). On CPU it is the share of RAM for weights
             plus KV cache and is only used when given; `kv_cache_gib` is the CPU default.
-        kv_cache_gib: KV cache size on CPU; default (None): room for 8 sequences of
-            `max_model_len` tokens of this model (`tts.backends.cpu.kv_cache_bytes`, 0.19
-            GiB for the small model, 0.44 for the large at 2048 tokens in bf16); vLLM's
+        kv_cache_gib: KV cache size on CPU; default (None): room for 4 sequences of
+            `max_model_len` tokens of this model (`tts.backends.cpu.kv_cache_bytes`, 0.09
+            GiB for the small model, 0.22 for the large at 2048 tokens in bf16); vLLM's
             `VLLM_CPU_KVCACHE_SPACE` (GiB) overrides both.
         enforce_eager: skip graph capture; default True on CPU, False on GPU.
         enable_prefix_caching: reuse the KV cache of shared prompt prefixes (n samples).
@@ -168,6 +170,8 @@ class VLLMBackend:
         """Build the engine now (otherwise the first `generate` does)."""
         if self._llm is None:
             self._llm = self._build()
+            self._tokenizer = None  # the engine's own from now on: one copy, not two
+            release_free_memory()
         return self
 
     def _build(self) -> Any:
@@ -243,13 +247,16 @@ class VLLMBackend:
             # enough for any later choice); generate picks from the free ones.
             set_threads(threads_from_env() or len(allowed_cores()))
             self._meter = CoreMeter()
+        lean = lean_embeddings() if not on_gpu and os.environ.get(IN_PROCESS_ENV) == "0" \
+            else contextlib.nullcontext()
         try:
-            llm = LLM(**settings)
+            with lean:
+                llm = LLM(**settings)
         except Exception as exc:  # engine start-up failures come in many types
             raise BackendError(f"vLLM could not load {self.model} from {self.path} with "
                                f"{settings}: {type(exc).__name__}: {exc}") from exc
         if not on_gpu:
-            release_free_memory()  # the unpacked weights the load freed (glibc keeps them)
+            release_free_memory()  # what the load freed (glibc keeps it otherwise)
         self.settings = {**settings, "device": "cuda" if on_gpu else "cpu",
                          "engine_process": "in-process" if os.environ.get(IN_PROCESS_ENV) == "0"
                          else "separate"}

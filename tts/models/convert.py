@@ -13,6 +13,41 @@ from tts.models.registry import ModelError
 
 # --------------------------------------------------------------------------- convert
 
+SHARD_BYTES = 512 * 2**20
+"""Largest safetensors file written. vLLM maps one file at a time while loading, and the
+mapped pages count as resident memory until the file is done: one 3.4 GB file raised the
+large model's peak by ~1.7 GB over 512 MiB shards (bench/results/live)."""
+
+
+def save_shards(tensors: dict[str, Any], folder: Path, save_file: Callable[..., None],
+                limit: int = SHARD_BYTES) -> list[str]:
+    """Write `tensors` as Hugging Face safetensors shards of at most `limit` bytes (a tensor
+    larger than that gets a file of its own) plus `model.safetensors.index.json`; a single
+    `model.safetensors` when everything fits in one. Returns the file names."""
+    import json
+
+    groups: list[dict[str, Any]] = [{}]
+    size = 0
+    for key, tensor in tensors.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if groups[-1] and size + nbytes > limit:
+            groups.append({})
+            size = 0
+        groups[-1][key] = tensor
+        size += nbytes
+    if len(groups) == 1:
+        save_file(groups[0], str(folder / "model.safetensors"), metadata={"format": "pt"})
+        return ["model.safetensors"]
+    names = [f"model-{i:05d}-of-{len(groups):05d}.safetensors" for i in range(1, len(groups) + 1)]
+    for name, group in zip(names, groups):
+        save_file(group, str(folder / name), metadata={"format": "pt"})
+    index = {"metadata": {"total_size": sum(t.numel() * t.element_size()
+                                            for t in tensors.values())},
+             "weight_map": {key: name for name, group in zip(names, groups) for key in group}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+    return names
+
+
 
 def convert_gguf(gguf: Path, out: Path, *, dtype: str = "bfloat16",
                  log: Log | None = None,
@@ -97,7 +132,7 @@ def convert_gguf(gguf: Path, out: Path, *, dtype: str = "bfloat16",
         config.dtype = torch_dtype
         config.architectures = [type(skeleton).__name__]
         tmp.mkdir(parents=True)
-        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        save_shards(tensors, tmp, save_file)
         config.save_pretrained(tmp)
         try:
             GenerationConfig.from_model_config(config).save_pretrained(tmp)
