@@ -32,11 +32,12 @@ class Candidate:
         """Mean cost as a share of the top model's on the training questions."""
         return self.ev.mean_cost / data.ref_cost
 
+    def within(self, data: LadderData, cap: float | None) -> bool:
+        """Whether its cost share meets `cap`, up to one standard error (`over_cap`)."""
+        return over_cap(self.share(data), cap, self.share_se(data)) == 0.0
+
     def share_se(self, data: LadderData) -> float:
-        """Standard error of that share over the questions (costs averaged over seeds)."""
-        per_question = self.ev.cost.mean(0) / data.ref_cost
-        n = len(per_question)
-        return float(per_question.std(ddof=1) / n ** 0.5) if n > 1 else 0.0
+        return share_se(self.ev, data)
 
 
 @dataclass
@@ -64,11 +65,19 @@ def score_plan(data: LadderData, rungs: Sequence[Rung], seeds: Sequence[int],
 
 
 def _value(ev: Evaluation, data: LadderData, max_cost_share: float | None) -> float:
-    """Minimised: -(accuracy), cost share breaking ties, any excess over the cap ranked
-    below every plan within it."""
+    """Minimised: -(accuracy), cost share breaking ties, any excess over the cap (beyond one
+    standard error, as in `select_candidate`) ranked below every plan within it."""
     share = ev.mean_cost / data.ref_cost
-    over = over_cap(share, max_cost_share)
+    over = over_cap(share, max_cost_share, share_se(ev, data))
     return -(ev.accuracy - 1e-4 * share) + (5.0 + 10.0 * over if over > 0 else 0.0)
+
+
+def share_se(ev: Evaluation, data: LadderData) -> float:
+    """Standard error of a plan's cost share over the questions (costs averaged over seeds):
+    a cap is met up to it, in the search and in the selection alike."""
+    per_question = ev.cost.mean(0) / data.ref_cost
+    n = len(per_question)
+    return float(per_question.std(ddof=1) / n ** 0.5) if n > 1 else 0.0
 
 
 def over_cap(share: float, cap: float | None, slack: float = 0.0) -> float:
@@ -125,8 +134,16 @@ def search(data: LadderData, *, trials: int, max_cost_share: float | None = None
                        if t.state == optuna.trial.TrialState.COMPLETE),
                       key=lambda t: (t.value, t.number))
     seeds = tuple(data.seeds) + tuple(s + 7919 for s in data.seeds)
-    candidates, seen = [], set()
-    for t in complete[:RERANK]:
+    candidates: list[Candidate] = []
+    seen: set[str] = set()
+    for t in complete:
+        # The best RERANK trials; and should re-scoring push every one of them over the cap
+        # (trials near it are the most accurate), the next ones in order until one stays
+        # within it, so a cap never falls back on a far cheaper, far worse plan.
+        if len(candidates) >= RERANK and (max_cost_share is None or any(
+                c.within(data, max_cost_share) for c in candidates)) \
+                or len(candidates) >= 4 * RERANK:
+            break
         rungs = suggest_rungs(optuna.trial.FixedTrial(t.params), data)
         if repr(rungs) not in seen:
             seen.add(repr(rungs))
@@ -149,7 +166,7 @@ def select_candidate(run: TuneRun, margin: float) -> tuple[Candidate, dict[str, 
     # A cap is a measured share: a plan within one standard error over it is not shown to
     # break it, so it stays eligible (else a plan 0.25 points over a 20% cap in training
     # flips the deployed plan to a much worse one).
-    ok = [c for c in run.candidates if over_cap(share(c), cap, c.share_se(data)) == 0.0]
+    ok = [c for c in run.candidates if c.within(data, cap)]
     if not ok:
         ok = [min(run.candidates, key=share)]
     best = max(ok, key=lambda c: (c.ev.accuracy, -c.ev.mean_cost))
