@@ -25,8 +25,10 @@ Numbers (every one measured): accuracy vs gold over the post-shift half and the 
 `post_shift_loss_vs_top` (the top model's post-shift accuracy minus the deployment's, as a
 fraction: 0.01 = 1 point), `cost_share` (the deployment's cost, audits included, over the top
 model alone's on the same requests), for `guarded` its audit rate (audits per request) and
-`requests_to_alarm` (requests after the shift until the first alarm; null: none), and alarms
-raised before the shift (false alarms). `--runs` repeats each split's stream with other draws
+`requests_to_alarm` (requests after the shift until the first alarm; null: none), alarms
+raised before the shift (false alarms), and the share of answers that are not the top model's
+greedy answer before and after the shift (what the audits estimate, here counted on every
+request). `--runs` repeats each split's stream with other draws
 and seeds; summary numbers are means over every split and run (`requests_to_alarm`: median,
 null counting as never), each split's beside them. Tuned policies and finished runs are kept in the output folder (`--fresh` redoes them).
 """
@@ -49,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tts  # noqa: E402
 from drift_render import write_outputs  # noqa: E402
-from tts.answers.equivalence import is_correct  # noqa: E402
+from tts.answers.equivalence import equivalent, is_correct  # noqa: E402
 from tts.backends.replay import ReplayBackend  # noqa: E402
 from tts.bank import SampleBank, load_bank  # noqa: E402
 from tts.engine import Engine  # noqa: E402
@@ -186,17 +188,19 @@ def run_deployment(stream: Stream, policy: Any, questions: list[str], *, seed: i
     engine = Engine([ReplayBackend(stream.bank, m) for m in stream.ladder],
                     cost=stream.bank.meta.cost, policy=policy, count_prompt=True, seed=seed,
                     audit_rate=audit_rate, audit_guard=audit_rate > 0)
-    correct, cost, audit, plan = [], [], [], []
+    correct, cost, audit, plan, disagree = [], [], [], [], []
     for i, pid in enumerate(questions):
         problem = stream.bank.problems[pid]
         r = engine.solve(problem, BUDGET, seed=seed * 1_000_003 + i)
         correct.append(is_correct(r.answer, problem.gold))
+        top = stream.bank.record(pid, stream.ladder[-1], "greedy").samples[0].answer
+        disagree.append(not equivalent(r.answer or "", top or ""))
         cost.append(r.cost)
         if engine.audits is not None:
             engine.audits.wait()
             audit.append(engine.audits.spent)
             plan.append(engine.guard.current)
-    out = {"correct": correct, "cost": cost}
+    out = {"correct": correct, "cost": cost, "disagree": disagree}
     if engine.audits is not None:
         snap = engine.audits.snapshot()
         out.update(audit_spent=audit, plan=plan, events=engine.guard.events,
@@ -239,6 +243,8 @@ def measures(run: dict[str, Any]) -> dict[str, Any]:
         m = {"accuracy": float(np.mean(d["correct"])),
              "post_shift_accuracy": float(np.mean(d["correct"][shift:])),
              "pre_shift_accuracy": float(np.mean(d["correct"][:shift])),
+             "pre_shift_disagreement": float(np.mean(d["disagree"][:shift])),
+             "post_shift_disagreement": float(np.mean(d["disagree"][shift:])),
              "post_shift_loss_vs_top": top_post - float(np.mean(d["correct"][shift:])),
              "cost_share": (float(np.sum(d["cost"])) + audit) / top_cost,
              "post_shift_cost_share": (float(np.sum(d["cost"][shift:])) + audit -

@@ -1,5 +1,5 @@
 """bench/drift.py's files from its summary and runs: summary.json, drift.csv (cumulative and
-rolling curves every 25 requests), drift.md (the table) and drift.png (one row per stream)."""
+rolling curves every 100 requests), drift.md (the table) and drift.png (one row per stream)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-STEP = 25
+STEP = 100
 ROLL = 250
 DEPLOYMENTS = ("static", "guarded", "top")
 
@@ -55,7 +55,11 @@ def targets(summary: dict[str, Any]) -> str:
             met = got is not None and round(got, 9) <= limit
             shown = "never" if got is None else f"{100 * got:.2f} points" if key.startswith(
                 "post") else f"{got:.3f}" if key != "requests_to_alarm" else f"{got:g}"
-            lines.append(f"- {name}: {what}: {shown} ({'met' if met else 'NOT met'}); "
+            per = [sp["guarded"].get(key) for sp in entry.get("splits", [])]
+            each = "" if len(per) < 2 else "; per split: " + ", ".join(
+                "never" if v is None else f"{100 * v:.2f}" if key.startswith("post") else
+                f"{v:.3f}" if key != "requests_to_alarm" else f"{v:g}" for v in per)
+            lines.append(f"- {name}: {what}: {shown} ({'met' if met else 'NOT met'}{each}); "
                          f"static: {_static(entry, key)}")
     return "\n".join(lines)
 
@@ -90,7 +94,8 @@ def _num(v: Any) -> str:
 def table(summary: dict[str, Any]) -> str:
     lines = ["| stream | deployment | post-shift loss vs top (points) | cost share (audits incl.) "
              "| post-shift accuracy | pre-shift accuracy | audit rate | requests to alarm "
-             "| false alarms | moves |", "|" + "---|" * 10]
+             "| false alarms | moves | disagreement with top, pre -> post shift |",
+             "|" + "---|" * 11]
     rows = []
     for name, entry in summary.items():
         if isinstance(entry, dict) and "guarded" in entry:
@@ -108,7 +113,8 @@ def table(summary: dict[str, Any]) -> str:
                 f"{'' if 'audit_rate' not in m else format(m['audit_rate'], '.4f')} | "
                 f"{'never' if dep == 'guarded' and alarm is None else alarm if alarm != '' else ''}"
                 f" | {'' if 'false_alarms' not in m else format(m['false_alarms'], '.2f')} | "
-                f"{'' if 'moves' not in m else format(m['moves'], '.2f')} |")
+                f"{'' if 'moves' not in m else format(m['moves'], '.2f')} | "
+                f"{m['pre_shift_disagreement']:.3f} -> {m['post_shift_disagreement']:.3f} |")
     return "\n".join(lines)
 
 

@@ -61,6 +61,9 @@ def test_a_deployment_is_the_replay_engine_and_measures_compare_with_top() -> No
         top_post - np.mean(static["correct"][30:]))
     assert m["top"]["cost_share"] == 1.0 and m["static"]["cost_share"] < 0.5
     assert all(t > 0 for t in top["cost"])  # GPT-4 answered every request
+    assert m["top"]["pre_shift_disagreement"] == m["top"]["post_shift_disagreement"] == 0.0
+    assert guarded["disagree"] == static["disagree"] and 0 < m["static"][
+        "pre_shift_disagreement"] < 1
     assert m["guarded"]["cost_share"] == pytest.approx(
         m["static"]["cost_share"] + guarded["audit_spent"][-1] / np.sum(top["cost"]))
     assert m["guarded"]["audit_rate"] == guarded["audits"] / 60
