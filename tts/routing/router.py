@@ -91,9 +91,8 @@ class Candidate:
 
 
 DEFAULT_CANDIDATES: tuple[Candidate, ...] = (
-    Candidate.logistic(0.1), Candidate.logistic(0.3), Candidate.logistic(1.0),
-    Candidate.knn(50), Candidate.knn(150), Candidate.blend(0.1, 50), Candidate.blend(0.3, 50),
-    Candidate.blend(1.0, 50), Candidate.blend(0.3, 150))
+    Candidate.logistic(0.3), Candidate.knn(50), Candidate.knn(150), Candidate.blend(0.3, 50),
+    Candidate.blend(0.3, 150))
 """What nested cross-fitting chooses among unless told otherwise."""
 
 
