@@ -66,3 +66,15 @@ def test_bad_peer_names_are_clear_errors(name, match):
 def test_unknown_names_list_the_peers():
     with pytest.raises(UnknownNameError, match="mot-1d-vote@T"):
         plan_entries(DATE, ["mot-3d-vote"], None)
+
+
+def test_peers_follow_the_sweep_ladder():
+    """With a three-tier ladder the peers run between its first and last model: Llama-2-13B
+    holds 20 CoT samples per question, so ESC draws up to 20, not gpt-3.5's 40."""
+    entries = {e.name: e for e in plan_entries(DATE, ["peers"], None,
+                                               ["llama-2-13b", "gpt-3.5-turbo", "gpt-4"])}
+    assert entries["esc@5"].plan.max_samples == 20
+    r = run_sweep(DATE, [1e6], strategies=["esc@5", "mot-1d-vote@0.6"], seeds=1, bootstrap=0,
+                  progress=False, heldout_ids=DATE.problem_ids[:6],
+                  ladder=["llama-2-13b", "gpt-3.5-turbo", "gpt-4"])
+    assert all(row.available for row in r.rows)

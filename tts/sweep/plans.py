@@ -79,8 +79,9 @@ def _default_names(bank: SampleBank) -> list[str]:
 
 def plan_entries(bank: SampleBank,
                  strategies: Sequence[str] | Mapping[str, Strategy] | None,
-                 policy: Any) -> list[Entry]:
-    """The sweep's plans on `bank` (see `run_sweep`'s `strategies`), oracle last."""
+                 policy: Any, ladder: Sequence[str] | None = None) -> list[Entry]:
+    """The sweep's plans on `bank` (see `run_sweep`'s `strategies`), oracle last; the peers
+    run between the `ladder`'s first and last model (default: the bank's roles)."""
     from tts.strategies import Cascade, Chain, Escalate, Strategy, Vote
 
     fits = bank_votes(bank)
@@ -172,7 +173,7 @@ def plan_entries(bank: SampleBank,
         elif name == "oracle":
             continue
         elif is_peer_name(name):
-            plan, why = peer_plan(name, bank)
+            plan, why = peer_plan(name, bank, *((ladder[0], ladder[-1]) if ladder else ()))
             entries.append(Entry(name, "fixed", plan, why))
         else:
             raise UnknownNameError(

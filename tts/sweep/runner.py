@@ -120,7 +120,7 @@ def run_sweep(bank: SampleBank | str | Path | None, budgets: Iterable[float], *,
                               "saw it), or a bank of other questions.", parameter="heldout_ids")
     sub = full.subset(ids) if heldout else full
     _check_gold(sub)
-    entries = plan_entries(sub, strategies, policy_obj)
+    entries = plan_entries(sub, strategies, policy_obj, ladder)
     if ladder is not None:
         missing = [m for m in ladder if m not in sub.models]
         if missing:
