@@ -2,8 +2,8 @@
 
 `tts tune` writes into policy.json the disagreement with the top model it expects from the
 deployed plan (`notes.expected.disagreement`, cross-fitted: the share of questions whose answer
-is not the top model's greedy answer) and a frontier of safer plans, cheapest to safest, the
-top model alone last (`notes.frontier`). A `DriftGuard` watches the deployment through its
+is not the top model's greedy answer) and a frontier of safer plans, cheapest to safest
+(`notes.frontier`; it ends with the top model alone where that is safer, and may be empty). A `DriftGuard` watches the deployment through its
 audits (`tts.audit.Auditor` calls `request` for every answer it is offered and `audited` for
 every audit that comes back) and:
 
@@ -15,8 +15,9 @@ every audit that comes back) and:
   any trailing window of the requests served by the current plan that holds at least
   `MIN_AUDITS` audits (the last 250, 500, 1000 and 2000 requests, and all of them since the
   plan was put in place, up to `MAX_WINDOW`): short windows react to a shift, long ones see a
-  small one. Raising it logs one warning line (logger
-  `tts.guard`) and counts it (`alarms`).
+  small one. Raising it logs one warning line (logger `tts.guard`) and counts it (`alarms`).
+  Disagreement is not error: where the cheaper plans beat the top model (MoT DATE), a shift
+  can cost accuracy while the disagreement falls (bench/drift.py measures both).
 * **Guard** (`act=True`, `tts serve --audit-guard`). On an alarm the guard puts the next safer
   plan of the frontier in place (a move forward). It moves back one step when the plan in
   place has served `cooldown` requests since it was put in place and the upper bound of its
