@@ -3,9 +3,9 @@
 `tts tune` writes into policy.json the disagreement with the top model it expects from the
 deployed plan (`notes.expected.disagreement`, cross-fitted: the share of questions whose answer
 is not the top model's greedy answer) and a frontier of safer plans, cheapest to safest
-(`notes.frontier`; it ends with the top model alone where that is safer, and may be empty). A `DriftGuard` watches the deployment through its
-audits (`tts.audit.Auditor` calls `request` for every answer it is offered and `audited` for
-every audit that comes back) and:
+(`notes.frontier`; it ends with the top model alone where that is safer, and may be empty).
+A `DriftGuard` watches the deployment through its audits (`tts.audit.Auditor` calls `request`
+for every answer it is offered and `audited` for every audit that comes back) and:
 
 * **Alarm.** Audits only ask about answers given below the top model; answers the top model
   gave agree with it (assumed), so the deployment's disagreement over a stretch of requests is
