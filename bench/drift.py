@@ -8,12 +8,13 @@ whose mix moves from groups it was tuned on to groups it was not -> bench/result
 
 Per stream, the groups (DATE scenarios, a question's first sentence; MMLU subjects) are split
 in two by a seeded shuffle, `--splits` times (split seeds 0, 1, ...): set A, set B
-(`gsm8k_date`: A is GSM8K, B is DATE; `date_swapped`: split 0 of `date` the other way round). The policy is tuned on set A alone
-with `tts.tuning.run_tune` (cost objective, folds by group, prompt tokens counted), which
-writes what it expects (disagreement with the top model, cross-fitted) and a frontier of safer
-plans into its notes. The stream is `--requests` questions drawn with replacement, the first
-half from A, the second from B (the shift), each answered by the replay engine (real logged
-samples, `Engine.solve` with the request's own seed) under three deployments:
+(`gsm8k_date`: A is GSM8K, B is DATE; `date_swapped`: split 0 of `date` the other way
+round). The policy is tuned on set A alone with `tts.tuning.run_tune` (cost objective, folds
+by group, prompt tokens counted), which writes what it expects (disagreement with the top
+model, cross-fitted) and a frontier of safer plans into its notes. The stream is
+`--requests` questions drawn with replacement, the first half from A, the second from B (the
+shift), each answered by the replay engine (real logged samples, `Engine.solve` with the
+request's own seed) under three deployments:
 
 * `static`: the tuned policy, no audits;
 * `guarded`: the same with `Engine(audit_rate=, audit_guard=True)` (`tts.guard`): a share of
@@ -28,9 +29,10 @@ model alone's on the same requests), for `guarded` its audit rate (audits per re
 `requests_to_alarm` (requests after the shift until the first alarm; null: none), alarms
 raised before the shift (false alarms), and the share of answers that are not the top model's
 greedy answer before and after the shift (what the audits estimate, here counted on every
-request). `--runs` repeats each split's stream with other draws
-and seeds; summary numbers are means over every split and run (`requests_to_alarm`: median,
-null counting as never), each split's beside them. Tuned policies and finished runs are kept in the output folder (`--fresh` redoes them).
+request). `--runs` repeats each split's stream with other draws and seeds; summary numbers
+are means over every split and run (`requests_to_alarm`: median, null counting as never),
+each split's beside them. Tuned policies and finished runs are kept in the output folder
+(`--fresh` redoes them; the committed policies were tuned by the tuner of their day).
 """
 
 from __future__ import annotations

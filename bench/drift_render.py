@@ -111,7 +111,7 @@ def table(summary: dict[str, Any]) -> str:
                 f"{m['cost_share']:.3f} | {m['post_shift_accuracy']:.4f} | "
                 f"{m['pre_shift_accuracy']:.4f} | "
                 f"{'' if 'audit_rate' not in m else format(m['audit_rate'], '.4f')} | "
-                f"{'never' if dep == 'guarded' and alarm is None else alarm if alarm != '' else ''}"
+                f"{'never' if dep == 'guarded' and alarm is None else alarm}"
                 f" | {'' if 'false_alarms' not in m else format(m['false_alarms'], '.2f')} | "
                 f"{'' if 'moves' not in m else format(m['moves'], '.2f')} | "
                 f"{m['pre_shift_disagreement']:.3f} -> {m['post_shift_disagreement']:.3f} |")
