@@ -153,3 +153,20 @@ def test_real_gsm8k_logs_import_with_published_accuracies(tmp_path) -> None:
     assert len(table.ids) == 1319 - 12  # RouteLLM's contaminated prompts left out
     acc = table.labels.mean(0)
     assert abs(acc[0] - 842 / 1319) < 0.01 and abs(acc[1] - 1130 / 1319) < 0.01
+
+
+def test_single_answer_logs_can_be_tuned_with_a_greedy_lower_rung(tmp_path) -> None:
+    """A bank of one greedy answer per model (RouteLLM's logs) tunes as `weak:greedy,strong`:
+    the cheaper model needs no sampled votes when its rung names its mode."""
+    from tts.evaluate import BankArrays
+    from tts.tuning import run_tune
+
+    src = tmp_path / "logs"
+    write_csv(src / "responses" / "mmlu_astronomy.csv", ["prompt", WEAK, STRONG],
+              [[mc_prompt(i), str(i % 3 == 0), str(i % 5 != 0)] for i in range(40)])
+    bank = load_bank(import_routellm(src, tmp_path / "bank"))
+    out = run_tune(BankArrays.from_bank(bank), [f"{WEAK}:greedy", STRONG],
+                   objective="accuracy", max_cost_share=0.6, trials=3, folds=2, seeds=(0,),
+                   heldout_seeds=(5,), margin=1.0, count_prompt=False)
+    assert out["policy"].levels[0].rungs[0].mode == "greedy"
+    assert 0 <= out["report"]["heldout"]["accuracy"] <= 1

@@ -185,7 +185,8 @@ def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
         s, g, z = _modes(arrays, model)
         modes[role], greedy[role] = s, g
         sizes.update({(role, k): v for k, v in z.items()})
-        if role != "large" and not s:
+        named = slots is not None and all(m is not None for r, m in slots if r == role)
+        if role != "large" and not s and not named:  # a rung of a named mode needs no votes
             raise BankError(f"the ladder needs sampled answers of {model!r} on every question; "
                             f"the bank has modes {arrays.bank.modes(model)} for it, none with "
                             f">= 2 samples on all {len(arrays)} questions.")
