@@ -472,8 +472,9 @@ def test_piped_live_solve_shows_progress_and_no_library_warnings() -> None:
 
     if not HAS_VLLM or not models.is_pulled("tiny"):
         pytest.skip("needs vLLM and the tiny model")
-    run = _run([sys.executable, "-m", "tts.cli", "solve", QUESTION, "--budget", "300",
-                "--live", "--small", "tiny", "--large", "none"])
+    run = _run([sys.executable, "-m", "tts.cli", "solve", QUESTION, "--budget", "1000",
+                "--live", "--small", "tiny", "--large", "none", "--strategy", "vote",
+                "-o", "max_samples=4", "-o", "max_tokens=64"])
     assert run.returncode == 0, run.stderr[-2000:]
     text = run.stdout + run.stderr
     assert "loaded smollm2-135m (vLLM) in" in text
