@@ -155,8 +155,8 @@ def live_engine(small: str | None = None, large: str | None = None, *,
         from tts.backends.vllm import VLLMBackend
 
         # 1 GiB of KV cache holds 16 samples of 2048 tokens of these models (not a server).
-        _LIVE[key] = Engine(VLLMBackend(small, kv_cache_gib=1.0),
-                            VLLMBackend(large, kv_cache_gib=1.0) if large else None, seed=seed)
+        _LIVE[key] = Engine(VLLMBackend(small),
+                            VLLMBackend(large) if large else None, seed=seed)
     return _LIVE[key]
 
 
