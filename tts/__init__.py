@@ -154,7 +154,7 @@ def live_engine(small: str | None = None, large: str | None = None, *,
                            f"(CPU) or `pip install 'tts-allocator[vllm]'` (GPU).") from None
         from tts.backends.vllm import VLLMBackend
 
-        # 1 GiB of KV cache holds 16 samples of 2048 tokens of these models (not a server).
+        # KV cache sized from each model's config (tts.backends.cpu), not a fixed share.
         _LIVE[key] = Engine(VLLMBackend(small),
                             VLLMBackend(large) if large else None, seed=seed)
     return _LIVE[key]
