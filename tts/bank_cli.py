@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from tts.cli_args import check_writable
+from tts.cli_args import add_import, check_writable
 from tts.console import console, err_console, safe
 from tts.errors import ValidationError
 from tts.routellm.cli import register as add_import_routellm
@@ -21,20 +21,17 @@ def add_cli(sub) -> None:
     """Mount `tts bank import-mot | build | info` on the CLI."""
     p = sub.add_parser("bank", help="build and inspect sample banks")
     bsub = p.add_subparsers(title="bank commands", metavar="COMMAND")
-    imp = bsub.add_parser(
-        "import-mot", help="import a MoT results folder (any task, any tiers) into a bank",
-        description="Build a replay bank from a Mixture-of-Thought results folder SRC (Yue et "
-                    "al. 2023 layout: tier folders such as llama2_13B_result/, GPT3_result/, "
-                    "GPT4_result/ with <task>_{cot,pot}{1,2}.json, <task>_greedy_*.json, "
-                    "optional *_exec_aligned.json and source/<task>.py prompts; e.g. "
-                    "../shared/data/mot_date) into the new folder DEST. Every tier becomes a "
-                    "model, CoT and PoT its modes; the rules are in the bank's notes. A failed "
-                    "import leaves nothing behind.")
-    imp.add_argument("src", type=Path)
-    imp.add_argument("dest", type=Path)
-    imp.add_argument("--gold", type=Path, default=None,
-                     help="JSONL of {question, gold_corrected} overriding the logged gold "
-                          "(null keeps it), e.g. mot_date/gold_corrected.jsonl")
+    imp = add_import(
+        bsub, "import-mot", "import a MoT results folder (any task, any tiers) into a bank",
+        "Build a replay bank from a Mixture-of-Thought results folder SRC (Yue et "
+        "al. 2023 layout: tier folders such as llama2_13B_result/, GPT3_result/, "
+        "GPT4_result/ with <task>_{cot,pot}{1,2}.json, <task>_greedy_*.json, "
+        "optional *_exec_aligned.json and source/<task>.py prompts; e.g. "
+        "../shared/data/mot_date) into the new folder DEST. Every tier becomes a "
+        "model, CoT and PoT its modes; the rules are in the bank's notes. A failed "
+        "import leaves nothing behind.",
+        "JSONL of {question, gold_corrected} overriding the logged gold (null keeps it), e.g. "
+        "mot_date/gold_corrected.jsonl")
     imp.add_argument("--task", default=None,
                      help="task file prefix (e.g. date, gsm) when SRC holds several")
     imp.add_argument("--keep-text", action="store_true",
@@ -45,8 +42,8 @@ def add_cli(sub) -> None:
     build = bsub.add_parser(
         "build", help="generate samples with a live model into a bank (resumable)",
         description="Generate samples per question with vLLM (--model) or an OpenAI-compatible "
-                    "server (--server) and append them to the bank folder DEST; re-running "
-                    "resumes. Questions: the bundled GSM8K ones, or --questions JSONL.")
+        "server (--server) and append them to the bank folder DEST; re-running "
+        "resumes. Questions: the bundled GSM8K ones, or --questions JSONL.")
     build.add_argument("dest", type=Path)
     build.add_argument("--model", default="small",
                        help="vLLM model: tiny, small, large or a HF folder (default small)")

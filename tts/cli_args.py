@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 from tts.budgets import check_budget
 from tts.errors import ValidationError
 
-__all__ = ["add_bank", "add_budgets", "add_seeds", "add_out", "add_policy", "add_seed",
+__all__ = ["add_import", "add_bank", "add_budgets", "add_seeds", "add_out", "add_policy", "add_seed",
            "add_count_prompt", "add_no_progress", "progress_bar", "check_budgets",
            "parse_budgets", "check_writable", "command_line", "BANK_HELP"]
 
@@ -25,6 +25,16 @@ BANK_HELP = "replay bank folder (default: the bundled MoT GSM8K bank)"
 
 
 # ---- flags ----------------------------------------------------------------------------------
+def add_import(bsub, name: str, help: str, description: str,
+               gold_help: str) -> argparse.ArgumentParser:
+    """A `tts bank import-*` command: SRC (the logs), DEST (the new bank), `--gold`."""
+    p = bsub.add_parser(name, help=help, description=description)
+    p.add_argument("src", type=Path)
+    p.add_argument("dest", type=Path)
+    p.add_argument("--gold", type=Path, default=None, help=gold_help)
+    return p
+
+
 def add_bank(p: argparse.ArgumentParser) -> None:
     """`--bank FOLDER` (default None: the bundled MoT GSM8K bank)."""
     p.add_argument("--bank", type=Path, default=None, help=BANK_HELP)

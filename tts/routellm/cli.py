@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from tts.bank import read_json_file
+from tts.cli_args import add_import
 from tts.console import console, err_console, safe
 from tts.errors import BankError
 
@@ -17,19 +18,16 @@ __all__ = ["register"]
 def register(bsub, *, show: Callable[[argparse.Namespace], int]) -> None:
     """Add `import-routellm` to the `tts bank` subcommands; `show(Namespace(path=...))` prints
     the new bank (`tts bank info`)."""
-    imp = bsub.add_parser(
-        "import-routellm", help="import RouteLLM evaluation logs (CSV) into a bank",
-        description="Build a bank from RouteLLM-format logs SRC (a CSV with a `prompt` column "
-                    "and one True/False column per model, optional `<model>_response` "
-                    "columns; a folder of them; or a folder whose responses/ holds them, e.g. "
-                    "../shared/data/routellm_mmlu) into the new folder DEST: one greedy "
-                    "record per model, correctness as logged, prompts listed in "
-                    "contaminated_prompts.jsonl left out. The rules are in the bank's notes.")
-    imp.add_argument("src", type=Path)
-    imp.add_argument("dest", type=Path)
-    imp.add_argument("--gold", type=Path, default=None,
-                     help="JSONL of {question, answer} (e.g. gsm8k/test.jsonl): extract and "
-                          "re-grade the response texts instead of the logged correctness")
+    imp = add_import(
+        bsub, "import-routellm", "import RouteLLM evaluation logs (CSV) into a bank",
+        "Build a bank from RouteLLM-format logs SRC (a CSV with a `prompt` column "
+        "and one True/False column per model, optional `<model>_response` "
+        "columns; a folder of them; or a folder whose responses/ holds them, e.g. "
+        "../shared/data/routellm_mmlu) into the new folder DEST: one greedy "
+        "record per model, correctness as logged, prompts listed in "
+        "contaminated_prompts.jsonl left out. The rules are in the bank's notes.",
+        "JSONL of {question, answer} (e.g. gsm8k/test.jsonl): extract and re-grade the "
+        "response texts instead of the logged correctness")
     imp.add_argument("--keep-text", action="store_true", help="also store the response texts")
     imp.add_argument("--keep-contaminated", action="store_true",
                      help="keep the prompts contaminated_prompts.jsonl lists")
