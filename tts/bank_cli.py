@@ -17,6 +17,53 @@ from tts.routellm.cli import register as add_import_routellm
 __all__ = ["add_cli", "print_bank_table"]
 
 
+_BUILD_FLAGS: tuple[tuple[str, dict], ...] = (
+    ("dest", dict(type=Path)),
+    ("--model", dict(default="small", help="vLLM model: tiny, small, large or a HF folder "
+                                           "(default small)")),
+    ("--server", dict(default=None, help="OpenAI-compatible base URL (e.g. "
+                                         "http://127.0.0.1:8000/v1) instead of in-process vLLM")),
+    ("--served-model", dict(default=None, help="model name on the server")),
+    ("--questions", dict(type=Path, default=None, help="JSONL of GSM8K rows (question, answer) "
+                                                       "or MATH rows (problem, answer); default:"
+                                                       " the bundled GSM8K questions")),
+    ("--start", dict(type=int, default=0, help="first question: line index in --questions (ids "
+                                               "<stem>-<index>, gsm8k-test-<index> for "
+                                               "gsm8k/test.jsonl), or position in the bundled "
+                                               "bank")),
+    ("--n", dict(type=int, default=None, help="only N questions (from --start)")),
+    ("--role", dict(default="small", choices=("small", "large"),
+                    help="role of this model in the bank (build small and large into one "
+                         "folder with two runs)")),
+    ("--samples", dict(type=int, default=8, help="samples per question (mode sample; 0: none "
+                                                 "this run)")),
+    ("--greedy", dict(action="store_true", help="also one greedy answer")),
+    ("--chain-tokens", dict(type=int, default=0, help="also one long chain of up to this many "
+                                                      "tokens (mode chain)")),
+    ("--chain-lengths", dict(default="", help="comma-separated lengths L of budget-forced chains"
+                                              " (modes chain-<L>), e.g. 1024,2048")),
+    ("--chains", dict(type=int, default=2, help="budget-forced chains per question and length "
+                                                "(default 2)")),
+    ("--answer-tokens", dict(type=int, default=32, help="forced chains: greedy tokens of the "
+                                                        "forced final answer")),
+    ("--max-waits", dict(type=int, default=16,
+                         help="forced chains: 'Wait' continuations at most")),
+    ("--max-tokens", dict(type=int, default=512, help="tokens per sample")),
+    ("--temperature", dict(type=float, default=0.7)),
+    ("--seed", dict(type=int, default=0)),
+    ("--batch", dict(type=int, default=16, help="questions per generate call")),
+    ("--no-logprobs", dict(action="store_true", help="do not ask for logprobs (no mean logprob "
+                                                     "or confidence)")),
+    ("--gzip", dict(action="store_true", help="refresh samples.jsonl.gz after every batch "
+                                              "(committed form)")),
+    ("--no-prefix-caching", dict(action="store_true", help="vLLM: recompute shared prompt "
+                                                           "prefixes, so a resumed build equals "
+                                                           "an uninterrupted one bit for bit "
+                                                           "(slower, above all for chains)")),
+)
+"""`tts bank build`'s arguments."""
+
+
 def add_cli(sub) -> None:
     """Mount `tts bank import-mot | build | info` on the CLI."""
     p = sub.add_parser("bank", help="build and inspect sample banks")
@@ -44,49 +91,8 @@ def add_cli(sub) -> None:
         description="Generate samples per question with vLLM (--model) or an OpenAI-compatible "
         "server (--server) and append them to the bank folder DEST; re-running "
         "resumes. Questions: the bundled GSM8K ones, or --questions JSONL.")
-    build.add_argument("dest", type=Path)
-    build.add_argument("--model", default="small",
-                       help="vLLM model: tiny, small, large or a HF folder (default small)")
-    build.add_argument("--server", default=None,
-                       help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1) "
-                            "instead of in-process vLLM")
-    build.add_argument("--served-model", default=None, help="model name on the server")
-    build.add_argument("--questions", type=Path, default=None,
-                       help="JSONL of GSM8K rows (question, answer) or MATH rows (problem, "
-                            "answer); default: the bundled GSM8K questions")
-    build.add_argument("--start", type=int, default=0,
-                       help="first question: line index in --questions (ids <stem>-<index>, "
-                            "gsm8k-test-<index> for gsm8k/test.jsonl), or position in the "
-                            "bundled bank")
-    build.add_argument("--n", type=int, default=None, help="only N questions (from --start)")
-    build.add_argument("--role", default="small", choices=("small", "large"),
-                       help="role of this model in the bank (build small and large into one "
-                            "folder with two runs)")
-    build.add_argument("--samples", type=int, default=8,
-                       help="samples per question (mode sample; 0: none this run)")
-    build.add_argument("--greedy", action="store_true", help="also one greedy answer")
-    build.add_argument("--chain-tokens", type=int, default=0,
-                       help="also one long chain of up to this many tokens (mode chain)")
-    build.add_argument("--chain-lengths", default="",
-                       help="comma-separated lengths L of budget-forced chains (modes "
-                            "chain-<L>), e.g. 1024,2048")
-    build.add_argument("--chains", type=int, default=2,
-                       help="budget-forced chains per question and length (default 2)")
-    build.add_argument("--answer-tokens", type=int, default=32,
-                       help="forced chains: greedy tokens of the forced final answer")
-    build.add_argument("--max-waits", type=int, default=16,
-                       help="forced chains: 'Wait' continuations at most")
-    build.add_argument("--max-tokens", type=int, default=512, help="tokens per sample")
-    build.add_argument("--temperature", type=float, default=0.7)
-    build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--batch", type=int, default=16, help="questions per generate call")
-    build.add_argument("--no-logprobs", action="store_true",
-                       help="do not ask for logprobs (no mean logprob or confidence)")
-    build.add_argument("--gzip", action="store_true",
-                       help="refresh samples.jsonl.gz after every batch (committed form)")
-    build.add_argument("--no-prefix-caching", action="store_true",
-                       help="vLLM: recompute shared prompt prefixes, so a resumed build equals "
-                            "an uninterrupted one bit for bit (slower, above all for chains)")
+    for flag, options in _BUILD_FLAGS:
+        build.add_argument(flag, **options)
     build.set_defaults(run=_run_bank_build)
     info = bsub.add_parser("info", help="summarise a bank")
     info.add_argument("path", type=Path)

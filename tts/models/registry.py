@@ -60,13 +60,26 @@ class Pullable:
     """Upstream model name."""
 
 
-def already_pulled(name: str, folder: Path, pulled: bool, force: bool, say: Any) -> bool:
-    """Whether a pull of `name` has nothing to do (it is pulled into `folder` and not
-    forced), saying so."""
+def already_pulled(s: Pullable, sub: str, pulled: bool, force: bool,
+                   log: Any) -> tuple[Any, Path, bool]:
+    """The start of every pull: (what to log with, the model's cache folder, whether the pull
+    has nothing to do: pulled into `<folder>/<sub>` and not forced, which it says)."""
+    say = log or (lambda msg: None)
+    folder = models_dir() / s.name
     if pulled and not force:
-        say(f"{name}: already pulled at {folder} (use --force to redo)")
-        return True
-    return False
+        say(f"{s.name}: already pulled at {folder / sub} (use --force to redo)")
+        return say, folder, True
+    return say, folder, False
+
+
+def pulled_folder(s: Pullable, sub: str, pulled: bool, what: str = "model") -> Path:
+    """`<cache>/<name>/<sub>` of a pulled model; a ModelNotPulledError naming the command
+    that pulls it otherwise."""
+    if not pulled:
+        raise ModelNotPulledError(
+            f"{what} {s.name!r} ({s.title}) is not pulled into {models_dir()}; run "
+            f"`tts models pull {s.name}`.")
+    return models_dir() / s.name / sub
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,11 +221,7 @@ def model_path(name: str) -> Path:
         ModelNotPulledError: the model is not in the cache; the message gives the command.
     """
     s = spec(name)
-    if not is_pulled(s.name):
-        raise ModelNotPulledError(
-            f"model {s.name!r} ({s.title}) is not pulled into {models_dir()}; run "
-            f"`tts models pull {s.name}`.")
-    return models_dir() / s.name / HF_DIR
+    return pulled_folder(s, HF_DIR, is_pulled(s.name))
 
 
 def manifest(name: str) -> dict[str, Any]:
