@@ -59,8 +59,7 @@ class RouterPrior:
         """Difficulty logits from given embeddings (of the router's model)."""
         p = self.router.predict(list(texts), embeddings=embeddings)[:, self.router.tier_index(
             self.tier)]
-        p = np.clip(p.astype(float), CLIP, 1.0 - CLIP)
-        return np.log((1.0 - p) / p)
+        return difficulty_logits(p)
 
     def logits(self, questions: Sequence[str]) -> np.ndarray:
         enc = self.encoder()
@@ -88,6 +87,7 @@ class RouterPrior:
         return cls(Router.from_dict(data["router"]), data["tier"], embed_model)
 
 
-def is_router_prior(data: Any) -> bool:
-    """Whether a policy file's `prompt` object is a router prior (else prompt features)."""
-    return isinstance(data, Mapping) and data.get("kind") == KIND
+def difficulty_logits(p_right: np.ndarray) -> np.ndarray:
+    """log((1 - p) / p) of P(right), clipped to [CLIP, 1 - CLIP]: high means likely wrong."""
+    p = np.clip(np.asarray(p_right, float), CLIP, 1.0 - CLIP)
+    return np.log((1.0 - p) / p)

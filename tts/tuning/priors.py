@@ -45,7 +45,7 @@ def _fit_router(arrays: BankArrays, right: np.ndarray, embed_model: str) -> tupl
     cross-fitted difficulty logits of the same questions."""
     from tts.routing import (EmbeddingCache, Router, choose_candidate, cross_fit,
                              default_cache_dir, embed_texts, load_encoder)
-    from tts.routing.prior import RouterPrior
+    from tts.routing.prior import RouterPrior, difficulty_logits
 
     enc = _ENCODERS.get(embed_model)
     if enc is None:
@@ -61,5 +61,4 @@ def _fit_router(arrays: BankArrays, right: np.ndarray, embed_model: str) -> tupl
     prior = RouterPrior.of(router, tier[0], enc, embed_model)
     oof = cross_fit(texts, y, emb, tiers=tier, embed_model=enc.model_id, folds=5,
                     inner_folds=3).predictions[:, 0]
-    p = np.clip(oof, 1e-6, 1 - 1e-6)
-    return prior, np.log((1 - p) / p)
+    return prior, difficulty_logits(oof)
