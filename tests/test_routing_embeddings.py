@@ -94,6 +94,19 @@ def test_encoder_embeds_on_the_cpu_and_similar_prompts_are_closer(encoder) -> No
     assert np.allclose(by_path.encode(["What is the capital of France?"])[0], v[0], atol=1e-5)
 
 
+def test_loading_prints_no_progress_bar_and_leaves_bars_as_they_were(encoder, capfd) -> None:
+    from transformers.utils import logging as hf_logging
+
+    for was_on in (True, False):
+        (hf_logging.enable_progress_bar if was_on else hf_logging.disable_progress_bar)()
+        capfd.readouterr()
+        load_encoder(encoder.model.folder)
+        out, err = capfd.readouterr()
+        assert "Loading weights" not in err + out and err == ""
+        assert hf_logging.is_progress_bar_enabled() is was_on
+    hf_logging.enable_progress_bar()
+
+
 @needs_minilm
 def test_cache_reuses_vectors_and_router_refuses_another_encoder(encoder, tmp_path) -> None:
     texts = ["A train leaves at 3 pm.", "Which gas do plants take in?", "A train leaves at 3 pm."]

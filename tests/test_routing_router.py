@@ -11,6 +11,7 @@ import pytest
 from tts.errors import UnknownNameError
 from tts.routing import (Candidate, Router, RouterError, cheapest_fails_auroc, cross_fit,
                          fold_indices, random_curve, routing_curve)
+import tts.routing.router as router_module
 from tts.routing.crossfit import choose_candidate
 from tts.routing.metrics import RoutingCurve
 
@@ -95,11 +96,26 @@ def test_malformed_router_files_are_refused(mutate, match) -> None:
 
 
 def test_from_json_reports_unreadable_files(tmp_path) -> None:
-    with pytest.raises(RouterError, match="cannot read router file"):
+    with pytest.raises(RouterError, match="router file .*missing.json does not exist"):
         Router.from_json(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text("{oops")
-    with pytest.raises(RouterError, match="not valid JSON"):
+    with pytest.raises(RouterError, match="bad.json:1: not valid JSON"):
         Router.from_json(tmp_path / "bad.json")
+    with pytest.raises(RouterError, match="not valid JSON"):
+        Router.from_json("{oops")
+    with pytest.raises(RouterError, match="/dev/zero is a device, not a regular file"):
+        Router.from_json("/dev/zero")  # refused at once, never read forever
+
+
+def test_from_json_refuses_an_oversized_file(tmp_path, monkeypatch) -> None:
+    texts, emb, y = toy(40, dim=4)
+    path = tmp_path / "router.json"
+    Router.fit(texts, y, embeddings=emb, tiers=TIERS, embed_model="toy@1").to_json(path)
+    monkeypatch.setattr(router_module, "MAX_ROUTER_BYTES", path.stat().st_size - 1)
+    with pytest.raises(RouterError, match=f"router file {path} is larger than"):
+        Router.from_json(path)
+    monkeypatch.setattr(router_module, "MAX_ROUTER_BYTES", path.stat().st_size)
+    assert Router.from_json(path).fitted_on == 40
 
 
 def test_cross_fitting_never_scores_a_prompt_with_a_fit_that_saw_it() -> None:

@@ -10,13 +10,14 @@ and tuning never re-embeds a prompt.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -90,9 +91,25 @@ def load_encoder(model: str | Path = "embed", *, threads: int | None = None) -> 
 
     if threads is not None:
         torch.set_num_threads(threads)
-    st = SentenceTransformer(str(folder), device="cpu")
+    with _no_progress_bars():
+        st = SentenceTransformer(str(folder), device="cpu")
     dim = int(st.get_embedding_dimension())
     return Encoder(model_id, dim, st)
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers draws a "Loading weights" bar on stderr while a model loads; tts reports
+    its own progress, so the bar is off for the load and put back as it was afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
 
 
 def _folder_hash(folder: Path) -> str:

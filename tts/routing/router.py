@@ -28,12 +28,15 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from tts.errors import UnknownNameError, ValidationError
+from tts.files import MAX_FILE_BYTES, read_json_file
 from tts.routing.embeddings import Encoder
 from tts.routing.features import design, prompt_matrix, standardiser
 
 __all__ = ["Candidate", "Router", "RouterError", "FORMAT", "DEFAULT_CANDIDATES"]
 
 FORMAT = "tts-router/1"
+MAX_ROUTER_BYTES = MAX_FILE_BYTES
+"""Largest router file read (a kNN router stores its fitted embeddings: ~2 KiB a prompt)."""
 SHRINK = 2.0
 """kNN: pseudo-neighbours at the tier's mean accuracy added to the k real ones."""
 
@@ -243,18 +246,17 @@ class Router:
 
     @classmethod
     def from_json(cls, text_or_path: str | Path, **kw: Any) -> Router:
-        """Read `to_json` output (a JSON string or a file path)."""
-        text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            try:
-                text = Path(text_or_path).read_text()
-            except OSError as exc:
-                raise RouterError(f"cannot read router file {text_or_path}: "
-                                  f"{exc.strerror or exc}.", parameter="router") from None
+        """Read `to_json` output (a JSON string or a file path; a file is read through
+        `tts.files`, bounded to `MAX_ROUTER_BYTES`, never blocking on a FIFO or device)."""
+        if isinstance(text_or_path, Path) or not text_or_path.lstrip().startswith("{"):
+            data = read_json_file(Path(text_or_path), _router_error,
+                                  f"router file {text_or_path}", limit=MAX_ROUTER_BYTES)
+            return cls.from_dict(data, **kw)
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RouterError(f"router file is not valid JSON ({exc.msg}, line {exc.lineno}).",
+            data = json.loads(text_or_path)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            what = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise RouterError(f"router file is not valid JSON ({what}).",
                               parameter="router") from None
         return cls.from_dict(data, **kw)
 
@@ -275,6 +277,10 @@ class Router:
         if not ok or not all(np.all(np.isfinite(v)) for v in a.values()):
             raise RouterError(f"router file arrays do not fit a {self.candidate.name} router "
                               f"of {t} tiers (or hold non-finite numbers).", parameter="router")
+
+
+def _router_error(message: str) -> RouterError:
+    return RouterError(message, parameter="router")
 
 
 def _check_inputs(texts: Sequence[str], embeddings: np.ndarray, labels: np.ndarray,
