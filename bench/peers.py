@@ -59,13 +59,13 @@ from tts.bank import load_bank  # noqa: E402
 from tts.evaluate import BankArrays, evaluate  # noqa: E402
 from tts.policy import DefaultPolicy  # noqa: E402
 from tts.strategies import Ladder, Rung, Vote  # noqa: E402
-from tts.sweep.peers import (MAX_TOKENS, mot_rung, peer_plan, router_like,  # noqa: E402
-                             top_greedy_rung, top_sc_rung)
+from tts.sweep.peers import (MAX_TOKENS, MOT_TAUS, mot_rung, peer_plan,  # noqa: E402
+                             router_like, top_greedy_rung, top_sc_rung)
 from tts.tuning import run_tune  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "peers"
 LADDER = ("gpt-3.5-turbo", "gpt-4")
-TAUS = (0.6, 0.65)
+TAUS = MOT_TAUS
 HELDOUT_SEEDS = (0, 1, 2, 3, 4)
 TRAIN_SEEDS = (1000, 1001, 1002)
 ROUTER_SEEDS = range(10)

@@ -11,7 +11,7 @@ from tts.measures import paired_difference
 from tts.policy import single_level
 from tts.strategies.ladder import Rung
 from tts.tuning.data import LadderData
-from tts.tuning.space import baselines, suggest_rungs
+from tts.tuning.space import baselines, mixes, suggest_rungs
 from tts.tuning.studies import claim_study
 
 RERANK = 8
@@ -99,13 +99,17 @@ def search(data: LadderData, *, trials: int, max_cost_share: float | None = None
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cap = "none" if max_cost_share is None else f"{max_cost_share:g}"
-    name = study_name or f"tts-ladder-{data.fingerprint}-cap{cap}"
+    # A space with mixed votes is another search: its studies neither share a name with,
+    # nor resume, those stored before it existed (one-mode banks keep theirs).
+    mixed = mixes(data)
+    name = study_name or f"tts-ladder-{data.fingerprint}-cap{cap}{'-mix' if mixed else ''}"
     study = optuna.create_study(study_name=name, storage=storage, direction="minimize",
                                 sampler=optuna.samplers.TPESampler(
                                     seed=sampler_seed, n_startup_trials=min(25, trials)),
                                 load_if_exists=True)
     claim_study(study, name, {"fingerprint": data.fingerprint, "format": FORMAT,
-                              "max_cost_share": max_cost_share})
+                              "max_cost_share": max_cost_share,
+                              **({"space": "mix"} if mixed else {})})
     started = len(study.get_trials(deepcopy=False))
     if started:  # a resumed study, or another worker's: do not replay the first proposals
         study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + started,

@@ -9,6 +9,7 @@ from typing import Any
 from tts.signals import AGREEMENT_CLIMB_WEIGHTS, MOT_CLIMB_WEIGHTS
 from tts.strategies.chain import is_chain_mode
 from tts.strategies.ladder import Rung
+from tts.sweep.peers import MOT_SAMPLES, MOT_TAUS, mot_rung
 from tts.tuning.data import (MAX_TOKENS, LadderData, default_rung, greedy_rung, slot_name,
                              top_rung)
 
@@ -21,6 +22,22 @@ CONF_KEEP = (1.0, 0.9, 0.5, 0.1)
 """Shares of the most confident samples a lower vote may keep (`Vote.keep`; DeepConf's
 conservative 90% and aggressive 10% filters, and half)."""
 
+
+def mixes(data: LadderData) -> bool:
+    """Whether the search space holds mixed-representation votes: some lower rung whose
+    representation is searched has two or more sampled modes. Banks with one mode per model
+    search exactly the space they did before mixed votes existed (no new trial parameter,
+    no new fixed plan, the same study name)."""
+    return any(len(data.modes[role]) >= 2 for role in _searched_roles(data))
+
+
+def _searched_roles(data: LadderData) -> list[str]:
+    """The role of every lower rung whose representation a trial chooses."""
+    if data.slots is None:
+        return list(data.roles[:-1])
+    return [role for role, mode in data.slots[:-1] if mode is None]
+
+
 # ---- search space ----------------------------------------------------------------------------
 def suggest_rungs(trial: Any, data: LadderData) -> tuple[Rung, ...]:
     """The rungs of one trial (every choice is recorded in the trial's params)."""
@@ -31,19 +48,23 @@ def suggest_rungs(trial: Any, data: LadderData) -> tuple[Rung, ...]:
         if len(data.roles) > 2 and not trial.suggest_categorical(f"{role}_use", [True, False]):
             continue
         mode = trial.suggest_categorical(f"{role}_mode", data.modes[role])
-        rungs.append(_suggest_climb(trial, data, _suggest_vote(trial, data, role, mode, role),
-                                    role))
+        rungs.append(_suggest_climb(trial, data, _suggest_vote(trial, data, role, mode, role,
+                                                               mixable=True), role))
     return (*rungs, _suggest_plain_top(trial, data))
 
 
-def _suggest_vote(trial: Any, data: LadderData, role: str, mode: str, p: str) -> Rung:
-    """A lower rung's vote in `mode` (parameters named `p`_...)."""
+def _suggest_vote(trial: Any, data: LadderData, role: str, mode: str, p: str,
+                  mixable: bool = False) -> Rung:
+    """A lower rung's vote in `mode` (parameters named `p`_...); where `mixable` (the
+    representation is searched) and the role has two sampled modes or more, maybe a vote
+    mixing `mode` with another (`_suggest_mixed`)."""
+    mix = _suggest_mix(trial, data, role, mode, p) if mixable else None
+    if mix is not None:
+        return _suggest_mixed(trial, data, role, mode, mix, p)
     cap = data.max_samples[(role, mode)]
     wave = trial.suggest_int(f"{p}_wave", 1, min(8, cap))
     max_samples = trial.suggest_int(f"{p}_max_samples", 1, cap)
-    confidence = 1.0
-    if trial.suggest_categorical(f"{p}_stop_early", [True, False]):
-        confidence = trial.suggest_float(f"{p}_confidence", 0.5, 1.0)
+    confidence = _suggest_stop(trial, p)
     # A fixed choice list (Optuna's categoricals are static); checking the vote's own
     # representation means no check.
     check = trial.suggest_categorical(f"{p}_check", ["none", *data.modes[role]])
@@ -55,6 +76,40 @@ def _suggest_vote(trial: Any, data: LadderData, role: str, mode: str, p: str) ->
     return Rung(role=role, mode=mode, wave=wave, max_samples=max_samples, max_tokens=MAX_TOKENS,
                 confidence=confidence, check_mode=None if check == "none" else check,
                 check_samples=check_samples, **_suggest_confidence(trial, data, role, mode, p))
+
+
+def _suggest_stop(trial: Any, p: str) -> float:
+    """A vote's Adaptive-Consistency stop (`p`_stop_early, `p`_confidence; 1.0: none)."""
+    if trial.suggest_categorical(f"{p}_stop_early", [True, False]):
+        return trial.suggest_float(f"{p}_confidence", 0.5, 1.0)
+    return 1.0
+
+
+def _suggest_mix(trial: Any, data: LadderData, role: str, mode: str, p: str) -> str | None:
+    """The representation a vote in `mode` mixes in (`p`_mixed; with three modes or more,
+    `p`_mix_mode, the next mode in order when it names `mode` itself), or None. With one
+    sampled mode no parameter is asked."""
+    modes = data.modes[role]
+    if len(modes) < 2 or not trial.suggest_categorical(f"{p}_mixed", [False, True]):
+        return None
+    if len(modes) == 2:
+        return modes[1 - modes.index(mode)]
+    mix = trial.suggest_categorical(f"{p}_mix_mode", list(modes))
+    return modes[(modes.index(mode) + 1) % len(modes)] if mix == mode else mix
+
+
+def _suggest_mixed(trial: Any, data: LadderData, role: str, mode: str, mix: str,
+                   p: str) -> Rung:
+    """A mixed vote (`Rung.mix_mode`: `mode` and `mix` drawn alternately, MoT's vote) of
+    2..2n draws (n: the smaller record), in waves, with Adaptive-Consistency stopping. It
+    votes plainly and takes no check: both representations already vote. ESC's window stop
+    (`Rung.window_stop`) is not searched: on MoT DATE it cost more than Adaptive-Consistency
+    for the same accuracy, mixed or not (bench/results/peers)."""
+    cap = 2 * min(data.max_samples[(role, mode)], data.max_samples[(role, mix)])
+    wave = trial.suggest_int(f"{p}_wave", 1, min(8, data.max_samples[(role, mode)]))
+    return Rung(role=role, mode=mode, mix_mode=mix, wave=wave, max_tokens=MAX_TOKENS,
+                max_samples=trial.suggest_int(f"{p}_mix_samples", 2, cap),
+                confidence=_suggest_stop(trial, p))
 
 
 def _suggest_confidence(trial: Any, data: LadderData, role: str, mode: str,
@@ -72,19 +127,23 @@ def _suggest_confidence(trial: Any, data: LadderData, role: str, mode: str,
 def _suggest_climb(trial: Any, data: LadderData, rung: Rung, p: str) -> Rung:
     """`rung` with its climb rule (parameters named `p`_...): the score's weights (fixed
     agreement or MoT weights, or those learned for its (role, mode, check)), the agreement
-    floor and the score threshold; with a router prior, whether and when to skip the rung."""
+    floor and the score threshold; a mixed vote also whether to climb when its two
+    representations' majorities differ (`p`_climb_split, MoT's verification); with a router
+    prior, whether and when to skip the rung."""
     score = trial.suggest_categorical(f"{p}_score", ["agreement", "mot", "learned"])
     weights = {"agreement": AGREEMENT_CLIMB_WEIGHTS, "mot": MOT_CLIMB_WEIGHTS}.get(
         score, data.learned.get((rung.role, rung.mode, rung.check_mode),
                                 AGREEMENT_CLIMB_WEIGHTS))
-    skip = {}
+    extra: dict[str, Any] = {}
     if data.prior_kind == "router" and data.prompt is not None \
             and trial.suggest_categorical(f"{p}_skip", [False, True]):
         # Route before generating: skip this rung when the router says it likely fails.
-        skip["skip_above"] = trial.suggest_float(f"{p}_skip_above", 0.5, 1.0)
+        extra["skip_above"] = trial.suggest_float(f"{p}_skip_above", 0.5, 1.0)
+    if rung.mix_mode is not None:
+        extra["climb_split"] = trial.suggest_categorical(f"{p}_climb_split", [False, True])
     return replace(rung, weights=weights,
                    climb_below=trial.suggest_float(f"{p}_floor", *FLOOR_RANGE),
-                   climb_above=trial.suggest_float(f"{p}_climb_above", 0.05, 1.0), **skip)
+                   climb_above=trial.suggest_float(f"{p}_climb_above", 0.05, 1.0), **extra)
 
 
 def _suggest_plain_top(trial: Any, data: LadderData) -> Rung:
@@ -115,9 +174,10 @@ def _suggest_slots(trial: Any, data: LadderData) -> tuple[Rung, ...]:
                         max_samples=trial.suggest_int(f"{p}_max_samples", 1,
                                                       data.max_samples[slot]))
         else:
-            if mode is None:
+            searched = mode is None
+            if searched:
                 mode = trial.suggest_categorical(f"{p}_mode", data.modes[role])
-            rung = _suggest_vote(trial, data, role, mode, p)
+            rung = _suggest_vote(trial, data, role, mode, p, mixable=searched)
         rungs.append(_suggest_climb(trial, data, rung, p))
     return (*rungs, _top_slot_rung(trial, data))
 
@@ -148,9 +208,10 @@ def baselines(data: LadderData) -> dict[str, tuple[Rung, ...]]:
     """Fixed plans every selection compares with: the top model alone, and from every lower
     tier in every sampled representation the default cascade (a vote of up to 16 samples in
     waves of 4 with Adaptive-Consistency stopping, climbing to the top model below 60%
-    agreement) and cheaper ones (`CHEAPER_CASCADES`). Fixed plans are not fitted to the
-    training questions, so they carry no winner's curse: a tuned plan has to beat them
-    clearly to be kept."""
+    agreement) and cheaper ones (`CHEAPER_CASCADES`); where a lower tier's representation is
+    searched and it has two sampled modes, MoT-1D-Vote at the paper's taus (`_mot_plans`).
+    Fixed plans are not fitted to the training questions, so they carry no winner's curse: a
+    tuned plan has to beat them clearly to be kept."""
     top = top_rung(data.greedy["large"])
     out = {"top-model": (top,)}
     votes: list[tuple[str, str]] = []
@@ -174,4 +235,20 @@ def baselines(data: LadderData) -> dict[str, tuple[Rung, ...]]:
                 out[f"cascade-{role}-{mode}@{k}/{floor:g}"] = (
                     Rung(role=role, mode=mode, wave=min(4, k), max_samples=k,
                          max_tokens=MAX_TOKENS, confidence=0.95, climb_below=floor), top)
+    for role in _searched_roles(data):
+        out.update(_mot_plans(data, role, top))
     return out
+
+
+def _mot_plans(data: LadderData, role: str, top: Rung) -> dict[str, tuple[Rung, ...]]:
+    """MoT-1D-Vote from `role` (`tts.sweep.peers.mot_rung`: one vote of up to 20 draws, CoT
+    and PoT alternately, where the bank has "sample" and "pot"; else its first two sampled
+    modes), climbing to the top model below each agreement of `MOT_TAUS`; none with fewer
+    than two sampled modes."""
+    modes = sorted(data.modes[role], key=lambda m: (m != "sample", m != "pot", m))
+    if len(modes) < 2:
+        return {}
+    first, second = modes[:2]
+    k = min(MOT_SAMPLES, 2 * min(data.max_samples[(role, m)] for m in (first, second)))
+    return {f"mot-{role}-{first}+{second}@{tau:g}": (
+        mot_rung(k, tau=tau, role=role, modes=(first, second)), top) for tau in MOT_TAUS}
