@@ -14,11 +14,14 @@ One tuning run on a set of training questions (`tune_ladder`):
    within a cost cap (a share of the top model's cost; none for the plain accuracy
    objective): per lower rung whether to use it, its representation, waves, sample cap,
    early stop, the mixture-of-thought check, DeepConf's confidence weighting and filter (where
-   the bank has confidences), the score and its threshold, and an agreement
+   the bank has confidences), where the tier has two sampled representations whether its
+   vote mixes them (MoT's vote, `Rung.mix_mode`, and its split climb, `climb_split`), the
+   score and its threshold, and an agreement
    floor in [0.5, 1] below which it always climbs (so no tuned policy can stop climbing on
    questions whose own vote is split); the top rung's greedy answer or vote.
 3. Candidates: the best trials re-scored with twice the seeds, plus fixed plans (the top
-   model alone; the default cascade from every lower tier in every representation).
+   model alone; the default cascade from every lower tier in every representation; and
+   MoT-1D-Vote at tau 0.6 and 0.65 from a tier with two sampled representations).
 4. Selection (`select_candidate`): the most accurate candidate within the cap, kept over the
    best fixed plan within the cap only if it wins by more than m standard errors of the
    paired per-question difference.
