@@ -1,7 +1,7 @@
 """tts's prompt router on RouteLLM's own evaluation data, measured RouteLLM's way, held-out only
 -> bench/results/routellm_mmlu/ and bench/results/routellm_gsm8k/.
 
-    .venv/bin/python bench/route_routellm.py [--only mmlu|gsm8k] [--speed] [--fresh]
+    .venv/bin/python bench/route_routellm.py [--only mmlu|gsm8k] [--speed [route]] [--fresh]
 
 Data: `../shared/data/routellm_{mmlu,gsm8k}` imported with `tts bank import-routellm`
 (Mixtral-8x7B-Instruct = weak, gpt-4-1106-preview = strong; correctness as logged; RouteLLM's
@@ -9,16 +9,18 @@ contaminated prompts left out). Metrics as RouteLLM's `evals/evaluate.py`: 10 qu
 thresholds, PGR, APGR, CPT(50%), CPT(80%) (`tts.routing.metrics`), shares in [0, 1].
 
 Routers, every score held-out (5 folds; each prompt scored by a fit that never saw it):
-* `tts`: `tts.routing` on all-MiniLM-L6-v2 embeddings + prompt features; logistic, kNN or
-  their blend (`CANDIDATES`) chosen per outer fold on 3 inner folds by APGR (nested); score
-  P(strong) - P(weak).
+* `tts`: `tts.routing` on all-MiniLM-L6-v2 embeddings, prompt features and (from 2,000
+  fitting prompts on) word TF-IDF: logistic, kNN, TF-IDF and feature-only models and blends
+  (`tts.routing.default_candidates`) chosen per outer fold on 3 inner folds by APGR (nested);
+  score P(strong) - P(weak).
 * `random`: uniform scores, mean of 20 draws.
 * `subject_mean` (MMLU): each subject's mean gain (strong right - weak right) in the fitting
   folds; subjects unseen in fitting get the overall mean.
 * `tfidf`: TF-IDF (words and bigrams) + logistic regression per model.
 Schemes: `by_question`, `by_subject` (MMLU: subjects never seen in fitting), `labels_1500`
 (folds by question, each fit on 1,500 labelled prompts drawn from its fitting folds), plus a
-learning curve. `--speed` times embedding 10,000 prompts (no cache) and routing one prompt.
+learning curve. `--speed` times embedding 10,000 prompts (no cache) and routing one prompt
+(`--speed route`: routing only).
 
 Embeddings are cached per bank and model (`~/.cache/tts/embeddings/`), and each router's
 held-out scores are kept beside them, so a rerun resumes; `--fresh` recomputes the scores.
@@ -41,10 +43,10 @@ import numpy as np
 
 from tts.bank import load_bank
 from tts.routellm import group_of, import_routellm
-from tts.routing import (DEFAULT_CANDIDATES, Candidate, EmbeddingCache, Router, bank_table,
-                         cross_fit,
-                         default_cache_dir, embed_texts, fold_indices, load_encoder,
-                         random_curve, routing_curve)
+from tts.routing import (DEFAULT_CANDIDATES, WORD_CANDIDATES, Candidate, EmbeddingCache,
+                         Router, bank_table, cross_fit, default_cache_dir, embed_texts,
+                         fold_indices, load_encoder, random_curve, routing_curve)
+from tts.routing.router import WORDS_FROM
 from tts.routing.metrics import RoutingCurve
 
 ROOT = Path(__file__).resolve().parent
@@ -52,8 +54,8 @@ DATA = ROOT.parent.parent / "shared" / "data"
 SEED = 0
 FOLDS = 5
 SIZES = (250, 500, 1000, 1500, 3000)
-CANDIDATES = DEFAULT_CANDIDATES
-"""The nested choice's grid: logistic(C=0.3), kNN(50), kNN(150) and the two blends."""
+GRID = [c.name for c in DEFAULT_CANDIDATES + WORD_CANDIDATES] + [WORDS_FROM]
+"""The nested choice's grid (`tts.routing.default_candidates`): what the score cache is keyed by."""
 # RouteLLM paper (arXiv 2406.18665), contaminated prompts removed: CPT(50%), CPT(80%), APGR.
 PUBLISHED = {
     "mmlu": {"note": "RouteLLM paper, all 57 MMLU subjects; routers trained on Chatbot Arena "
@@ -100,9 +102,12 @@ def apgr_select(pred: np.ndarray, labels: np.ndarray) -> float:
 def tts_scores(d: Data, emb: np.ndarray, embed_model: str, groups: list[str] | None,
                train_size: int | None, progress) -> tuple[np.ndarray, list[str]]:
     fit = cross_fit(d.texts, d.labels, emb, tiers=d.tiers, embed_model=embed_model,
-                    candidates=CANDIDATES, folds=FOLDS, groups=groups, seed=SEED,
+                    folds=FOLDS, groups=groups, seed=SEED,
                     train_size=train_size, select=apgr_select, progress=progress)
-    return fit.predictions[:, 1] - fit.predictions[:, 0], list(fit.chosen)
+    inner = {name: float(np.mean([sc[name] for sc in fit.inner_scores if name in sc]))
+             for name in dict.fromkeys(n for sc in fit.inner_scores for n in sc)}
+    return fit.predictions[:, 1] - fit.predictions[:, 0], {"chosen": list(fit.chosen),
+                                                            "inner_apgr": inner}
 
 
 def subject_mean_scores(d: Data, folds: list[np.ndarray]) -> np.ndarray:
@@ -143,8 +148,8 @@ class Parts:
     """Held-out scores per (scheme, router), kept next to the embeddings cache."""
 
     def __init__(self, d: Data, fresh: bool):
-        key = hashlib.sha256(json.dumps([len(d.texts), FOLDS, SEED, SIZES, [
-            c.name for c in CANDIDATES], d.tiers]).encode()).hexdigest()[:12]
+        key = hashlib.sha256(json.dumps([len(d.texts), FOLDS, SEED, SIZES, GRID, d.tiers])
+                             .encode()).hexdigest()[:12]
         self.folder = default_cache_dir(d.name) / f"bench-{key}"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.fresh = fresh
@@ -153,7 +158,7 @@ class Parts:
         path = self.folder / f"{name}.json"
         if path.is_file() and not self.fresh:
             data = json.loads(path.read_text())
-            return np.array(data["scores"]), data.get("chosen", [])
+            return np.array(data["scores"]), data.get("chosen", {})
         scores, chosen = compute()
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"scores": np.asarray(scores).tolist(), "chosen": chosen}))
@@ -189,7 +194,7 @@ def run(which: str, args: argparse.Namespace, out: Path) -> dict:
         # GSM8K has fewer than 1,500 fitting prompts per fold: then it uses all of them.
         schemes["labels_1500"] = (None, min(1500, fit_size))
         scores: dict[str, dict[str, np.ndarray]] = {s: {} for s in schemes}
-        chosen: dict[str, list[str]] = {}
+        chosen: dict[str, dict] = {}
         for scheme, (groups, size) in schemes.items():
             folds = by_q if groups is None else fold_indices(len(d.texts), FOLDS, seed=SEED,
                                                               groups=groups)
@@ -223,13 +228,18 @@ def run(which: str, args: argparse.Namespace, out: Path) -> dict:
                          **curve(scores["by_question"][router], d).summary()})
     rand = random_curve(d.labels[:, 0], d.labels[:, 1])
     summary = summarise(which, d, scores, rand, chosen, learning)
+    if which == "mmlu":
+        summary["subjects"] = subject_spread(d, scores["by_subject"])
     summary["labels_1500_used"] = schemes["labels_1500"][1]
     write(out, which, d, scores, summary, learning)
+    old_speed = json.loads((out / "speed.json").read_text()) \
+        if (out / "speed.json").is_file() else {}
     if args.speed and which == "mmlu":  # 10,000 prompts: the MMLU set
-        summary["speed"] = speed(d, emb, enc, args.speed_prompts, console)
+        what = "all" if args.speed == "route" and not old_speed else args.speed
+        summary["speed"] = speed(d, emb, enc, args.speed_prompts, console, what, old_speed)
         (out / "speed.json").write_text(json.dumps(summary["speed"], indent=2) + "\n")
-    elif (out / "speed.json").is_file():
-        summary["speed"] = json.loads((out / "speed.json").read_text())
+    elif old_speed:
+        summary["speed"] = old_speed
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "routing.md").write_text(markdown(which, summary))
     return summary
@@ -244,7 +254,9 @@ def summarise(which, d, scores, rand, chosen, learning) -> dict:
     for r in routers:
         out[r] = {s: _round(curve(scores[s][r], d).summary()) for s in scores}
     out["random"] = {s: _round(rand) for s in scores}
-    out["tts_chosen"] = chosen
+    out["tts_chosen"] = {s: c.get("chosen", []) for s, c in chosen.items()}
+    out["tts_inner_apgr"] = {s: {k: round(v, 4) for k, v in c.get("inner_apgr", {}).items()}
+                             for s, c in chosen.items()}
     pub = PUBLISHED[which]
     out["published"] = {"note": pub["note"], **{
         k: {"cpt50": v[0] / 100, "cpt80": v[1] / 100, "apgr": v[2]}
@@ -254,6 +266,23 @@ def summarise(which, d, scores, rand, chosen, learning) -> dict:
     out["targets"] = TARGETS[which]
     out["command"] = "python bench/route_routellm.py " + " ".join(sys.argv[1:])
     return out
+
+
+def subject_spread(d: Data, by_subject: dict[str, np.ndarray]) -> dict:
+    """What the data says about unseen subjects: each subject's gain (strong right - weak
+    right), the share of the gain's variance between subjects, and per held-out fold (subjects
+    never seen) the APGR of each router."""
+    gain = d.labels[:, 1].astype(float) - d.labels[:, 0]
+    groups = np.array(d.groups)
+    per = {g: float(gain[groups == g].mean()) for g in sorted(set(d.groups))}
+    means = np.array([per[g] for g in groups])
+    folds = fold_indices(len(d.texts), FOLDS, seed=SEED, groups=d.groups)
+    fold_apgr = {r: [round(routing_curve(s[h], d.labels[h, 0], d.labels[h, 1]).apgr, 4)
+                     for h in folds] for r, s in by_subject.items()}
+    return {"gain_min": round(min(per.values()), 4), "gain_max": round(max(per.values()), 4),
+            "gain_sd_between": round(float(np.std(list(per.values()))), 4),
+            "between_share_of_variance": round(float(means.var() / gain.var()), 4),
+            "by_subject_fold_apgr": fold_apgr}
 
 
 def _r(v: float) -> float | None:
@@ -332,7 +361,21 @@ def markdown(which: str, s: dict) -> str:
     for row in s["learning_curve"]:
         lines.append(f"| {row['router']} | {row['labels']} | {row['apgr']:.3f} | "
                      f"{pct(row['cpt50'])} |")
-    lines += ["", f"tts chose per outer fold: {json.dumps(s['tts_chosen'])}.", ""]
+    lines += ["", f"tts chose per outer fold: {json.dumps(s['tts_chosen'])}.", "",
+              "Each candidate's APGR on the inner folds (mean over the outer folds; what the "
+              "nested choice saw):", ""]
+    for scheme, inner in s.get("tts_inner_apgr", {}).items():
+        best = sorted(inner.items(), key=lambda kv: -kv[1])
+        lines.append(f"- {scheme}: " + ", ".join(f"{k} {v:.3f}" for k, v in best))
+    lines.append("")
+    if "subjects" in s:
+        sub = s["subjects"]
+        lines += [f"Subjects: gain (strong right - weak right) per subject from "
+                  f"{sub['gain_min']:+.3f} to {sub['gain_max']:+.3f} (sd {sub['gain_sd_between']:.3f}"
+                  f"); between subjects: {100 * sub['between_share_of_variance']:.1f}% of the "
+                  f"per-prompt gain's variance. APGR per held-out fold of unseen subjects: "
+                  + "; ".join(f"{r} {v}" for r, v in sub["by_subject_fold_apgr"].items()) + ".",
+                  ""]
     lines += ["## Targets (issue 24), as measured here", ""] + targets(which, s) + [""]
     if which == "mmlu":
         lines += ["`subject_mean` by subject scores every held-out (unseen) subject with the "
@@ -346,7 +389,8 @@ def markdown(which: str, s: dict) -> str:
                   f"{sp['cpus']} CPUs shared with other jobs), {sp['embed_cpu_seconds']:.0f} "
                   f"CPU-seconds: 10,000 prompts would take "
                   f"{sp['embed_10k_on_2_free_cores_s']:.0f} s on 2 free cores at that CPU cost. "
-                  f"Routing one embedded prompt: "
+                  f"Routing one embedded prompt (load {sp.get('route_load', sp['load_after']):.1f}, "
+                  f"{sp.get('route_when', sp['when'])}): "
                   + ", ".join(f"{k} median {v['median_ms']:.2f} ms (p95 {v['p95_ms']:.2f})"
                               for k, v in sp["route_one"].items()) + ".", ""]
     return "\n".join(lines)
@@ -373,7 +417,14 @@ def targets(which: str, s: dict) -> list[str]:
 
 
 # ---- speed ------------------------------------------------------------------------------------
-def speed(d: Data, emb: np.ndarray, enc, n: int, console) -> dict:
+def speed(d: Data, emb: np.ndarray, enc, n: int, console, what: str, old: dict) -> dict:
+    """`what` "all": time embedding `n` prompts and routing one; "route": routing only, the
+    embedding numbers kept from `old` (the last speed.json)."""
+    out = dict(old) if what == "route" else embed_speed(d, enc, n, console)
+    return {**out, **route_speed(d, emb, enc)}
+
+
+def embed_speed(d: Data, enc, n: int, console) -> dict:
     texts = (d.texts * (n // len(d.texts) + 1))[:n]
     texts = [f"{t}\n({i})" if i >= len(d.texts) else t for i, t in enumerate(texts)]
     load_before = os.getloadavg()[0]
@@ -381,9 +432,20 @@ def speed(d: Data, emb: np.ndarray, enc, n: int, console) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     enc.encode(texts)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-    load_after = os.getloadavg()[0]
+    return {"embed_prompts": n, "embed_seconds": dt, "embed_per_second": n / dt,
+            "embed_cpu_seconds": cpu, "embed_10k_on_2_free_cores_s": cpu / n * 10_000 / 2,
+            "load_before": load_before, "load_after": os.getloadavg()[0],
+            "cpus": os.cpu_count(), "torch_threads": _threads(),
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def route_speed(d: Data, emb: np.ndarray, enc) -> dict:
+    """Median and p95 time to route one embedded prompt, per model family (reloaded from
+    JSON), and the load average while timing."""
     route = {}
-    for cand in (Candidate.logistic(0.3), Candidate.knn(50), Candidate.blend(0.3, 50)):
+    load = os.getloadavg()[0]
+    for cand in (Candidate.logistic(0.3), Candidate.knn(50), Candidate.blend(0.3, 50),
+                 Candidate(c=0.3, k=50, t=1.0)):
         r = Router.fit(d.texts, d.labels, embeddings=emb, tiers=d.tiers,
                        embed_model=enc.model_id, candidate=cand)
         r = Router.from_json(r.to_json())
@@ -396,11 +458,8 @@ def speed(d: Data, emb: np.ndarray, enc, n: int, console) -> dict:
             times.append(1000 * (time.perf_counter() - t))
         route[cand.name] = {"median_ms": float(np.median(times)),
                             "p95_ms": float(np.percentile(times, 95))}
-    return {"embed_prompts": n, "embed_seconds": dt, "embed_per_second": n / dt,
-            "embed_cpu_seconds": cpu, "embed_10k_on_2_free_cores_s": cpu / n * 10_000 / 2,
-            "load_before": load_before, "load_after": load_after, "cpus": os.cpu_count(),
-            "torch_threads": _threads(), "route_one": route,
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return {"route_one": route, "route_load": max(load, os.getloadavg()[0]),
+            "route_when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def _threads() -> int:
@@ -414,7 +473,9 @@ def main() -> int:
     ap.add_argument("--only", choices=("mmlu", "gsm8k"), default=None)
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--out", type=Path, default=ROOT / "results")
-    ap.add_argument("--speed", action="store_true", help="also time embedding and routing")
+    ap.add_argument("--speed", nargs="?", const="all", choices=("all", "route"), default=None,
+                    help="also time embedding and routing (route: routing only, embedding "
+                         "numbers kept from the last speed.json)")
     ap.add_argument("--speed-prompts", type=int, default=10_000)
     ap.add_argument("--fresh", action="store_true", help="recompute cached held-out scores")
     args = ap.parse_args()

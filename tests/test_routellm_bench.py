@@ -31,8 +31,9 @@ def test_outputs_hold_every_router_scheme_and_published_row(tmp_path) -> None:
     rand = route_routellm.random_curve(weak, strong)
     learning = [{"router": "tts", "labels": 250, **route_routellm.curve(
         scores["by_question"]["tts"], d).summary()}]
-    summary = route_routellm.summarise("mmlu", d, scores, rand, {"by_question": ["x"]},
-                                       learning)
+    chosen = {"by_question": {"chosen": ["x"], "inner_apgr": {"x": 0.71, "y": 0.7}}}
+    summary = route_routellm.summarise("mmlu", d, scores, rand, chosen, learning)
+    summary["subjects"] = route_routellm.subject_spread(d, scores["by_subject"])
     summary["labels_1500_used"] = 1500
     route_routellm.write(tmp_path, "mmlu", d, scores, summary, learning)
     s = json.loads((tmp_path / "summary.json").read_text())
@@ -45,6 +46,10 @@ def test_outputs_hold_every_router_scheme_and_published_row(tmp_path) -> None:
     assert s["published"]["sw_ranking"] == {"cpt50": 0.354, "cpt80": 0.7155, "apgr": 0.603}
     md = (tmp_path / "routing.md").read_text()
     assert "## Targets" in md and "by_question apgr" in md
+    assert "- by_question: x 0.710, y 0.700" in md  # what the nested choice saw
+    sub = s["subjects"]
+    assert sub["gain_min"] <= sub["gain_max"] and 0 <= sub["between_share_of_variance"] <= 1
+    assert len(sub["by_subject_fold_apgr"]["tts"]) == 5 and "APGR per held-out fold" in md
     assert (tmp_path / "pgr.png").stat().st_size > 10_000
     rows = (tmp_path / "curves.csv").read_text().splitlines()
     assert rows[0] == "scheme,router,share_strong,accuracy,pgr" and len(rows) == 1 + 3 * 4 * 11

@@ -13,6 +13,7 @@ from tts.routing import (Candidate, Router, RouterError, cheapest_fails_auroc, c
                          fold_indices, random_curve, routing_curve)
 import tts.routing.router as router_module
 from tts.routing.crossfit import choose_candidate
+from tts.routing.router import DEFAULT_CANDIDATES, WORD_CANDIDATES, WORDS_FROM, default_candidates
 from tts.routing.metrics import RoutingCurve
 
 TIERS = ("weak-model", "strong-model")
@@ -43,7 +44,8 @@ def test_router_learns_which_prompts_the_weak_tier_fails(cand) -> None:
 
 
 @pytest.mark.parametrize("cand", [Candidate.logistic(0.3), Candidate.knn(5),
-                                  Candidate.blend(0.3, 5)])
+                                  Candidate.blend(0.3, 5), Candidate(t=1.0),
+                                  Candidate(f=0.2), Candidate(c=0.3, k=5, t=1.0, f=0.2)])
 def test_json_round_trip_predicts_the_same(cand, tmp_path) -> None:
     texts, emb, y = toy(80)
     router = Router.fit(texts, y, embeddings=emb, tiers=TIERS, embed_model="toy@1",
@@ -51,7 +53,8 @@ def test_json_round_trip_predicts_the_same(cand, tmp_path) -> None:
     path = tmp_path / "router.json"
     router.to_json(path)
     data = json.loads(path.read_text())  # plain JSON, no pickle
-    assert data["format"] == "tts-router/1" and data["tiers"] == list(TIERS)
+    assert data["format"] == "tts-router/2" and data["tiers"] == list(TIERS)
+    assert bool(data["terms"]) == (cand.t is not None)  # the TF-IDF vocabulary, as strings
     again = Router.from_json(path, ladder=list(TIERS), embed_model="toy@1")
     assert np.array_equal(again.predict(texts, embeddings=emb),
                           router.predict(texts, embeddings=emb))
@@ -78,7 +81,11 @@ def test_refuses_other_ladders_tiers_and_embeddings() -> None:
 @pytest.mark.parametrize("mutate, match", [
     (lambda d: d.update(format="x"), "not a router file"),
     (lambda d: d.pop("arrays"), r"lacks \['arrays'\]"),
-    (lambda d: d.update(c=None, k=None), "needs a logistic part"),
+    (lambda d: d.update(c=None, k=None), "needs a part: logistic"),
+    (lambda d: d.update(t=0), "tfidf C must be a positive number"),
+    (lambda d: d.update(f=float("nan")), "features C must be a positive number"),
+    (lambda d: d.update(t=1.0), r"do not fit a logistic\(C=0.3\)\+knn\(k=50\)\+tfidf"),
+    (lambda d: d.update(terms="abc"), "`terms` must be a list"),
     (lambda d: d.update(c=None), r"do not fit a knn\(k=50\) router"),
     (lambda d: d.update(c=-1), "positive number"),
     (lambda d: d.update(k=1.5), "positive integer"),
@@ -93,6 +100,44 @@ def test_malformed_router_files_are_refused(mutate, match) -> None:
     mutate(data)
     with pytest.raises(RouterError, match=match):
         Router.from_json(json.dumps(data))
+
+
+def test_a_tfidf_router_file_is_checked_against_its_vocabulary() -> None:
+    texts, emb, y = toy(60, dim=4)
+    data = json.loads(Router.fit(texts, y, embeddings=emb, tiers=TIERS, embed_model="toy@1",
+                                 candidate=Candidate(t=1.0, f=0.2)).to_json())
+    assert data["terms"] and "arrays" in data and "points" not in data["arrays"]
+    for mutate in (lambda d: d["terms"].pop(), lambda d: d["terms"].append(d["terms"][0]),
+                   lambda d: d["arrays"].pop("fcoef")):
+        bad = json.loads(json.dumps(data))
+        mutate(bad)
+        with pytest.raises(RouterError, match=r"do not fit a tfidf\(C=1\)\+features"):
+            Router.from_dict(bad)
+    many = dict(data, terms=[f"w{i}" for i in range(20_001)])
+    with pytest.raises(RouterError, match="at most 20,000 strings"):
+        Router.from_dict(many)
+
+
+def test_a_router_without_embedding_parts_predicts_from_text_alone() -> None:
+    texts = [f"Compute {i} plus {i + 1} and then the {'integral' if i % 2 else 'sum'}."
+             for i in range(120)]
+    hard = np.array(["integral" in t for t in texts])
+    y = np.stack([~hard, np.ones(len(texts), bool)], axis=1)
+    router = Router.fit(texts, y, embeddings=np.zeros((len(texts), 3)), tiers=TIERS,
+                        embed_model="toy@1", candidate=Candidate(t=1.0))
+    p = router.predict(["Compute 7 plus 8 and then the integral.",
+                        "Compute 7 plus 8 and then the sum."])
+    assert router.dim is None and p[0, 0] < 0.4 < 0.6 < p[1, 0]
+
+
+def test_version_1_router_files_still_read() -> None:
+    texts, emb, y = toy(40, dim=4)
+    router = Router.fit(texts, y, embeddings=emb, tiers=TIERS, embed_model="toy@1")
+    old = {k: v for k, v in router.to_dict().items() if k not in ("t", "f", "terms")}
+    old["format"] = "tts-router/1"
+    again = Router.from_dict(old)
+    assert np.array_equal(again.predict(texts, embeddings=emb),
+                          router.predict(texts, embeddings=emb))
 
 
 def test_from_json_reports_unreadable_files(tmp_path) -> None:
@@ -151,6 +196,16 @@ def test_nested_choice_uses_the_selection_score() -> None:
     _, with_blend = choose_candidate(texts, y, emb, tiers=TIERS, embed_model="toy@1",
                                      candidates=[*cands, blend])
     assert min(with_blend.values()) < with_blend[blend.name] < max(with_blend.values())
+
+
+def test_word_parts_join_the_grid_only_on_large_fitting_sets() -> None:
+    small, large = default_candidates(WORDS_FROM - 1), default_candidates(WORDS_FROM)
+    assert small == DEFAULT_CANDIDATES and all(c.t is None for c in small)
+    assert large[len(small):] == WORD_CANDIDATES and any(c.t is not None for c in large)
+    assert Candidate(f=0.2) in small  # the prompt-feature prior's model, a fallback
+    texts, emb, y = toy(60, dim=4)
+    _, scores = choose_candidate(texts, y, emb, tiers=TIERS, embed_model="toy@1")
+    assert list(scores) == [c.name for c in DEFAULT_CANDIDATES]
 
 
 def test_group_folds_keep_each_group_in_one_fold() -> None:

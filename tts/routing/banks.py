@@ -20,7 +20,7 @@ from tts.errors import BankError
 from tts.routing.crossfit import CrossFit, Select, brier_skill, cross_fit
 from tts.routing.embeddings import EmbeddingCache, Encoder, default_cache_dir, embed_texts
 from tts.routing.metrics import cheapest_fails_auroc
-from tts.routing.router import DEFAULT_CANDIDATES, Candidate
+from tts.routing.router import Candidate
 
 __all__ = ["BankTable", "bank_table", "BankRouting", "route_bank", "tier_mode"]
 
@@ -82,7 +82,7 @@ class BankRouting:
 
 def route_bank(bank: SampleBank, encoder: Encoder, *, tiers: Sequence[str] | None = None,
                groups: Callable[[str], str] | None = None, folds: int = 5,
-               candidates: Sequence[Candidate] = DEFAULT_CANDIDATES, seed: int = 0,
+               candidates: Sequence[Candidate] | None = None, seed: int = 0,
                cache: EmbeddingCache | None = None, select: Select = brier_skill,
                progress: Callable[[str, int, int], None] | None = None) -> BankRouting:
     """Cross-fitted router predictions for every problem of `bank` (folds by problem, or by

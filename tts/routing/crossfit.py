@@ -15,7 +15,7 @@ import numpy as np
 
 from tts.difficulty import kfold
 from tts.errors import ValidationError
-from tts.routing.router import DEFAULT_CANDIDATES, Candidate, Router
+from tts.routing.router import Candidate, Router, default_candidates
 
 __all__ = ["CrossFit", "cross_fit", "choose_candidate", "fold_indices", "brier_skill"]
 
@@ -56,11 +56,14 @@ def fold_indices(n: int, folds: int, *, seed: int = 0,
 
 def choose_candidate(texts: Sequence[str], labels: np.ndarray, embeddings: np.ndarray, *,
                      tiers: Sequence[str], embed_model: str,
-                     candidates: Sequence[Candidate] = DEFAULT_CANDIDATES, folds: int = 3,
+                     candidates: Sequence[Candidate] | None = None, folds: int = 3,
                      groups: Sequence[str] | None = None, seed: int = 0,
                      select: Select = brier_skill) -> tuple[Candidate, dict[str, float]]:
     """The candidate with the best `select` score on `folds`-fold cross-fitting of the given
-    (fitting) prompts, and every candidate's score."""
+    (fitting) prompts, and every candidate's score; by default among
+    `default_candidates(len(texts))`."""
+    if candidates is None:
+        candidates = default_candidates(len(texts))
     if len(candidates) == 1:
         return candidates[0], {}
     labels = np.asarray(labels, bool)
@@ -102,7 +105,7 @@ class CrossFit:
 
 def cross_fit(texts: Sequence[str], labels: np.ndarray, embeddings: np.ndarray, *,
               tiers: Sequence[str], embed_model: str,
-              candidates: Sequence[Candidate] = DEFAULT_CANDIDATES, folds: int = 5,
+              candidates: Sequence[Candidate] | None = None, folds: int = 5,
               inner_folds: int = 3, groups: Sequence[str] | None = None, seed: int = 0,
               train_size: int | None = None, select: Select = brier_skill,
               progress: Callable[[int, int], None] | None = None) -> CrossFit:
