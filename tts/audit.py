@@ -124,7 +124,8 @@ class Auditor:
         self.tokens: dict[str, int] = {}
         self.writer = None if bank is None else _open_bank(bank, self.models, cost)
         self.guard: Any = None
-        """A `tts.guard.DriftGuard` told of every answer offered and every audit's verdict."""
+        """A `tts.guard.DriftGuard` told of every answer offered (and its prompt, for the
+        novelty alarm) and every audit's verdict."""
 
     # ---- choosing and running ------------------------------------------------------------
     def rung(self, result: Result) -> str | None:
@@ -141,7 +142,9 @@ class Auditor:
         chose its plan (not a strategy the request forced), so the drift guard counts it."""
         rung = self.rung(result)
         guard = self.guard if planned else None
-        token = None if guard is None else guard.request(rung is not None and rung != self.top)
+        text = question.question if isinstance(question, Problem) else question
+        token = None if guard is None else guard.request(rung is not None and rung != self.top,
+                                                         text)
         if rung is None or rung == self.top:
             return False
         with self._lock:
@@ -152,7 +155,6 @@ class Auditor:
                 self.dropped += 1
                 return False
             self.pending += 1
-        text = question.question if isinstance(question, Problem) else question
         pid = result.problem_id or problem_id(text)
         problem = Problem(text, id=pid) if result.problem_id else Problem(text)
         try:
@@ -204,9 +206,11 @@ class Auditor:
                                                   (Sample(answer, int(tokens)),)))
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait until no audit is pending; False if `timeout` passed first."""
+        """Wait until no audit is pending and the drift guard has judged every prompt it was
+        given (novelty); False if `timeout` passed first (each waits up to it)."""
         with self._idle:
-            return self._idle.wait_for(lambda: self.pending == 0, timeout)
+            done = self._idle.wait_for(lambda: self.pending == 0, timeout)
+        return (self.guard is None or self.guard.wait(timeout)) and done
 
     def close(self) -> None:
         if self.writer is not None:

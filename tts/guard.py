@@ -1,4 +1,5 @@
-"""Drift alarm and guard: compare what audits measure with what the tune expected, and react.
+"""Drift alarms and guard: compare what audits measure, and how novel the served prompts are,
+with what the tune expected, and react.
 
 `tts tune` writes into policy.json the disagreement with the top model it expects from the
 deployed plan (`notes.expected.disagreement`, cross-fitted: the share of questions whose answer
@@ -28,6 +29,16 @@ for every answer it is offered and `audited` for every audit that comes back) an
   whole cooldown halves it again (down to the base). Every move logs one line and is counted
   (`moves`); after a move the windows start afresh (old audits judged another plan).
 
+* **Novelty** (`tts.novelty`). A policy `tts tune` wrote with the embedding model pulled
+  carries a summary of its training questions (`notes.novelty`); every planned request's
+  prompt is then judged novel or not, label- and audit-free, and the novelty alarm is raised
+  when the novel share's lower bound (`ALARM_Z`, the same `WINDOWS`) exceeds the share
+  expected of questions like the training ones. Its rise is a move forward for the guard
+  (once per rise: novelty does not depend on the plan in place, so it does not count again
+  against the next plan), and the guard moves back only while the novelty alarm is clear and
+  the audits are within expectation. Moves are counted by direction and by signal
+  (`moves_by_signal`: "audit", "novelty").
+
 The expected rate is the deployed policy's throughout: the guard's aim is the disagreement
 the deployment was tuned to and accepted. Audits that come back after a move, and requests
 in flight across one, count towards the plan in place when they are reported.
@@ -42,6 +53,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from tts.audit import wilson
 from tts.errors import ValidationError
+from tts.novelty import NoveltyMonitor, novelty_monitor
 from tts.policy import policy_expected, policy_frontier
 
 __all__ = ["DriftGuard", "WINDOWS", "MAX_WINDOW", "COOLDOWN", "drift_guard"]
@@ -74,10 +86,13 @@ class DriftGuard:
         act: move along the frontier (the guard); False: alarm only.
         apply: called with the plan to put in place (e.g. sets `engine.policy`).
         cooldown: base cooldown of a move back, in requests.
+        novelty: the deployed policy's novelty monitor (`tts.novelty`), or None.
+        novelty_off: why there is none (shown in `snapshot`).
     """
 
     def __init__(self, plans: Sequence[Any], names: Sequence[str], expected: float, *,
-                 act: bool, apply: Callable[[Any], None], cooldown: int = COOLDOWN):
+                 act: bool, apply: Callable[[Any], None], cooldown: int = COOLDOWN,
+                 novelty: NoveltyMonitor | None = None, novelty_off: str = ""):
         if len(plans) != len(names) or not plans:
             raise ValidationError("a drift guard needs a name per plan.", parameter="plans")
         self.plans = tuple(plans)
@@ -94,6 +109,12 @@ class DriftGuard:
         self.alarms = 0
         self.alarm = False
         self.moves = {"safer": 0, "cheaper": 0}
+        self.moves_by_signal = {"audit": 0, "novelty": 0}
+        """Moves forward by the alarm that caused them."""
+        self.novelty = novelty
+        self.novelty_off = novelty_off
+        if novelty is not None:
+            novelty.on_change = self._novelty_changed
         self.events: list[dict[str, Any]] = []
         """Alarms and moves: {"request": n, "event": ..., "plan": name, ...}."""
         self._tried = False  # the plan in place was reached by a move back
@@ -107,9 +128,12 @@ class DriftGuard:
         self.alarm = False
 
     # ---- what the auditor reports ----------------------------------------------------------
-    def request(self, below: bool) -> tuple[int, int]:
-        """One answer served (`below`: given below the top model); returns the token that
-        `audited` takes for its audit."""
+    def request(self, below: bool, question: str | None = None) -> tuple[int, int]:
+        """One answer served (`below`: given below the top model; `question`: its prompt,
+        judged by the novelty monitor); returns the token that `audited` takes for its
+        audit."""
+        if self.novelty is not None and question is not None:
+            self.novelty.observe(question)
         with self._lock:
             self.seen += 1
             self.since += 1
@@ -137,6 +161,16 @@ class DriftGuard:
             self.totals[3] += bool(disagreed)
             self._check_alarm()
 
+    def _novelty_changed(self, raised: bool, bound: dict[str, Any]) -> None:
+        """The novelty monitor's alarm rose (a move forward) or cleared."""
+        with self._lock:
+            why = {"signal": "novelty", **bound}
+            self._event("novelty alarm" if raised else "novelty clear", why)
+            if raised and self.act and self.current + 1 < len(self.plans):
+                if self._tried:
+                    self.cooldown = min(2 * self.cooldown, MAX_COOLDOWN)
+                self._move(+1, why)
+
     # ---- rules -----------------------------------------------------------------------------
     def bounds(self) -> list[dict[str, Any]]:
         """Per trailing window of the plan in place: requests, share below the top model,
@@ -156,6 +190,7 @@ class DriftGuard:
         worst = max(judged, key=lambda b: b["low"], default=None)
         if worst is None or worst["low"] <= self.expected:
             return
+        worst = {"signal": "audit", **worst}
         if not self.alarm:
             self.alarm = True
             self.alarms += 1
@@ -171,30 +206,36 @@ class DriftGuard:
             self._move(+1, worst)
 
     def _maybe_move_back(self) -> None:
-        if self.since < self.cooldown or self.alarm:
+        if self.since < self.cooldown or self.alarm or (
+                self.novelty is not None and self.novelty.alarm):
             return
         requests, below, audited, disagreed = self.totals
         whole = _bound(requests, below, audited, disagreed, self.z)
         if whole["high"] <= self.expected:
-            self._move(-1, whole)
+            self._move(-1, {"signal": "audit", **whole})
 
     def _move(self, step: int, why: dict[str, Any]) -> None:
         before = self.current
         self.current += step
         self._tried = step < 0
         self.moves["safer" if step > 0 else "cheaper"] += 1
+        if step > 0:
+            self.moves_by_signal[why["signal"]] += 1
         self._apply(self.plans[self.current])
         self._event("safer" if step > 0 else "cheaper", why, before)
-        log.warning("drift guard: %s plan %r -> %r (disagreement bounds %.3f-%.3f over %d "
-                    "requests, expected %.3f; next try after %d requests)",
+        what = "novel share" if why["signal"] == "novelty" else "disagreement"
+        limit = self.novelty.summary.expected if why["signal"] == "novelty" else self.expected
+        log.warning("drift guard: %s plan %r -> %r (%s bounds %.3f-%.3f over %d requests, "
+                    "expected %.3f; next try after %d requests)",
                     "safer" if step > 0 else "cheaper", self.names[before],
-                    self.names[self.current], why["low"], why["high"], why["requests"],
-                    self.expected, self.cooldown)
+                    self.names[self.current], what, why["low"], why["high"], why["requests"],
+                    limit, self.cooldown)  # type: ignore[union-attr]
         self._reset()
 
     def _event(self, kind: str, why: dict[str, Any], before: int | None = None) -> None:
         event = {"request": self.seen, "event": kind, "plan": self.names[self.current],
-                 **{k: why[k] for k in ("requests", "low", "high", "audited", "disagreed")}}
+                 **{k: why[k] for k in ("signal", "requests", "low", "high", "audited",
+                                        "disagreed", "novel") if k in why}}
         if before is not None:
             event["from"] = self.names[before]
         self.events.append(event)
@@ -206,9 +247,15 @@ class DriftGuard:
             return {"expected": self.expected, "guard": self.act, "alarm": self.alarm,
                     "alarms": self.alarms, "plan": self.names[self.current],
                     "plan_index": self.current, "plans": list(self.names),
-                    "moves": dict(self.moves), "cooldown": self.cooldown,
-                    "requests": self.seen, "since_move": self.since,
-                    "windows": self.bounds(), "events": self.events[-20:]}
+                    "moves": dict(self.moves), "moves_by_signal": dict(self.moves_by_signal),
+                    "cooldown": self.cooldown, "requests": self.seen, "since_move": self.since,
+                    "windows": self.bounds(), "events": self.events[-20:],
+                    "novelty": {"available": False, "reason": self.novelty_off}
+                    if self.novelty is None else self.novelty.snapshot()}
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the novelty monitor has judged every prompt it was given."""
+        return self.novelty is None or self.novelty.wait(timeout)
 
 
 def _bound(requests: int, below: int, audited: int, disagreed: int,
@@ -240,5 +287,7 @@ def drift_guard(policy: Any, *, act: bool, apply: Callable[[Any], None],
     names = [str(policy.notes.get("frontier_plan", "deployed"))] + \
         [str(p.notes.get("frontier_plan", f"safer {i + 1}")) for i, (p, _) in
          enumerate(frontier)]
+    novelty, off = novelty_monitor(policy.notes, z=ALARM_Z, windows=WINDOWS)
     return DriftGuard([policy] + [p for p, _ in frontier], names, expected["disagreement"],
-                      act=act, apply=apply, cooldown=cooldown)
+                      act=act, apply=apply, cooldown=cooldown, novelty=novelty,
+                      novelty_off=off)

@@ -8,7 +8,11 @@ with the top model's other work and never hold up a request's answer. The statis
 `/metrics` (`AuditCollector`) and at `GET /v1/tts/audit` (`Auditor.snapshot()`). A policy
 `tts tune` wrote (with the disagreement it expects) also gets the drift alarm; with
 `--audit-guard`, the guard moves the engine along the policy's frontier of safer plans
-(`drift_metrics`: tts_drift_alarm, tts_drift_alarms, tts_guard_plan, tts_guard_moves).
+(`drift_metrics`: tts_drift_alarm, tts_drift_alarms, tts_guard_plan, tts_guard_moves,
+tts_guard_safer_moves by signal). A policy with a novelty summary also gets the novelty alarm
+(`tts.novelty`; `novelty_metrics`: tts_novelty_available, tts_novelty_alarm,
+tts_novelty_alarms, tts_novelty_prompts, tts_novelty_share_bound); its state is under "drift"
+-> "novelty" at GET /v1/tts/audit.
 """
 
 from __future__ import annotations
@@ -124,3 +128,43 @@ def drift_metrics(drift: dict[str, Any]) -> Iterator[Any]:
     for direction, count in drift["moves"].items():
         moves.add_metric([direction], count)
     yield moves
+    causes = CounterMetricFamily("tts_guard_safer_moves", "Guard moves to a safer plan, by the "
+                                 "alarm that caused them", labels=["signal"])
+    for signal, count in drift["moves_by_signal"].items():
+        causes.add_metric([signal], count)
+    yield causes
+    yield from novelty_metrics(drift["novelty"])
+
+
+def novelty_metrics(novelty: dict[str, Any]) -> Iterator[Any]:
+    """The novelty alarm (`NoveltyMonitor.snapshot()`, or why there is none) as metrics."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    yield GaugeMetricFamily("tts_novelty_available", "1 when the served prompts are judged "
+                            "against the policy's training questions (notes.novelty and the "
+                            "embedding model present)", value=int(novelty["available"]))
+    if not novelty["available"]:
+        return
+    yield GaugeMetricFamily("tts_novelty_alarm", "1 while the lower bound on the share of "
+                            "novel prompts exceeds the expected share",
+                            value=int(novelty["alarm"]))
+    yield CounterMetricFamily("tts_novelty_alarms", "Novelty alarms raised",
+                              value=novelty["alarms"])
+    yield GaugeMetricFamily("tts_novelty_expected_share", "Share of novel prompts expected of "
+                            "questions like the policy's training questions",
+                            value=novelty["expected"])
+    judged = CounterMetricFamily("tts_novelty_prompts", "Served prompts judged, by verdict",
+                                 labels=["verdict"])
+    judged.add_metric(["novel"], novelty["novel"])
+    judged.add_metric(["familiar"], novelty["judged"] - novelty["novel"])
+    judged.add_metric(["failed"], novelty["failed"])
+    yield judged
+    if novelty["windows"]:
+        worst = max(novelty["windows"], key=lambda w: w["low"])
+        bound = GaugeMetricFamily("tts_novelty_share_bound", "Bounds on the share of novel "
+                                  "prompts (window with the highest lower bound)",
+                                  labels=["bound"])
+        bound.add_metric(["low"], worst["low"])
+        bound.add_metric(["high"], worst["high"])
+        yield bound
+

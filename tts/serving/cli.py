@@ -61,8 +61,10 @@ def add_cli(sub) -> None:
                    help="folder the audits are appended to as a bank (new, or an audit bank)")
     p.add_argument("--audit-guard", action="store_true",
                    help="when the audits show more disagreement with the top model than the "
-                        "policy's tune expected, move to the next safer plan of its frontier, "
-                        "and back later (needs --audit-rate and a policy `tts tune` wrote)")
+                        "policy's tune expected, or the prompts are more often unlike its "
+                        "training questions (novelty), move to the next safer plan of its "
+                        "frontier, and back later (needs --audit-rate and a policy `tts tune` "
+                        "wrote)")
     p.add_argument("--no-preload", action="store_true",
                    help="do not load the small live model before serving")
     p.add_argument("--log-level", default="warning",
@@ -177,8 +179,12 @@ def run_serve(args: argparse.Namespace) -> int:
         audits = f"; auditing {args.audit_rate:g} of answers below the top model" \
             if auditor else ""
         if auditor is not None and auditor.guard is not None:
+            guard = auditor.guard
+            novelty = f"novelty alarm at {guard.novelty.summary.expected:.3f} expected novel " \
+                      f"share" if guard.novelty is not None else f"no novelty alarm: " \
+                                                                 f"{guard.novelty_off}"
             audits += f" (drift {'guard' if args.audit_guard else 'alarm'} at "\
-                      f"{auditor.guard.expected:.3f} expected disagreement)"
+                      f"{guard.expected:.3f} expected disagreement; {novelty})"
         err_console.print(f"tts serve on http://{safe(args.host)}:{args.port}/v1 (models: "
                           f"{models}; api key {'required' if api_key else 'not required'}"
                           f"{audits})", highlight=False)

@@ -7,9 +7,10 @@ and scored on its held-out questions), so the report describes the policy it shi
 Every held-out number comes with the disagreement with the top model's greedy answer (what
 audits measure in deployment) and the worst group (`tts.tuning.heldout.worst_group`) beside
 the mean. The policy's notes carry the deployed plan's expected numbers and a frontier of
-safer plans (`tts.tuning.frontier`, `tts.policy.expected`). With `reference="top"` the tuner
-scores every plan by its agreement with the top model instead of gold (`tts.tuning.reference`);
-accuracies stay against gold where the bank has it."""
+safer plans (`tts.tuning.frontier`, `tts.policy.expected`) and, when the embedding model is
+pulled, a summary of the training questions for the novelty alarm (`tts.novelty`). With
+`reference="top"` the tuner scores every plan by its agreement with the top model instead of
+gold (`tts.tuning.reference`); accuracies stay against gold where the bank has it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from tts.errors import ValidationError
 from tts.evaluate import BankArrays
+from tts.novelty import novelty_notes
 from tts.policy import CrossFitPolicy, LadderLevel, LadderPolicy
 from tts.types import ladder_roles
 from tts.tuning.folds import GroupBy, group_folds, group_labels, group_name
@@ -116,12 +118,14 @@ def run_tune(arrays: BankArrays, ladder: Sequence[str] | None = None, *,
     safer = frontier(finals, fold_runs, parts, views.gold, views.agree, budgets, heldout_seeds,
                      reference, expected, trials=trials, sampler_seed=sampler_seed,
                      storage=storage, study_name=study_name, progress=progress)
+    novelty, novelty_how = novelty_notes(arrays.questions)
     notes = {"objective": objective, "reference": reference, "prior": prior,
              "ladder": list(entries),
              "budgets": budgets, "count_prompt": count_prompt, "trained_on": len(arrays),
              "train_ids": list(arrays.problem_ids)}
     policy = _stack(models, finals, budgets,
-                    {**notes, "expected": expected, **({"frontier": safer} if safer else {})})
+                    {**notes, "expected": expected, **({"frontier": safer} if safer else {}),
+                     **({"novelty": novelty} if novelty else {})})
     crossfit = CrossFitPolicy(
         [_stack(models, [runs[f] for runs in fold_runs], budgets,
                 {**notes, "trained_on": len(arrays) - len(held), "train_ids": [
@@ -140,6 +144,7 @@ def run_tune(arrays: BankArrays, ladder: Sequence[str] | None = None, *,
         report["by_budget"] = per_budget
     report["frontier"] = [{"name": e["name"], **{k: e["expected"].get(k) for k in (
         "accuracy", "cost_share", "disagreement", "disagreement_ci95")}} for e in safer]
+    report["novelty"] = novelty_how
     report["elapsed_s"] = round(time.perf_counter() - t0, 2)
     return {"report": report, "policy": policy, "crossfit": crossfit}
 
