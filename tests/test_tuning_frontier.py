@@ -83,6 +83,26 @@ def test_frontier_keeps_only_safer_plans_cheapest_first():
     # A budget that cannot pay for the top model: alone, it is not the safest plan.
     poor = [_entry("cap 0.3", 0.3, 0.04), _entry("top-model", 1.0, 0.5)]
     assert [e["name"] for e in safer(poor, {"disagreement": 0.1})] == ["cap 0.3"]
+    # A step must remove a quarter of the disagreement left (the guard moves one per alarm).
+    small = [_entry("skip 0.05", 0.12, 0.08), _entry("cap 0.2", 0.2, 0.07),
+             _entry("cap 0.3", 0.3, 0.055), _entry("top-model", 1.0, 0.0)]
+    assert [e["name"] for e in safer(small, {"disagreement": 0.1})] == ["cap 0.2", "top-model"]
+
+
+def test_policy_carries_a_novelty_summary_when_the_embedding_model_is_pulled(tuned):
+    from tts.models.embed import embed_path
+    from tts.models.registry import ModelError
+    from tts.novelty import NoveltySummary
+
+    notes, how = tuned["policy"].notes, tuned["report"]["novelty"]
+    try:
+        embed_path("embed")
+    except ModelError:
+        assert "novelty" not in notes and how.startswith("no novelty summary"), how
+        return
+    s = NoveltySummary.from_dict(notes["novelty"])
+    assert s.questions == len(DATE) and 0 < s.expected < 0.2 and how.startswith("novelty")
+    assert s.centroids.shape[0] == min(32, len(DATE) // 5)
 
 
 def test_a_multi_budget_frontier_is_safer_at_every_step():
@@ -148,3 +168,26 @@ def test_frontier_plans_are_searched_for_agreement_in_studies_of_their_own():
     assert scored["top-model"] == 1.0  # the top model agrees with itself everywhere
     assert {c.name: c.ev.accuracy for c in search(data, trials=3, max_cost_share=0.45)
             .candidates}["top-model"] < 1.0
+
+
+def test_skipping_plans_send_the_hardest_rated_prompts_to_the_top_model():
+    """A skipping plan (the deployed plan with every lower rung's `skip_above`) skips the
+    share of training questions its prompt prior rates hardest, and its cost rises with it."""
+    from tts.tuning.data import prepare_ladder
+    from tts.tuning.frontier import skipping
+    from tts.tuning.search import score_plan
+    from tts.tuning.space import baselines
+
+    data = prepare_ladder(DATE.with_ladder(TWO), tuple(TWO), budget=262144, seeds=(0,),
+                          count_prompt=True)
+    base = baselines(data)["cascade-small-pot"]
+    costs = []
+    for share in (0.0, 0.25, 0.5, 1.0):
+        rungs = skipping(base, data, share)
+        assert rungs[-1] == base[-1] and rungs[-1].skip_above == 1.0
+        ev = score_plan(data, rungs, (0,))
+        top_only = (ev.tokens["gpt-3.5-turbo"] == 0).mean()
+        assert top_only == pytest.approx(share, abs=0.02)
+        costs.append(ev.mean_cost)
+    assert costs == sorted(costs)
+    assert skipping(base[-1:], data, 0.5) is None

@@ -1,6 +1,7 @@
 """The prompt prior a tuning run fits on its training questions: hand-made prompt features
 (`PromptDifficulty`, "prompt") or a router on real sentence embeddings (`RouterPrior`,
-"router"). Either predicts "the cheapest tier's full vote is wrong"; its logit is the rungs'
+"router"). Either predicts "the cheapest tier is wrong" (its full vote; its greedy answer
+where it has one answer per question, `cheapest_wrong`); its logit is the rungs'
 `prior` climb feature and, with a router, what a lower rung's `skip_above` reads (the search
 then also tries skipping). The training questions' own logits for fitting climb scores are
 out-of-fold: no question is scored by a fit that saw it."""
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tts.bank import is_greedy_mode
 from tts.difficulty import PromptDifficulty, cross_fit_prior, vote_wrong
 from tts.errors import ValidationError
 from tts.evaluate import BankArrays
@@ -30,13 +32,26 @@ def fit_prior(arrays: BankArrays, kind: str = "prompt",
               embed_model: str = "embed") -> tuple[Any, np.ndarray]:
     """(prior model or None, out-of-fold logits of `arrays`' questions)."""
     check_prior(kind)
-    labels = vote_wrong(arrays)
+    labels = cheapest_wrong(arrays)
     if len(arrays) < 8 or labels.min() == labels.max():
         return None, np.zeros(len(arrays))
     if kind == "prompt":
         prompt = PromptDifficulty.fit(arrays.questions, labels)
         return prompt, cross_fit_prior(arrays, np.arange(len(arrays)), labels=labels)
     return _fit_router(arrays, ~labels, embed_model)
+
+
+def cheapest_wrong(arrays: BankArrays) -> np.ndarray:
+    """Per question, whether the cheapest tier is wrong: its vote over every stored sample,
+    or, where it has no samples on every question but a greedy answer (one answer per model,
+    RouteLLM's logs), that answer."""
+    small = arrays.models["small"]
+    if (arrays.mode(small, "sample").size > 0).all():
+        return vote_wrong(arrays)
+    for (model, mode), m in sorted(arrays.modes.items()):
+        if model == small and is_greedy_mode(mode) and (m.size > 0).all():
+            return ~m.correct[:, 0]
+    return vote_wrong(arrays)
 
 
 def _fit_router(arrays: BankArrays, right: np.ndarray, embed_model: str) -> tuple[Any,
