@@ -9,9 +9,11 @@ whose mix moves from groups it was tuned on to groups it was not -> bench/result
 Per stream, the groups (DATE scenarios, a question's first sentence; MMLU subjects) are split
 in two by a seeded shuffle, `--splits` times (split seeds 0, 1, ...): set A, set B
 (`gsm8k_date`: A is GSM8K, B is DATE; `date_swapped`: split 0 of `date` the other way
-round). The policy is tuned on set A alone with `tts.tuning.run_tune` (cost objective, folds
-by group, prompt tokens counted), which writes what it expects (disagreement with the top
-model, cross-fitted) and a frontier of safer plans into its notes. The stream is
+round). The policy is tuned on set A alone with `tts.tuning.run_tune` (cost objective; MMLU:
+accuracy within `MMLU_CAP` of the top model's cost; folds by group, prompt
+tokens counted), which writes what it expects (disagreement with the top model,
+cross-fitted), a frontier of safer plans and, with the embedding model pulled, the novelty
+summary of set A's questions (`tts.novelty`) into its notes. The stream is
 `--requests` questions drawn with replacement, the first half from A, the second from B (the
 shift), each answered by the replay engine (real logged samples, `Engine.solve` with the
 request's own seed) under three deployments:
@@ -19,15 +21,17 @@ request's own seed) under three deployments:
 * `static`: the tuned policy, no audits;
 * `guarded`: the same with `Engine(audit_rate=, audit_guard=True)` (`tts.guard`): a share of
   the answers given below the top model also get the top model's greedy answer (the audit,
-  charged to its own ledger and counted here), the drift alarm, and moves along the frontier;
+  charged to its own ledger and counted here), the drift alarms (audits; novelty of the
+  prompts, label- and audit-free), and moves along the frontier;
 * `top`: the top model alone (its greedy answer, the tuner's baseline), the reference.
 
 Numbers (every one measured): accuracy vs gold over the post-shift half and the whole stream,
 `post_shift_loss_vs_top` (the top model's post-shift accuracy minus the deployment's, as a
 fraction: 0.01 = 1 point), `cost_share` (the deployment's cost, audits included, over the top
 model alone's on the same requests), for `guarded` its audit rate (audits per request) and
-`requests_to_alarm` (requests after the shift until the first alarm; null: none), alarms
-raised before the shift (false alarms), and the share of answers that are not the top model's
+`requests_to_alarm` (requests after the shift until the first alarm of either signal; null:
+none) and each signal's (`requests_to_novelty_alarm`, `requests_to_audit_alarm`), alarms
+raised before the shift (false alarms, in all and per signal), and the share of answers that are not the top model's
 greedy answer before and after the shift (what the audits estimate, here counted on every
 request). `--runs` repeats each split's stream with other draws and seeds; summary numbers
 are means over every split and run (`requests_to_alarm`: median, null counting as never),
@@ -43,7 +47,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -68,6 +72,7 @@ OUT = Path(__file__).resolve().parent / "results" / "drift"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FOLDS = 5
 BUDGET = 262144.0  # the DATE bench's budget (tune_date.py): one GPT-4 answer with its prompt
+MMLU_CAP = 0.3
 
 
 @dataclass
@@ -84,6 +89,12 @@ class Stream:
     """`run_tune`'s ladder entries when they are not the plain model names (model:mode)."""
     fixed_a: tuple[str, ...] | None = None
     """The groups of set A when the split is fixed (one split), else None (shuffled)."""
+    tune: dict[str, Any] = field(default_factory=lambda: {"objective": "cost"})
+    """`run_tune`'s objective settings for set A."""
+    max_splits: int | None = None
+    """At most this many splits (None: `--splits`)."""
+    max_trials: int | None = None
+    """At most this many trials per study (None: `--trials`)."""
 
 
 def date_stream() -> Stream:
@@ -112,9 +123,14 @@ def mmlu_stream(tmp: Path) -> Stream | str:
     bank = load_bank(import_routellm(src, tmp / "routellm_mmlu"))
     ladder = tuple(bank.meta.ladder or ())
     return Stream("mmlu", bank, ladder, group_of,
-                  "RouteLLM MMLU logs (tts bank import-routellm): one greedy answer per model, "
-                  "so the ladder's rungs are greedy answers; groups: subjects",
-                  rungs=tuple(f"{m}:greedy" for m in ladder))
+                  f"RouteLLM MMLU logs (tts bank import-routellm): one greedy answer per model, "
+                  f"so the ladder's rungs are greedy answers; groups: subjects; no plan below "
+                  f"the top model matches its accuracy (the cost objective deploys it alone), "
+                  f"so set A is tuned for accuracy within {MMLU_CAP:g} of its cost; one split "
+                  f"and 30 trials per study (each set holds ~5,000 questions)",
+                  rungs=tuple(f"{m}:greedy" for m in ladder),
+                  tune={"objective": "accuracy", "max_cost_share": MMLU_CAP},
+                  max_splits=1, max_trials=30)
 
 
 def gsm8k_date_stream(tmp: Path) -> Stream | str:
@@ -171,7 +187,7 @@ def tuned_policy(stream: Stream, ids_a: list[str], out: Path, trials: int, fresh
     arrays = BankArrays.from_bank(stream.bank, problem_ids=ids_a)
     groups = {p: stream.group(p) for p in ids_a}
     t0 = time.perf_counter()  # folds hold groups out whole, unless A is too few groups
-    got = run_tune(arrays, list(stream.rungs or stream.ladder), objective="cost",
+    got = run_tune(arrays, list(stream.rungs or stream.ladder), **stream.tune,
                    budgets=(BUDGET,), trials=trials, folds=FOLDS,
                    group_by=groups if len(set(groups.values())) >= FOLDS else "question",
                    count_prompt=True)
@@ -190,6 +206,8 @@ def run_deployment(stream: Stream, policy: Any, questions: list[str], *, seed: i
     engine = Engine([ReplayBackend(stream.bank, m) for m in stream.ladder],
                     cost=stream.bank.meta.cost, policy=policy, count_prompt=True, seed=seed,
                     audit_rate=audit_rate, audit_guard=audit_rate > 0)
+    if engine.guard is not None and engine.guard.novelty is not None:
+        prime(engine.guard.novelty, [stream.bank.problems[p].question for p in set(questions)])
     correct, cost, audit, plan, disagree = [], [], [], [], []
     for i, pid in enumerate(questions):
         problem = stream.bank.problems[pid]
@@ -210,6 +228,16 @@ def run_deployment(stream: Stream, policy: Any, questions: list[str], *, seed: i
                    dropped=snap["dropped"], plans=list(engine.guard.names))
         engine.audits.close()
     return out
+
+
+def prime(monitor: Any, texts: list[str]) -> None:
+    """Give the novelty monitor the stream's embeddings ahead, from the prompts' embedding
+    cache (what it would compute one prompt at a time, in one batch)."""
+    from tts.routing import EmbeddingCache, default_cache_dir, embed_texts
+
+    enc = monitor.encoder
+    cache = EmbeddingCache(default_cache_dir("prompts"), enc.model_id, enc.dim)
+    monitor.prime(texts, embed_texts(texts, enc, cache=cache))
 
 
 def top_policy(policy: Any) -> Any:
@@ -253,14 +281,33 @@ def measures(run: dict[str, Any]) -> dict[str, Any]:
                                        (d["audit_spent"][shift - 1] if "audit_spent" in d
                                         else 0.0)) / float(np.sum(deps["top"]["cost"][shift:]))}
         if "audit_spent" in d:
-            alarms = [e["request"] for e in d["events"] if e["event"] == "alarm"]
-            after = [a for a in alarms if a > shift]
             m.update(audit_rate=d["audits"] / len(d["correct"]), audit_cost_share=audit / top_cost,
-                     requests_to_alarm=after[0] - shift if after else None,
-                     false_alarms=sum(a <= shift for a in alarms),
+                     **alarm_numbers(d["events"], shift),
                      moves=sum(e["event"] in ("safer", "cheaper") for e in d["events"]),
                      audits_dropped=d["dropped"])
         out[name] = m
+    return out
+
+
+ALARMS = {"audit": "alarm", "novelty": "novelty alarm"}
+"""The guard's event of each alarm."""
+
+
+def alarm_numbers(events: list[dict[str, Any]], shift: int) -> dict[str, Any]:
+    """Requests after the shift until the first alarm (either; and each signal's: None when
+    none came) and alarms raised before it (false alarms), from the guard's events."""
+    out: dict[str, Any] = {}
+    first = []
+    for signal, kind in ALARMS.items():
+        at = [e["request"] for e in events if e["event"] == kind]
+        after = [a - shift for a in at if a > shift]
+        out[f"requests_to_{signal}_alarm"] = after[0] if after else None
+        out[f"false_{signal}_alarms"] = sum(a <= shift for a in at)
+        first += after[:1]
+    out["requests_to_alarm"] = min(first) if first else None
+    out["false_alarms"] = out["false_audit_alarms"] + out["false_novelty_alarms"]
+    out["safer_moves_on_novelty"] = sum(e["event"] == "safer" and e.get("signal") == "novelty"
+                                        for e in events)
     return out
 
 
@@ -270,12 +317,14 @@ def summarise(per_run: list[dict[str, Any]]) -> dict[str, Any]:
     for name in ("guarded", "static", "top"):
         ms = [m[name] for m in per_run]
         agg = {k: float(np.mean([m[k] for m in ms])) for k in ms[0]
-               if k != "requests_to_alarm"}
+               if not k.startswith("requests_to_")}
         if name == "guarded":
-            waits = [m["requests_to_alarm"] for m in ms]
-            med = statistics.median([np.inf if w is None else w for w in waits])
-            agg["requests_to_alarm"] = None if med == np.inf else float(med)
-            agg["requests_to_alarm_runs"] = waits
+            for key in ("requests_to_alarm", "requests_to_novelty_alarm",
+                        "requests_to_audit_alarm"):
+                waits = [m[key] for m in ms]
+                med = statistics.median([np.inf if w is None else w for w in waits])
+                agg[key] = None if med == np.inf else float(med)
+                agg[f"{key}_runs"] = waits
         out[name] = agg
     return out
 
@@ -285,11 +334,14 @@ def run_stream(stream: Stream, args: argparse.Namespace) -> tuple[dict[str, Any]
     cache = args.out / "runs"
     cache.mkdir(parents=True, exist_ok=True)
     per_run, curves, splits = [], [], []
-    for split in range(1 if stream.fixed_a else args.splits):
+    count = 1 if stream.fixed_a else min(args.splits, stream.max_splits or args.splits)
+    for split in range(count):
         ids_a, ids_b = split_groups(stream, split)
-        policy, tune = tuned_policy(stream, ids_a, args.out, args.trials, args.fresh,
-                                    f"{stream.name}_split{split}")
+        policy, tune = tuned_policy(stream, ids_a, args.out,
+                                    min(args.trials, stream.max_trials or args.trials),
+                                    args.fresh, f"{stream.name}_split{split}")
         expected = policy_expected(policy)
+        novelty = policy.notes.get("novelty")
         mine = []
         for run in range(args.runs):
             path = cache / f"{stream.name}-split{split}-run{run}-{args.requests}-" \
@@ -312,6 +364,9 @@ def run_stream(stream: Stream, args: argparse.Namespace) -> tuple[dict[str, Any]
                        "b": sorted({stream.group(p) for p in ids_b})},
             "questions": {"a": len(ids_a), "b": len(ids_b)},
             "expected_disagreement": expected["disagreement"], "expected": expected,
+            "novelty": None if novelty is None else {
+                k: novelty[k] for k in ("model_id", "threshold", "expected", "heldout_share",
+                                        "questions")} | {"centroids": len(novelty["centroids"])},
             "frontier": [{"name": p.notes.get("frontier_plan"), **{k: e.get(k) for k in (
                 "disagreement", "accuracy", "cost_share")}} for p, e in policy_frontier(policy)],
             "tune": {k: tune.get(k) for k in ("accuracy", "accuracy_ci95", "cost_share",

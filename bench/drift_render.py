@@ -78,7 +78,11 @@ def tuned(summary: dict[str, Any]) -> str:
         for sp in entry.get("splits", []) if isinstance(entry, dict) else []:
             e = sp["expected"]
             front = ", ".join(f"{f['name']} (disagreement {f['disagreement']:.3f}, cost "
-                              f"{f['cost_share']:.2f})" for f in sp["frontier"])
+                              f"{f['cost_share']:.2f})" for f in sp["frontier"]) or "none"
+            nov = sp.get("novelty")
+            front += "; novelty: none" if nov is None else \
+                f"; novelty: {nov['centroids']} centroids, threshold {nov['threshold']:.3f}, " \
+                f"expected novel share {nov['expected']:.3f}"
             lines.append(f"- {name} split {sp['split']}: set A {len(sp['groups']['a'])} groups "
                          f"({sp['questions']['a']} questions), B {len(sp['groups']['b'])} "
                          f"({sp['questions']['b']}); expected disagreement {e['disagreement']:.3f}"
@@ -94,7 +98,8 @@ def _num(v: Any) -> str:
 def table(summary: dict[str, Any]) -> str:
     lines = ["| stream | deployment | post-shift loss vs top (points) | cost share (audits incl.) "
              "| post-shift accuracy | pre-shift accuracy | audit rate | requests to alarm "
-             "| false alarms | moves | disagreement with top, pre -> post shift |",
+             "(novelty / audit) | false alarms (novelty / audit) | moves | disagreement with "
+             "top, pre -> post shift |",
              "|" + "---|" * 11]
     rows = []
     for name, entry in summary.items():
@@ -105,17 +110,26 @@ def table(summary: dict[str, Any]) -> str:
     for name, entry in rows:
         for dep in DEPLOYMENTS:
             m = entry[dep]
-            alarm = m.get("requests_to_alarm", "")
+            alarms = false = ""
+            if dep == "guarded":
+                alarms = " / ".join(_wait(m.get(f"requests_to_{k}alarm")) for k in (
+                    "", "novelty_", "audit_"))
+                alarms = alarms.replace(" / ", " (", 1) + ")"
+                false = f"{m['false_alarms']:.2f} ({m.get('false_novelty_alarms', 0):.2f} / " \
+                        f"{m.get('false_audit_alarms', m['false_alarms']):.2f})"
             lines.append(
                 f"| {name} | {dep} | {100 * m['post_shift_loss_vs_top']:.2f} | "
                 f"{m['cost_share']:.3f} | {m['post_shift_accuracy']:.4f} | "
                 f"{m['pre_shift_accuracy']:.4f} | "
                 f"{'' if 'audit_rate' not in m else format(m['audit_rate'], '.4f')} | "
-                f"{'never' if dep == 'guarded' and alarm is None else alarm}"
-                f" | {'' if 'false_alarms' not in m else format(m['false_alarms'], '.2f')} | "
+                f"{alarms} | {false} | "
                 f"{'' if 'moves' not in m else format(m['moves'], '.2f')} | "
                 f"{m['pre_shift_disagreement']:.3f} -> {m['post_shift_disagreement']:.3f} |")
     return "\n".join(lines)
+
+
+def _wait(v: Any) -> str:
+    return "never" if v is None else f"{v:g}"
 
 
 def plot(curves: dict[str, Any], path: Path) -> None:
@@ -139,12 +153,15 @@ def plot(curves: dict[str, Any], path: Path) -> None:
         for ax in row:
             ax.axvline(run["shift"], color="k", ls="--", lw=0.8, label="shift")
             for e in events:
-                ax.axvline(e["request"], color={"alarm": "r", "safer": "m"}.get(e["event"], "g"),
-                           lw=0.5, alpha=0.6)
+                color = {"alarm": "r", "novelty alarm": "orange", "safer": "m",
+                         "cheaper": "g"}.get(e["event"])
+                if color:
+                    ax.axvline(e["request"], color=color, lw=0.5, alpha=0.6)
             ax.set_xlabel("request")
             ax.legend(fontsize=7)
         row[0].set_ylabel(f"accuracy, last {ROLL} requests")
-        row[0].set_title(f"{name} (run 0): red alarm, magenta safer, green cheaper")
+        row[0].set_title(f"{name} (run 0): red audit alarm, orange novelty alarm, magenta "
+                         f"safer, green cheaper", fontsize=9)
         row[1].set_ylabel("cumulative cost / top model alone")
         row[1].set_title(f"{name}: cost share, audits included")
     fig.tight_layout()
@@ -167,7 +184,10 @@ def write_outputs(summary: dict[str, Any], curves: dict[str, Any], out: Path) ->
         f"# Drift: static vs audited + guarded ({summary.get('command', '')})\n\n"
         f"Audit rate setting {summary.get('audit_rate_setting')}; means over every split and "
         f"run of a stream (requests to alarm: median; never: no alarm after the shift), each "
-        f"split's beside them. Loss in accuracy points (top model's post-shift accuracy minus "
+        f"split's beside them. Alarms: either signal, then the novelty alarm (served prompts "
+        f"unlike the tuning questions, no labels or audits) and the audit alarm (disagreement "
+        f"with the top model above the expected rate); the guard moves one safer plan per "
+        f"alarm. Loss in accuracy points (top model's post-shift accuracy minus "
         f"the deployment's); cost share: of the top model alone on the same requests, audits "
         f"included.\n\n{table(summary)}\n\n## Targets (issue 25), measured\n\n"
         f"{targets(summary)}\n\n## Tuned on set A (cross-fitted expectations)\n\n"

@@ -68,3 +68,20 @@ def test_a_deployment_is_the_replay_engine_and_measures_compare_with_top() -> No
         m["static"]["cost_share"] + guarded["audit_spent"][-1] / np.sum(top["cost"]))
     assert m["guarded"]["audit_rate"] == guarded["audits"] / 60
     assert m["guarded"]["requests_to_alarm"] is None and m["guarded"]["false_alarms"] == 0
+
+
+def test_alarm_numbers_split_the_signals() -> None:
+    events = [{"request": 40, "event": "novelty alarm"}, {"request": 40, "event": "safer",
+                                                           "signal": "novelty"},
+              {"request": 90, "event": "novelty clear"},
+              {"request": 130, "event": "novelty alarm"},
+              {"request": 131, "event": "safer", "signal": "novelty"},
+              {"request": 180, "event": "alarm"}, {"request": 181, "event": "safer",
+                                                   "signal": "audit"}]
+    got = drift.alarm_numbers(events, 100)
+    assert got["requests_to_novelty_alarm"] == 30 and got["requests_to_audit_alarm"] == 80
+    assert got["requests_to_alarm"] == 30 and got["false_novelty_alarms"] == 1
+    assert got["false_audit_alarms"] == 0 and got["false_alarms"] == 1
+    assert got["safer_moves_on_novelty"] == 2
+    none = drift.alarm_numbers([], 100)
+    assert none["requests_to_alarm"] is None and none["false_alarms"] == 0

@@ -67,8 +67,9 @@ def test_heldout_disagreement_is_the_crossfit_policys_disagreement(tuned):
     assert all(f["heldout_disagreement"] is not None for f in tuned["report"]["folds_detail"])
 
 
-def _entry(name, cost, dis):
-    return {"name": name, "expected": {"cost_share": cost, "disagreement": dis}}
+def _entry(name, cost, dis, ci=None):
+    return {"name": name, "expected": {"cost_share": cost, "disagreement": dis,
+                                       "disagreement_ci95": list(ci or (dis, dis))}}
 
 
 def test_frontier_keeps_only_safer_plans_cheapest_first():
@@ -83,10 +84,11 @@ def test_frontier_keeps_only_safer_plans_cheapest_first():
     # A budget that cannot pay for the top model: alone, it is not the safest plan.
     poor = [_entry("cap 0.3", 0.3, 0.04), _entry("top-model", 1.0, 0.5)]
     assert [e["name"] for e in safer(poor, {"disagreement": 0.1})] == ["cap 0.3"]
-    # A step must remove a quarter of the disagreement left (the guard moves one per alarm).
-    small = [_entry("skip 0.05", 0.12, 0.08), _entry("cap 0.2", 0.2, 0.07),
-             _entry("cap 0.3", 0.3, 0.055), _entry("top-model", 1.0, 0.0)]
-    assert [e["name"] for e in safer(small, {"disagreement": 0.1})] == ["cap 0.2", "top-model"]
+    # A step must be shown to be safer: its interval below the previous plan's disagreement.
+    noisy = [_entry("skip 0.05", 0.12, 0.08, (0.03, 0.13)),
+             _entry("cap 0.2", 0.2, 0.05, (0.02, 0.09)),
+             _entry("cap 0.3", 0.3, 0.04, (0.01, 0.07)), _entry("top-model", 1.0, 0.0)]
+    assert [e["name"] for e in safer(noisy, {"disagreement": 0.1})] == ["cap 0.2", "top-model"]
 
 
 def test_policy_carries_a_novelty_summary_when_the_embedding_model_is_pulled(tuned):

@@ -10,8 +10,9 @@ its cross-fitted numbers:
   share trades cost for agreement directly; it is what a ladder of one answer per model
   (RouteLLM's MMLU logs), whose studies have no vote to climb on, can do.
 
-Kept from cheapest to safest (each expected to disagree with the top model at most `STEP`
-times as much as the deployed plan and every cheaper kept plan), the top model alone last. The server's drift
+Kept from cheapest to safest (each measured to disagree with the top model less than the
+deployed plan and every cheaper kept plan: its 95% interval below their disagreement), the
+top model alone last. The server's drift
 guard moves along it (`tts.policy.policy_frontier` reads it back from the policy's notes)."""
 
 from __future__ import annotations
@@ -164,18 +165,14 @@ def agreeing(data: LadderData, agree: BankArrays) -> LadderData:
     return replace(data, arrays=agree, fingerprint=fingerprint)
 
 
-STEP = 0.75
-"""A frontier plan is kept only if it is expected to disagree at most this share of the
-previous plan's disagreement (the deployed plan's, then the last kept one's): the guard moves
-one plan per alarm, so each move must remove a material part (a quarter) of the disagreement
-left, not a question or two of the tuning set's."""
-
-
 def safer(entries: list[dict[str, Any]], deployed: dict[str, Any]) -> list[dict[str, Any]]:
-    """The entries expected to disagree at most `STEP` times as much as `deployed` and every
-    cheaper entry kept, cheapest first; `entries[-1]` is the top model alone, kept over an
-    equally costly and safe plan. It ends the frontier unless it is not safer: at a budget
-    that cannot pay for its answer it disagrees there (then the frontier may be empty)."""
+    """The entries measured to disagree less than `deployed` and every cheaper entry kept
+    (the upper end of an entry's 95% interval below the previous plan's expected
+    disagreement: the guard moves one plan per alarm, so a move goes to a plan shown to be
+    safer, not one that differs by a few of the tuning set's questions), cheapest first;
+    `entries[-1]` is the top model alone, kept over an equally costly and safe plan. It ends
+    the frontier unless it is not safer: at a budget that cannot pay for its answer it
+    disagrees there (then the frontier may be empty)."""
     top = entries[-1]
 
     def key(e: dict[str, Any]) -> tuple:
@@ -184,8 +181,9 @@ def safer(entries: list[dict[str, Any]], deployed: dict[str, Any]) -> list[dict[
 
     kept, best = [], deployed["disagreement"]
     for e in sorted(entries, key=key):
-        if e["expected"]["disagreement"] < STEP * best - 1e-12 or (
-                e is top and e["expected"]["disagreement"] < best - 1e-12):
+        x = e["expected"]
+        if x["disagreement"] < best - 1e-12 and x.get(
+                "disagreement_ci95", [0.0, x["disagreement"]])[1] < best - 1e-12:
             kept.append(e)
-            best = e["expected"]["disagreement"]
+            best = x["disagreement"]
     return kept
