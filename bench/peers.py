@@ -17,9 +17,9 @@ same held-out seeds, ladder gpt-3.5-turbo > gpt-4, prompt tokens charged at 2023
   place a held-out question's label reaches the tuner) and the accuracy objective under a
   cap of 0.3 of GPT-4 greedy's cost, and under MoT-1D-Vote@0.6 -> GPT-4 greedy's measured
   cost share (again one number measured on all questions). The tuner searches
-  mixed-representation votes (`mix_mode`, `climb_split`) and compares with MoT-1D-Vote@0.6 /
-  @0.65 as fixed plans (`tts.tuning.space`); summary.json records what each outer fold
-  deployed.
+  mixed-representation votes (`mix_mode`, `climb_split`; `tts.tuning.space`); summary.json
+  records what each outer fold deployed and how it scored on its held-out scenarios beside
+  MoT-1D-Vote@0.6.
 * tts default: `DefaultPolicy` (the untuned cascade as a ladder), and the plain cascade from
   gpt-3.5's program-of-thought vote (climb below 60% agreement), nothing tuned.
 * Peers (`tts.sweep.peers`; nothing tuned, so all questions are held out): MoT-1D-Vote,
@@ -79,6 +79,8 @@ LABELLED = ("GPT-4 greedy", "GPT-4-CoT-SC (3 samples)", "MoT-1D-Vote@0.6 -> GPT-
             "random router at MoT-1D-Vote@0.6's share -> GPT-4-CoT-SC",
             "ESC w=5 (gpt-3.5 PoT)", "ESC w=5 (gpt-3.5 CoT)", "gpt-3.5 MoT vote of 20 (no climb)")
 """Plans named on the plot (the table names every one)."""
+MOT = f"MoT-1D-Vote@{TAUS[0]} -> GPT-4 greedy"
+"""The MoT plan each tuned run's folds are compared with (`fold_plans`)."""
 PAPER = {"accuracy": 0.889, "cost_share_of_gpt4_cot_sc": 0.47,
          "scope": "all 369 DATE questions, BIG-bench labels (MoT paper)"}
 
@@ -121,12 +123,23 @@ def router_score(arrays: BankArrays, cascade: Ladder, share: float,
     return {k: np.mean([r[k] for r in runs], 0) for k in ("correct", "cost", "escalated")}
 
 
-def fold_plans(crossfit: Any) -> dict[str, list]:
+def fold_plans(crossfit: Any, ids: list[str], tuned: dict, mot: dict,
+               unit: float) -> dict[str, list]:
     """What each outer fold deployed (its held-out scenarios are answered by it): the
-    candidate's name, and whether its first rung is a mixed-representation vote."""
+    candidate's name, whether its first rung is a mixed-representation vote, and on the
+    fold's held-out questions its accuracy and cost share beside those of `mot`."""
+    fold = np.array([crossfit.fold_of[pid] for pid in ids])
+
+    def on(r: dict, f: int) -> tuple[float, float]:
+        return (float(r["correct"][:, fold == f].mean()),
+                float(r["cost"][:, fold == f].mean() / unit))
+
     return {"fold_chosen": [p.notes["levels"][0]["chosen"] for p in crossfit.policies],
             "fold_mixed": [p.levels[0].rungs[0].mix_mode is not None
-                           for p in crossfit.policies]}
+                           for p in crossfit.policies],
+            "fold_questions": [int((fold == f).sum()) for f in range(len(crossfit.policies))],
+            "fold_accuracy_and_cost": [on(tuned, f) for f in range(len(crossfit.policies))],
+            "fold_mot_accuracy_and_cost": [on(mot, f) for f in range(len(crossfit.policies))]}
 
 
 def paired(a: dict, b: dict, rng: np.random.Generator) -> dict[str, Any]:
@@ -138,6 +151,8 @@ def paired(a: dict, b: dict, rng: np.random.Generator) -> dict[str, Any]:
     diff = ca[idx].mean(1) - cb[idx].mean(1)
     ratio = ka[idx].mean(1) / kb[idx].mean(1)
     return {"accuracy_diff": float(ca.mean() - cb.mean()),
+            "answers_diff": int(round(float(a["correct"].sum() - b["correct"].sum()))),
+            "answers": int(a["correct"].size),
             "accuracy_diff_ci95": [float(x) for x in np.percentile(diff, [2.5, 97.5])],
             "cost_ratio": float(ka.mean() / kb.mean()),
             "cost_ratio_ci95": [float(x) for x in np.percentile(ratio, [2.5, 97.5])]}
@@ -180,7 +195,7 @@ def main() -> int:
                   seeds=TRAIN_SEEDS, heldout_seeds=HELDOUT_SEEDS, count_prompt=True)
     target = float(rows[f"MoT-1D-Vote@{TAUS[0]} -> GPT-4-CoT-SC"]["correct"].mean())
     greedy = rows["GPT-4 greedy"]["cost"].mean()
-    mot_cap = float(rows[f"MoT-1D-Vote@{TAUS[0]} -> GPT-4 greedy"]["cost"].mean() / greedy)
+    mot_cap = float(rows[MOT]["cost"].mean() / greedy)
     for label, kw in (("tts tuned (cost objective)", dict(objective="cost")),
                       (f"tts tuned (cost objective, target {target:.3f} = MoT-1D-Vote@"
                        f"{TAUS[0]}'s accuracy)", dict(objective="cost", target=target)),
@@ -197,7 +212,8 @@ def main() -> int:
         tuned_reports[label] = {"report_heldout_accuracy": h["accuracy"],
                                 "report_cost_share_of_large_only": h["cost_share_of_large_only"],
                                 "deployed_chosen": out["report"]["deployed"]["chosen"],
-                                **fold_plans(out["crossfit"]),
+                                **fold_plans(out["crossfit"], arrays.problem_ids,
+                                             rows[label], rows[MOT], greedy),
                                 "seconds": round(time.perf_counter() - t, 1)}
         print(f"{label}: held-out accuracy {rows[label]['correct'].mean():.3f} "
               f"({time.perf_counter() - t:.0f} s)")
@@ -304,18 +320,24 @@ def write(out: Path, table: list[dict[str, Any]], comparisons: dict[str, Any],
         lines.append(f"- Most accurate tuned tts plan, {tuned['plan']}: {tuned['accuracy']:.3f} "
                      f"at {tuned['cost_share_of_gpt4_greedy']:.2f} of GPT-4 greedy's cost; "
                      f"against MoT-1D-Vote@{tau}: {c['accuracy_diff']:+.3f} accuracy (95% CI "
-                     f"{lo:+.3f}..{hi:+.3f}) at {c['cost_ratio']:.2f} of its cost.")
+                     f"{lo:+.3f}..{hi:+.3f}; {c['answers_diff']:+d} right answers of "
+                     f"{c['answers']} question-seed pairs) at {c['cost_ratio']:.2f} of its "
+                     f"cost.")
     met = [name for name, c in comparisons.items()
            if c["tts_reaches_mot_accuracy_at_lower_cost"]]
     lines.append(f"- At least MoT's accuracy at lower cost: {len(met)} of {len(comparisons)} "
                  f"comparisons" + (f" ({'; '.join(met)})." if met else "."))
     lines.append("- The tuner's search space (tts/tuning/space.py) holds mixed-representation "
                  "votes (CoT and PoT drawn alternately, `mix_mode`, with or without MoT's "
-                 "split climb, `climb_split`) and MoT-1D-Vote@0.6 / @0.65 climbing to GPT-4 "
-                 "greedy as fixed plans. What each outer fold deployed:")
+                 "split climb, `climb_split`). What each outer fold deployed:")
     for label, r in tuned_reports.items():
-        lines.append(f"  - {label}: {', '.join(r['fold_chosen'])} ({sum(r['fold_mixed'])} "
-                     f"of {len(r['fold_mixed'])} folds a mixed vote).")
+        folds = "; ".join(
+            f"{name} {a:.3f} at {c:.2f} (MoT {ma:.3f} at {mc:.2f})" for name, (a, c), (ma, mc)
+            in zip(r["fold_chosen"], r["fold_accuracy_and_cost"],
+                   r["fold_mot_accuracy_and_cost"]))
+        lines.append(f"  - {label}: {sum(r['fold_mixed'])} of {len(r['fold_mixed'])} folds "
+                     f"a mixed vote; per fold, held-out accuracy at cost / GPT-4 greedy's "
+                     f"beside {MOT}: {folds}.")
     lines += ["- Here, unlike the paper: gold corrected (Faithful-COT; GPT-4 agrees with it), "
               "171 of 369 questions (whole scenarios), each representation's record pools "
               "both demonstration sets, K = 20 read as 10 CoT + 10 PoT.", "",

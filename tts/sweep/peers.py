@@ -46,8 +46,7 @@ ESC_MAX = 40
 """ESC's sampling cap (its paper's 40 on most tasks)."""
 MAX_TOKENS = 512
 MOT_TAUS = (0.6, 0.65)
-"""The MoT paper's consistency thresholds tau that the named plans and the tuner's fixed
-plans use."""
+"""The MoT paper's consistency thresholds tau that the named plans use."""
 PEER_NAMES = ("mot-1d-vote@0.6", "mot-1d-vote@0.65", "mot-2d-vote@0.6", "mot-2d-vote@0.65",
               "mot-verify", "esc@5", "adaptive-consistency", "router@0.3")
 """What the name `peers` expands to."""
@@ -63,11 +62,10 @@ def is_peer_name(name: str) -> bool:
 
 
 def mot_rung(k: int = MOT_SAMPLES, *, tau: float = 0.0, split: bool = False,
-             role: str = "small", modes: tuple[str, str] = ("sample", "pot")) -> Rung:
-    """The cheaper model's mixed vote of `k` draws in `modes` (CoT + PoT; no early stop),
-    climbing below agreement `tau` and, with `split`, when the two representations'
-    majorities differ."""
-    return Rung(role=role, mode=modes[0], mix_mode=modes[1], max_samples=k, wave=k,
+             role: str = "small") -> Rung:
+    """The cheaper model's mixed CoT + PoT vote of `k` draws (no early stop), climbing below
+    agreement `tau` and, with `split`, when the two representations' majorities differ."""
+    return Rung(role=role, mode="sample", mix_mode="pot", max_samples=k, wave=k,
                 confidence=1.0, max_tokens=MAX_TOKENS, climb_below=tau, climb_split=split)
 
 

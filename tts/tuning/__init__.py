@@ -20,8 +20,7 @@ One tuning run on a set of training questions (`tune_ladder`):
    floor in [0.5, 1] below which it always climbs (so no tuned policy can stop climbing on
    questions whose own vote is split); the top rung's greedy answer or vote.
 3. Candidates: the best trials re-scored with twice the seeds, plus fixed plans (the top
-   model alone; the default cascade from every lower tier in every representation; and
-   MoT-1D-Vote at tau 0.6 and 0.65 from a tier with two sampled representations).
+   model alone; the default cascade from every lower tier in every representation).
 4. Selection (`select_candidate`): the most accurate candidate within the cap, kept over the
    best fixed plan within the cap only if it wins by more than m standard errors of the
    paired per-question difference.
