@@ -7,8 +7,8 @@ the bundled MoT GSM8K bank (llama-2-13b > gpt-4, folds by question) and our Qwen
 (qwen2.5-coder-0.5b > 1.5b, folds by question, prompt tokens charged):
 
 1. Held-out AUROC for "the cheapest tier's full vote is wrong" of three signals: the router
-   (all-MiniLM-L6-v2 embeddings + prompt features, kNN or logistic chosen on inner folds;
-   `tts.tuning.priors`), the prompt-feature prior (`tts.difficulty.PromptDifficulty`), each
+   (all-MiniLM-L6-v2 embeddings + prompt features; kNN, logistic, feature-only or their
+   blends chosen on inner folds, `tts.routing.default_candidates`; `tts.tuning.priors`), the prompt-feature prior (`tts.difficulty.PromptDifficulty`), each
    fitted on the other folds only, and the probe's disagreement (1 - agreement of the cheapest
    tier's first 4 samples; nothing fitted). Bootstrap 95% CI over questions.
 2. The tuned ladder with and without the router (`tts tune --prior router|prompt`): the
@@ -72,16 +72,20 @@ def signals(arrays: BankArrays, group_by: str, folds: int) -> dict:
     """Held-out AUROC of the router, the prompt prior and the probe (module docstring, 1)."""
     wrong = vote_wrong(arrays)
     scores = {"router": np.zeros(len(arrays)), "prompt": np.zeros(len(arrays))}
+    chosen = []
     for held in group_folds(arrays, folds, group_by, seed=0):
         train = arrays.subset(np.setdiff1d(np.arange(len(arrays)), held))
         texts = [arrays.questions[i] for i in held]
         for kind in scores:
             prior, _ = fit_prior(train, kind)
             scores[kind][held] = 0.0 if prior is None else prior.logits(texts)
+            if kind == "router" and prior is not None:
+                chosen.append(prior.router.candidate.name)
     small = arrays.models["small"]
     pre = arrays.prefix(small, "sample", 0, 512)
     probe = 1.0 - pre.agreement[np.arange(len(arrays)), np.minimum(4, pre.agreement.shape[1] - 1)]
     return {"questions": len(arrays), "cheapest_wrong_share": float(wrong.mean()),
+            "router_chosen": chosen,
             **{k: auroc(v, wrong) for k, v in scores.items()},
             "probe_agreement_4": auroc(probe, wrong)}
 
@@ -194,6 +198,11 @@ def write(out: Path, summary: dict, rows: list[dict]) -> None:
         lines.append(f"| {name} | " + " | ".join(
             f"{s[k]['auroc']:.3f} [{s[k]['ci95'][0]:.3f}, {s[k]['ci95'][1]:.3f}]"
             for k in ("router", "prompt", "probe_agreement_4")) + " |")
+    lines += ["", "The router's model per outer fold, chosen on 3 inner folds by Brier score "
+              "among `tts.routing.default_candidates` (features(C=0.2) is the prompt prior's "
+              "own model):", ""]
+    lines += [f"- {name}: {', '.join(e['signals']['router_chosen'])}"
+              for name, e in summary["banks"].items()]
     lines += ["", "| bank | objective | prior | accuracy | cost share | climbs | cheapest "
               "spend on climbers |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['bank']} | {r['objective']} | {r['prior']} | {r['accuracy']:.3f} | "
