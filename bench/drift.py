@@ -31,9 +31,9 @@ fraction: 0.01 = 1 point), `cost_share` (the deployment's cost, audits included,
 model alone's on the same requests), for `guarded` its audit rate (audits per request) and
 `requests_to_alarm` (requests after the shift until the first alarm of either signal; null:
 none) and each signal's (`requests_to_novelty_alarm`, `requests_to_audit_alarm`), alarms
-raised before the shift (false alarms, in all and per signal), and the share of answers that are not the top model's
-greedy answer before and after the shift (what the audits estimate, here counted on every
-request). `--runs` repeats each split's stream with other draws and seeds; summary numbers
+raised before the shift (false alarms, in all and per signal), and the share of answers that
+are not the top model's greedy answer before and after the shift (what the audits estimate,
+here counted on every request). `--runs` repeats each split's stream with other draws and seeds; summary numbers
 are means over every split and run (`requests_to_alarm`: median, null counting as never),
 each split's beside them. Tuned policies and finished runs are kept in the output folder
 (`--fresh` redoes them; the committed policies were tuned by the tuner of their day).

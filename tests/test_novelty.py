@@ -102,7 +102,8 @@ def plans():
     return [single_level(("a", "b"), (cheap,)) for _ in range(3)]
 
 
-def test_guard_moves_once_per_rise_and_back_only_while_clear(caplog) -> None:
+def test_guard_moves_to_the_safest_plan_once_per_rise_and_back_only_while_clear(
+        caplog) -> None:
     caplog.set_level(logging.WARNING, logger="tts.guard")
     m, like, other = monitor(summary(), [])
     applied: list = []
@@ -116,17 +117,17 @@ def test_guard_moves_once_per_rise_and_back_only_while_clear(caplog) -> None:
 
     serve(like * 2)
     assert g.current == 0
-    serve(other)  # novelty rises once: one step, however long the novel traffic lasts
-    assert g.current == 1 and g.moves == {"safer": 1, "cheaper": 0}
+    serve(other)  # novelty rises once: to the safest plan, however long it lasts
+    assert g.current == 2 and g.moves == {"safer": 1, "cheaper": 0}
     assert g.moves_by_signal == {"audit": 0, "novelty": 1}
     assert m.alarm
     serve(like[:250])  # the cooldown has passed, but the novelty alarm has not cleared
-    assert m.alarm and g.current == 1
-    serve(like * 8)
-    assert not m.alarm and g.current == 0 and g.moves["cheaper"] == 1
-    assert applied[0] is g.plans[1] and applied[-1] is g.plans[0]
+    assert m.alarm and g.current == 2
+    serve(like * 8)  # clear: back one plan per cooldown
+    assert not m.alarm and g.current == 0 and g.moves["cheaper"] == 2
+    assert applied[0] is g.plans[2] and applied[1] is g.plans[1] and applied[2] is g.plans[0]
     kinds = [e["event"] for e in g.events]
-    assert kinds == ["novelty alarm", "safer", "novelty clear", "cheaper"], kinds
+    assert kinds == ["novelty alarm", "safer", "novelty clear", "cheaper", "cheaper"], kinds
     assert g.events[1]["signal"] == "novelty"
     assert "novel share bounds" in caplog.text
     snap = g.snapshot()
@@ -229,3 +230,19 @@ def test_date_scenarios_not_tuned_on_raise_the_alarm_and_move_the_guard() -> Non
                cost=bank.meta.cost, audit_rate=0.05,
                policy=single_level(("gpt-3.5-turbo", "gpt-4"), (cheap,), notes={
                    "novelty": bad, "expected": pol.notes["expected"]}))
+
+
+def test_metrics_show_the_novelty_alarm() -> None:
+    pytest.importorskip("prometheus_client")
+    from tts.serving.audit import novelty_metrics
+
+    m, like, other = monitor(summary(), [])
+    feed(m, like + other)
+    got = {f.name: f for f in novelty_metrics(m.snapshot())}
+    assert got["tts_novelty_available"].samples[0].value == 1
+    assert got["tts_novelty_alarm"].samples[0].value == 1
+    assert got["tts_novelty_alarms"].samples[0].value == 1
+    verdicts = {s.labels["verdict"]: s.value for s in got["tts_novelty_prompts"].samples}
+    assert verdicts["novel"] == m.novel and verdicts["novel"] + verdicts["familiar"] == 600
+    bound = {s.labels["bound"]: s.value for s in got["tts_novelty_share_bound"].samples}
+    assert bound["low"] > m.summary.expected

@@ -53,6 +53,8 @@ def test_served_guard_moves_and_reports() -> None:
     assert 'tts_guard_moves_total{direction="safer"} 1.0' in metrics
     assert 'tts_guard_plan{plan="top-model"} 1.0' in metrics
     assert "tts_drift_expected_disagreement 0.0" in metrics
+    assert "tts_novelty_available 0.0" in metrics and not drift["novelty"]["available"]
+    assert "no novelty summary" in drift["novelty"]["reason"]
 
 
 def test_guard_flags_that_cannot_work_exit_2(tmp_path, monkeypatch, capsys) -> None:

@@ -33,10 +33,14 @@ for every answer it is offered and `audited` for every audit that comes back) an
   carries a summary of its training questions (`notes.novelty`); every planned request's
   prompt is then judged novel or not, label- and audit-free, and the novelty alarm is raised
   when the novel share's lower bound (`ALARM_Z`, the same `WINDOWS`) exceeds the share
-  expected of questions like the training ones. Its rise is a move forward for the guard
-  (once per rise: novelty does not depend on the plan in place, so it does not count again
-  against the next plan), and the guard moves back only while the novelty alarm is clear and
-  the audits are within expectation. Moves are counted by direction and by signal
+  expected of questions like the training ones. Its rise moves the guard to the frontier's
+  last plan, the safest (the top model alone where the frontier ends with it), once per
+  rise: the frontier is ordered by disagreement measured on the tuning questions, and novel
+  traffic is exactly where those numbers do not hold (bench/drift.py measured a step to the
+  next plan, tuned for agreement on the tuning questions, agreeing less with the top model
+  after a shift than the deployed plan did), while the top model agrees with itself on any
+  traffic. The guard moves back, one plan per cooldown, only while the novelty alarm is clear
+  and the audits are within expectation. Moves are counted by direction and by signal
   (`moves_by_signal`: "audit", "novelty").
 
 The expected rate is the deployed policy's throughout: the guard's aim is the disagreement
@@ -162,14 +166,14 @@ class DriftGuard:
             self._check_alarm()
 
     def _novelty_changed(self, raised: bool, bound: dict[str, Any]) -> None:
-        """The novelty monitor's alarm rose (a move forward) or cleared."""
+        """The novelty monitor's alarm rose (a move to the safest plan) or cleared."""
         with self._lock:
             why = {"signal": "novelty", **bound}
             self._event("novelty alarm" if raised else "novelty clear", why)
             if raised and self.act and self.current + 1 < len(self.plans):
                 if self._tried:
                     self.cooldown = min(2 * self.cooldown, MAX_COOLDOWN)
-                self._move(+1, why)
+                self._move(len(self.plans) - 1 - self.current, why)
 
     # ---- rules -----------------------------------------------------------------------------
     def bounds(self) -> list[dict[str, Any]]:

@@ -24,8 +24,8 @@ guard's `WINDOWS` requests (and all of them, up to the largest window), the lowe
 of the Wilson interval (the guard's `ALARM_Z`) of the novel share exceeds `expected`; it clears
 when no window's share itself does (hysteresis: a share hovering at the bound does not raise
 and clear it by turns). Raising and clearing each log one line (logger `tts.novelty`) and call
-`on_change`; the drift guard (`tts.guard`) moves to a safer plan when it is raised and moves
-back only while it is clear.
+`on_change`; the drift guard (`tts.guard`) moves to the safest plan of the frontier when it is
+raised and moves back only while it is clear.
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def _encoder(embed_model: str) -> Any:
     return _ENCODERS[embed_model]
 
 
-# ---- deployment ----------------------------------------------------------------------------------
+# ---- deployment --------------------------------------------------------------------------------
 class NoveltyMonitor:
     """Marks served prompts novel or not in a background thread and keeps the alarm.
 

@@ -118,8 +118,8 @@ def frontier(finals: Sequence[TuneRun], fold_runs: Sequence[Sequence[TuneRun]],
              study_name: str | None = None,
              progress: Callable[[str, int], None] | None = None) -> list[dict[str, Any]]:
     """`notes.frontier`: the plans safer than `deployed` (its expected numbers), cheapest
-    first, the top model alone last where it is safer (`safer`). `finals[i]`: budget i's run on every question;
-    `fold_runs[i]`: budget i's outer fold runs. A frontier plan is the most agreeing
+    first, the top model alone last where it is safer (`safer`). `finals[i]`: budget i's run
+    on every question; `fold_runs[i]`: budget i's outer fold runs. A frontier plan is the most agreeing
     candidate within its cap (margin 0: its numbers are cross-fitted, so the winner's curse
     shows in them rather than in the choice); beside it, per cap, the deployed plan skipping
     to the top model (`skip_plan`) where every budget has one."""
