@@ -60,6 +60,17 @@ def fixed_plans(arrays: BankArrays, ladder: Sequence[str], budget: float, seeds,
     return out
 
 
+def policy_record(policy: Any) -> dict[str, Any]:
+    """A deployed policy as a summary records it: its policy.json without the novelty
+    monitor's centroids (32 embedding vectors, ~115 KB a policy), of which the count stays."""
+    out = policy.to_dict()
+    novelty = out.get("notes", {}).get("novelty")
+    if not novelty:
+        return out
+    shown = f"{len(novelty['centroids'])} vectors, not stored here"
+    return {**out, "notes": {**out["notes"], "novelty": {**novelty, "centroids": shown}}}
+
+
 ROUTER_SEEDS = range(10)
 """Router seeds a random router's numbers are averaged over."""
 
@@ -115,7 +126,7 @@ def ladder_entry(arrays: BankArrays, ladder: Sequence[str], *, budget: float, fo
                      "per_tier_share_of_questions": ha["per_tier_share_of_questions"],
                      "chosen_per_fold": [f["chosen"] for f in acc["report"]["folds_detail"]],
                      "margin_per_fold": [f["margin"] for f in acc["report"]["folds_detail"]],
-                     "deployed_policy": acc["policy"].to_dict(),
+                     "deployed_policy": policy_record(acc["policy"]),
                      "deployed": _deployed(acc["report"])})
     at60 = next(p for p in line if p["max_cost_share"] == 0.6)
     meets = h["accuracy"] >= h["large_greedy_accuracy"] - 1e-12
@@ -134,7 +145,7 @@ def ladder_entry(arrays: BankArrays, ladder: Sequence[str], *, budget: float, fo
                                                      "heldout_accuracy", "heldout_cost_share")}
                                  for f in cost["report"]["folds_detail"]],
         "cost_objective_rule_choice": [f["rule"] for f in cost["report"]["folds_detail"]],
-        "deployed_cost_policy": cost["policy"].to_dict(),
+        "deployed_cost_policy": policy_record(cost["policy"]),
         "deployed_cost": _deployed(cost["report"]),
         "accuracy_vs_cost": line,
         "seconds": round(time.perf_counter() - t0, 1),
