@@ -8,9 +8,7 @@ the bundled MoT GSM8K bank (llama-2-13b > gpt-4, folds by question) and our Qwen
 
 1. Held-out AUROC for "the cheapest tier's full vote is wrong" of three signals: the router
    (all-MiniLM-L6-v2 embeddings + prompt features; kNN, logistic, feature-only or their
-   blends, `tts.routing.default_candidates`, chosen on inner folds by the one-standard-error
-   rule on Brier score, `tts.routing.choose_candidate`; `tts.tuning.priors`), the
-   prompt-feature prior (`tts.difficulty.PromptDifficulty`), each
+   blends chosen on inner folds, `tts.routing.default_candidates`; `tts.tuning.priors`), the prompt-feature prior (`tts.difficulty.PromptDifficulty`), each
    fitted on the other folds only, and the probe's disagreement (1 - agreement of the cheapest
    tier's first 4 samples; nothing fitted). Bootstrap 95% CI over questions.
 2. The tuned ladder with and without the router (`tts tune --prior router|prompt`): the
@@ -200,10 +198,9 @@ def write(out: Path, summary: dict, rows: list[dict]) -> None:
         lines.append(f"| {name} | " + " | ".join(
             f"{s[k]['auroc']:.3f} [{s[k]['ci95'][0]:.3f}, {s[k]['ci95'][1]:.3f}]"
             for k in ("router", "prompt", "probe_agreement_4")) + " |")
-    lines += ["", "The router's model per outer fold, chosen on 3 inner folds among "
-              "`tts.routing.default_candidates` by the one-standard-error rule on Brier score "
-              "(the simplest candidate within one paired SE of the best; features(C=0.2) is "
-              "the prompt prior's own model, the simplest):", ""]
+    lines += ["", "The router's model per outer fold, chosen on 3 inner folds by Brier score "
+              "among `tts.routing.default_candidates` (features(C=0.2) is the prompt prior's "
+              "own model):", ""]
     lines += [f"- {name}: {', '.join(e['signals']['router_chosen'])}"
               for name, e in summary["banks"].items()]
     lines += ["", "| bank | objective | prior | accuracy | cost share | climbs | cheapest "

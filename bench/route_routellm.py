@@ -11,8 +11,7 @@ thresholds, PGR, APGR, CPT(50%), CPT(80%) (`tts.routing.metrics`), shares in [0,
 Routers, every score held-out (5 folds; each prompt scored by a fit that never saw it):
 * `tts`: `tts.routing` on all-MiniLM-L6-v2 embeddings, prompt features and (from 2,000
   fitting prompts on) word TF-IDF: logistic, kNN, TF-IDF and feature-only models and blends
-  (`tts.routing.default_candidates`) chosen per outer fold on 3 inner folds by APGR with the
-  one-standard-error rule (nested; `tts.routing.choose_candidate`);
+  (`tts.routing.default_candidates`) chosen per outer fold on 3 inner folds by APGR (nested);
   score P(strong) - P(weak).
 * `random`: uniform scores, mean of 20 draws.
 * `subject_mean` (MMLU): each subject's mean gain (strong right - weak right) in the fitting
@@ -55,9 +54,8 @@ DATA = ROOT.parent.parent / "shared" / "data"
 SEED = 0
 FOLDS = 5
 SIZES = (250, 500, 1000, 1500, 3000)
-GRID = [c.name for c in DEFAULT_CANDIDATES + WORD_CANDIDATES] + [WORDS_FROM, "one-se"]
-"""The nested choice's grid (`tts.routing.default_candidates`) and rule: what the score cache
-is keyed by."""
+GRID = [c.name for c in DEFAULT_CANDIDATES + WORD_CANDIDATES] + [WORDS_FROM]
+"""The nested choice's grid (`tts.routing.default_candidates`): what the score cache is keyed by."""
 # RouteLLM paper (arXiv 2406.18665), contaminated prompts removed: CPT(50%), CPT(80%), APGR.
 PUBLISHED = {
     "mmlu": {"note": "RouteLLM paper, all 57 MMLU subjects; routers trained on Chatbot Arena "

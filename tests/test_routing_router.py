@@ -12,7 +12,7 @@ from tts.errors import UnknownNameError
 from tts.routing import (Candidate, Router, RouterError, cheapest_fails_auroc, cross_fit,
                          fold_indices, random_curve, routing_curve)
 import tts.routing.router as router_module
-from tts.routing.crossfit import brier_skill, choose_candidate, one_se_rule, paired_se
+from tts.routing.crossfit import choose_candidate
 from tts.routing.router import DEFAULT_CANDIDATES, WORD_CANDIDATES, WORDS_FROM, default_candidates
 from tts.routing.metrics import RoutingCurve
 
@@ -196,61 +196,6 @@ def test_nested_choice_uses_the_selection_score() -> None:
     _, with_blend = choose_candidate(texts, y, emb, tiers=TIERS, embed_model="toy@1",
                                      candidates=[*cands, blend])
     assert min(with_blend.values()) < with_blend[blend.name] < max(with_blend.values())
-
-
-def losses_to_predictions(labels: np.ndarray, loss: np.ndarray) -> np.ndarray:
-    """Predictions whose per-prompt Brier loss against `labels` is `loss`."""
-    gap = np.sqrt(np.clip(loss, 0.0, 1.0))
-    return np.where(labels, 1.0 - gap, gap)
-
-
-@pytest.mark.parametrize("edge, complex_kept", [(0.004, False), (0.05, True)])
-def test_one_se_rule_keeps_the_simple_candidate_unless_the_complex_one_wins_clearly(
-        edge, complex_kept) -> None:
-    # The simple candidate has Brier loss 0.25 on every prompt; the complex one 0.25 - edge on
-    # average, with a per-prompt spread of 0.1 (paired SE of the difference ~0.007 here).
-    rng = np.random.default_rng(0)
-    y = rng.random((200, 1)) < 0.5
-    simple, complex_ = Candidate(f=0.2), Candidate(c=0.3, k=50)
-    spread = rng.normal(size=(200, 1))
-    preds = {simple.name: np.full((200, 1), 0.5),
-             complex_.name: losses_to_predictions(y, 0.25 - edge - 0.1 * (spread
-                                                                         - spread.mean()))}
-    chosen, scores = one_se_rule([complex_, simple], preds, y)
-    se = paired_se(preds, complex_.name, y, brier_skill)[simple.name]
-    win = scores[complex_.name] - scores[simple.name]
-    assert win > 0  # the complex candidate scores best in both cases
-    assert (win > se) is complex_kept
-    assert chosen == (complex_ if complex_kept else simple)
-
-
-def test_one_se_rule_widens_the_error_for_groups_that_err_together() -> None:
-    # The complex candidate's edge is shared by each of 8 groups: per prompt it looks sure,
-    # but only 8 independent draws stand behind it.
-    rng = np.random.default_rng(1)
-    groups = [f"scenario{i % 8}" for i in range(160)]
-    y = rng.random((160, 1)) < 0.5
-    simple, complex_ = Candidate(f=0.2), Candidate(c=0.3)
-    shift = rng.normal(size=8)[np.arange(160) % 8][:, None]
-    preds = {simple.name: np.full((160, 1), 0.5),
-             complex_.name: losses_to_predictions(y, 0.24 - 0.05 * shift)}
-    by_prompt = paired_se(preds, complex_.name, y, brier_skill)[simple.name]
-    by_group = paired_se(preds, complex_.name, y, brier_skill, groups=groups)[simple.name]
-    assert by_group > 2 * by_prompt
-    win = brier_skill(preds[complex_.name], y) - brier_skill(preds[simple.name], y)
-    assert by_prompt < win < by_group
-    assert one_se_rule([simple, complex_], preds, y)[0] == complex_
-    assert one_se_rule([simple, complex_], preds, y, groups=groups)[0] == simple
-
-
-def test_candidates_order_by_simplicity() -> None:
-    order = sorted(DEFAULT_CANDIDATES + WORD_CANDIDATES, key=lambda c: c.complexity)
-    assert order[0] == Candidate(f=0.2)
-    assert [len(c.parts) for c in order] == sorted(len(c.parts) for c in order)
-    assert order.index(Candidate.knn(150)) < order.index(Candidate.knn(50)) \
-        < order.index(Candidate.logistic(0.3))
-    assert Candidate(c=0.1, k=50).complexity < Candidate(c=0.3, k=50).complexity \
-        < Candidate(c=0.3, k=50, t=1.0).complexity
 
 
 def test_word_parts_join_the_grid_only_on_large_fitting_sets() -> None:

@@ -1,7 +1,6 @@
 """Cross-fitted router predictions: every prompt is scored by a router that never saw it, and
 the model family (kNN or logistic, and its parameter) is chosen on inner folds of the fitting
-part only (nested), so the held-out numbers carry no selection bias. The choice follows the
-one-standard-error rule (`choose_candidate`): the simplest candidate within noise of the best.
+part only (nested), so the held-out numbers carry no selection bias.
 
 Folds are by prompt, or by group (e.g. MMLU subject, DATE scenario) so that no group of a
 held-out prompt was seen in fitting.
@@ -18,11 +17,7 @@ from tts.difficulty import kfold
 from tts.errors import ValidationError
 from tts.routing.router import Candidate, Router, default_candidates
 
-__all__ = ["CrossFit", "cross_fit", "choose_candidate", "fold_indices", "brier_skill",
-           "one_se_rule", "paired_se"]
-
-SE_DRAWS = 200
-"""Bootstrap draws for the standard error of the one-standard-error rule."""
+__all__ = ["CrossFit", "cross_fit", "choose_candidate", "fold_indices", "brier_skill"]
 
 Select = Callable[[np.ndarray, np.ndarray], float]
 """`select(predictions (n, T), labels (n, T)) -> score`, higher is better."""
@@ -64,17 +59,9 @@ def choose_candidate(texts: Sequence[str], labels: np.ndarray, embeddings: np.nd
                      candidates: Sequence[Candidate] | None = None, folds: int = 3,
                      groups: Sequence[str] | None = None, seed: int = 0,
                      select: Select = brier_skill) -> tuple[Candidate, dict[str, float]]:
-    """The candidate chosen on `folds`-fold cross-fitting of the given (fitting) prompts by
-    the one-standard-error rule (Breiman et al. 1984), and every candidate's `select` score;
-    by default among `default_candidates(len(texts))`.
-
-    The rule: among the candidates whose score is within one standard error of the best
-    one's, take the simplest (`Candidate.complexity`: features only, then single parts, then
-    blends). The standard error is that of the score difference to the best candidate,
-    paired (the same prompts, `paired_se`). Why: on banks of a few hundred prompts, inner-fold
-    scores differ by noise, and a 384-weight embedding model that wins by noise is no evidence
-    that it beats the prompt-feature model held-out (it more often overfits); on large banks
-    the standard error shrinks and the rule keeps the best. Decided on inner folds only."""
+    """The candidate with the best `select` score on `folds`-fold cross-fitting of the given
+    (fitting) prompts, and every candidate's score; by default among
+    `default_candidates(len(texts))`."""
     if candidates is None:
         candidates = default_candidates(len(texts))
     if len(candidates) == 1:
@@ -86,52 +73,10 @@ def choose_candidate(texts: Sequence[str], labels: np.ndarray, embeddings: np.nd
         for part in cand.parts:
             if part not in single:
                 single[part] = _oof(texts, labels, embeddings, parts, tiers, embed_model, part)
-    preds = {c.name: sum(single[p] for p in c.parts) / len(c.parts) for c in candidates}
-    return one_se_rule(candidates, preds, labels, select, groups=groups, seed=seed)
-
-
-def one_se_rule(candidates: Sequence[Candidate], preds: dict[str, np.ndarray],
-                labels: np.ndarray, select: Select = brier_skill, *,
-                groups: Sequence[str] | None = None,
-                seed: int = 0) -> tuple[Candidate, dict[str, float]]:
-    """The simplest of `candidates` whose `select` score on their out-of-fold predictions
-    `preds` (by name) is within one paired standard error of the best score, and every
-    candidate's score (`choose_candidate` says why)."""
-    scores = {c.name: select(preds[c.name], labels) for c in candidates}
+    scores = {c.name: select(sum(single[p] for p in c.parts) / len(c.parts), labels)
+              for c in candidates}
     best = max(candidates, key=lambda c: scores[c.name])
-    se = paired_se(preds, best.name, labels, select, groups=groups, seed=seed)
-    near = [c for c in candidates if scores[best.name] - scores[c.name] <= se[c.name]]
-    return min(near, key=lambda c: c.complexity), scores
-
-
-def paired_se(preds: dict[str, np.ndarray], best: str, labels: np.ndarray, select: Select, *,
-              groups: Sequence[str] | None = None, seed: int = 0,
-              draws: int = SE_DRAWS) -> dict[str, float]:
-    """Per candidate, the standard error of `select(best) - select(candidate)` over the same
-    prompts: the spread of that difference over `draws` bootstrap resamples of the prompts
-    (of whole groups when grouped, since prompts of one group err together). A bootstrap
-    rather than a formula so that any score works, APGR included; for a mean per-prompt loss
-    such as Brier it agrees with the paired standard error of the mean. A resample on which
-    `select` is undefined (e.g. APGR with equal accuracies) is skipped."""
-    rng = np.random.default_rng(seed)
-    members = None if groups is None else [np.flatnonzero(np.asarray(groups) == g)
-                                           for g in np.unique(np.asarray(groups))]
-    diffs: dict[str, list[float]] = {name: [] for name in preds}
-    for _ in range(draws):
-        if members is None:
-            rows = rng.integers(0, len(labels), len(labels))
-        else:
-            rows = np.concatenate([members[j] for j in rng.integers(0, len(members),
-                                                                    len(members))])
-        try:
-            top = select(preds[best][rows], labels[rows])
-            row = {name: top - select(p[rows], labels[rows]) for name, p in preds.items()}
-        except ValueError:
-            continue
-        for name, d in row.items():
-            diffs[name].append(d)
-    return {name: float(np.std(d, ddof=1)) if len(d) > 1 else 0.0
-            for name, d in diffs.items()}
+    return best, scores
 
 
 def _oof(texts: Sequence[str], labels: np.ndarray, embeddings: np.ndarray,

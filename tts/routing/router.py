@@ -50,9 +50,6 @@ SHRINK = 2.0
 """kNN: pseudo-neighbours at the tier's mean accuracy added to the k real ones."""
 _PART_NAMES = {"c": "logistic(C={:g})", "k": "knn(k={})", "t": "tfidf(C={:g})",
                "f": "features(C={:g})"}
-_SIMPLICITY = ("f", "k", "c", "t")
-"""Part families, simplest first: features (~10 weights a tier), kNN (one count; about
-n / k effective parameters), logistic on embeddings (D + F weights), TF-IDF (up to 20,000)."""
 _PART_ARRAYS = {"c": ("coef", "intercept"), "k": ("points", "labels"),
                 "t": ("idf", "tcoef", "tintercept"), "f": ("fcoef", "fintercept")}
 
@@ -112,16 +109,6 @@ class Candidate:
     def name(self) -> str:
         return "+".join(_PART_NAMES[p].format(getattr(self, p)) for p in _PART_NAMES
                         if getattr(self, p) is not None)
-
-    @property
-    def complexity(self) -> tuple:
-        """Sort key, simplest first (the one-standard-error rule's order, `choose_candidate`):
-        fewer parts; then the most complex part family (`_SIMPLICITY`: features < kNN <
-        logistic < TF-IDF); then stronger regularisation (smaller C, larger k)."""
-        used = [p for p in _PART_NAMES if getattr(self, p) is not None]
-        families = tuple(sorted((_SIMPLICITY.index(p) for p in used), reverse=True))
-        return (len(used), families,
-                tuple(-self.k if p == "k" else getattr(self, p) for p in used))
 
     @property
     def reads_embeddings(self) -> bool:
