@@ -66,6 +66,16 @@ def test_json_round_trip(tmp_path, bundled):
         assert json.loads(path.read_text())["format"] == "tts-policy/2"
 
 
+def test_to_dict_is_a_copy():
+    policy = policy_from_dict({**good_dict(), "notes": {"source": "test",
+                                                        "nested": {"ids": [1, 2]}}})
+    before = json.dumps(policy.notes, sort_keys=True)
+    out = policy.to_dict()
+    out["notes"]["nested"]["ids"].append(3)
+    out["notes"]["source"] = "edited"
+    assert json.dumps(policy.notes, sort_keys=True) == before
+
+
 def mutate(fn):
     d = good_dict()
     fn(d)

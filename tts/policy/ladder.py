@@ -16,6 +16,7 @@ rung, the adaptive strategy a probe rung with a score (`probe`, `climb_above`,
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from dataclasses import dataclass, field, replace
@@ -174,10 +175,11 @@ class LadderPolicy:
 
     # ---- persistence ---------------------------------------------------------------------
     def to_dict(self) -> dict:
+        """The policy as plain data (a copy: editing it leaves the policy as it was)."""
         return {"format": FORMAT, "ladder": None if self.ladder is None else list(self.ladder),
                 "climb_features": list(CLIMB_FEATURES),
                 "prompt": None if self.prompt is None else self.prompt.to_dict(),
-                "levels": [lv.to_dict() for lv in self.levels], "notes": dict(self.notes)}
+                "levels": [lv.to_dict() for lv in self.levels], "notes": copy.deepcopy(dict(self.notes))}
 
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2) + "\n"
