@@ -205,7 +205,8 @@ def run_deployment(stream: Stream, policy: Any, questions: list[str], *, seed: i
     units spent so far, the plan in place; and the guard's events."""
     engine = Engine([ReplayBackend(stream.bank, m) for m in stream.ladder],
                     cost=stream.bank.meta.cost, policy=policy, count_prompt=True, seed=seed,
-                    audit_rate=audit_rate, audit_guard=audit_rate > 0)
+                    audit_rate=audit_rate,  # a policy without a frontier: the alarms only
+                    audit_guard=audit_rate > 0 and bool(policy_frontier(policy)))
     if engine.guard is not None and engine.guard.novelty is not None:
         prime(engine.guard.novelty, [stream.bank.problems[p].question for p in set(questions)])
     correct, cost, audit, plan, disagree = [], [], [], [], []
