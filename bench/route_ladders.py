@@ -10,7 +10,11 @@ the bundled MoT GSM8K bank (llama-2-13b > gpt-4, folds by question) and our Qwen
    (all-MiniLM-L6-v2 embeddings + prompt features; kNN, logistic, feature-only or their
    blends chosen on inner folds, `tts.routing.default_candidates`; `tts.tuning.priors`), the prompt-feature prior (`tts.difficulty.PromptDifficulty`), each
    fitted on the other folds only, and the probe's disagreement (1 - agreement of the cheapest
-   tier's first 4 samples; nothing fitted). Bootstrap 95% CI over questions.
+   tier's first 4 samples; nothing fitted). Bootstrap 95% CI over questions. Beside the pooled
+   AUROC, the mean of the AUROCs within each held-out fold: pooling ranks questions of
+   different folds by different fits, and a fold's fitted base rate moves against its
+   held-out one (a fold with more failures leaves fewer in its fitting part), which pulls a
+   pooled AUROC below 0.5 for a nearly constant predictor.
 2. The tuned ladder with and without the router (`tts tune --prior router|prompt`): the
    accuracy objective under 30% and 60% cost caps, K-fold held-out (folds as above; margin
    1 SE given to both arms, so the same procedure runs for both without the inner
@@ -73,7 +77,8 @@ def signals(arrays: BankArrays, group_by: str, folds: int) -> dict:
     wrong = vote_wrong(arrays)
     scores = {"router": np.zeros(len(arrays)), "prompt": np.zeros(len(arrays))}
     chosen = []
-    for held in group_folds(arrays, folds, group_by, seed=0):
+    parts = group_folds(arrays, folds, group_by, seed=0)
+    for held in parts:
         train = arrays.subset(np.setdiff1d(np.arange(len(arrays)), held))
         texts = [arrays.questions[i] for i in held]
         for kind in scores:
@@ -87,7 +92,17 @@ def signals(arrays: BankArrays, group_by: str, folds: int) -> dict:
     return {"questions": len(arrays), "cheapest_wrong_share": float(wrong.mean()),
             "router_chosen": chosen,
             **{k: auroc(v, wrong) for k, v in scores.items()},
-            "probe_agreement_4": auroc(probe, wrong)}
+            "probe_agreement_4": auroc(probe, wrong),
+            "within_folds": {k: within_folds(v, wrong, parts) for k, v in
+                             (*scores.items(), ("probe_agreement_4", probe))}}
+
+
+def within_folds(score: np.ndarray, wrong: np.ndarray, parts) -> float:
+    """Mean over held-out folds (with both outcomes) of the AUROC within the fold."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(np.mean([roc_auc_score(wrong[h], score[h]) for h in parts
+                          if wrong[h].min() != wrong[h].max()]))
 
 
 def tuned(arrays: BankArrays, ladder, group_by: str, count_prompt: bool, prior: str,
@@ -198,6 +213,10 @@ def write(out: Path, summary: dict, rows: list[dict]) -> None:
         lines.append(f"| {name} | " + " | ".join(
             f"{s[k]['auroc']:.3f} [{s[k]['ci95'][0]:.3f}, {s[k]['ci95'][1]:.3f}]"
             for k in ("router", "prompt", "probe_agreement_4")) + " |")
+    lines += ["", "Mean AUROC within each held-out fold (no pooling across folds' fits):", "",
+              "| bank | router | prompt | probe@4 |", "|---|---|---|---|"]
+    lines += [f"| {name} | " + " | ".join(f"{e['signals']['within_folds'][k]:.3f}" for k in (
+        "router", "prompt", "probe_agreement_4")) + " |" for name, e in summary["banks"].items()]
     lines += ["", "The router's model per outer fold, chosen on 3 inner folds by Brier score "
               "among `tts.routing.default_candidates` (features(C=0.2) is the prompt prior's "
               "own model):", ""]
