@@ -74,3 +74,32 @@ def test_guard_flags_that_cannot_work_exit_2(tmp_path, monkeypatch, capsys) -> N
         assert main(["serve", *flags]) == 2
         err = capsys.readouterr().err
         assert re.search(match, err) and "Traceback" not in err, err
+
+
+def test_a_novelty_summary_of_another_embedding_model_exits_2(tmp_path, monkeypatch,
+                                                               capsys) -> None:
+    import numpy as np
+    import uvicorn
+
+    from tts.cli import main
+    from tts.models.embed import embed_path
+    from tts.models.registry import ModelError
+    from tts.novelty import fit_novelty
+
+    try:
+        embed_path("embed")
+    except ModelError:
+        pytest.skip("the embedding model is not pulled (tts models pull embed)")
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("the server started"))
+    x = np.random.default_rng(0).normal(size=(40, 384))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    pol = policy(0.1)
+    notes = {**pol.notes, "novelty": fit_novelty(x, embed_model="embed",
+                                                 model_id="other-model@000000000000").to_dict()}
+    path = tmp_path / "policy.json"
+    type(pol)(pol.ladder, pol.levels, pol.prompt, notes).to_json(path)
+    assert main(["serve", "--bank", str(tts.BUNDLED_DATE_BANK), "--ladder", ",".join(LADDER),
+                 "--policy", str(path), "--audit-rate", "0.05", "--audit-guard"]) == 2
+    err = capsys.readouterr().err
+    assert "made with embedding model other-model@000000000000" in err, err
+    assert "Traceback" not in err
