@@ -45,7 +45,7 @@ from tts.difficulty import vote_wrong  # noqa: E402
 from tts.evaluate import BankArrays, evaluate  # noqa: E402
 from tts.measures import mean_ci95, paired_difference  # noqa: E402
 from tts.tuning import run_tune  # noqa: E402
-from tts.tuning.folds import group_folds  # noqa: E402
+from tts.tuning.folds import group_folds, group_labels  # noqa: E402
 from tts.tuning.priors import fit_prior  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "route_ladders"
@@ -81,8 +81,9 @@ def signals(arrays: BankArrays, group_by: str, folds: int) -> dict:
     for held in parts:
         train = arrays.subset(np.setdiff1d(np.arange(len(arrays)), held))
         texts = [arrays.questions[i] for i in held]
+        groups = None if group_by == "question" else group_labels(train, group_by)
         for kind in scores:
-            prior, _ = fit_prior(train, kind)
+            prior, _ = fit_prior(train, kind, groups=groups)
             scores[kind][held] = 0.0 if prior is None else prior.logits(texts)
             if kind == "router" and prior is not None:
                 chosen.append(prior.router.candidate.name)

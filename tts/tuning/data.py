@@ -20,6 +20,7 @@ from tts.signals import CLIMB_FEATURES
 from tts.strategies.chain import is_chain_mode
 from tts.strategies.ladder import Ladder, Rung
 from tts.types import ladder_roles
+from tts.tuning.folds import GroupBy, group_labels
 from tts.tuning.priors import check_prior, fit_prior
 
 MAX_TOKENS = 512
@@ -91,6 +92,9 @@ class LadderData:
     """Out-of-fold prompt logits of the training questions (for fitting climb scores)."""
     prior_kind: str = "prompt"
     """What the prior is ("prompt" features or a "router", `tts.tuning.priors`)."""
+    group_by: Any = "question"
+    """How the tuning's folds group questions (`tts.tuning.folds.GroupBy`): a router prior's
+    own folds group them the same way, and so does every inner tuning run."""
     fingerprint: str = ""
     slots: tuple[Slot, ...] | None = None
     """The rungs of a `model:mode` ladder (None: one rung per model, modes searched)."""
@@ -173,8 +177,9 @@ def greedy_rung(role: str, mode: str, **kw: Any) -> Rung:
 
 def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
                    seeds: Sequence[int] = (0, 1, 2), count_prompt: bool = True,
-                   prior: str = "prompt") -> LadderData:
-    """Roles, available modes, fitted climb scores and the top model's reference."""
+                   prior: str = "prompt", group_by: GroupBy = "question") -> LadderData:
+    """Roles, available modes, fitted climb scores and the top model's reference. `group_by`:
+    the tuning's grouping of questions, which a router prior's inner folds follow."""
     ladder, slots = parse_ladder(ladder)
     if len(ladder) < 2:
         raise ValidationError("a ladder to tune needs at least two models.", parameter="ladder")
@@ -223,7 +228,9 @@ def prepare_ladder(arrays: BankArrays, ladder: Sequence[str], *, budget: float,
                           for mode in _vote_modes(modes[role], slots, role)
                           if _has_confidences(arrays, model, mode)))
     data.prior_kind = check_prior(prior)
-    data.prompt, data.priors = fit_prior(arrays, prior)
+    data.group_by = group_by
+    data.prompt, data.priors = fit_prior(
+        arrays, prior, groups=None if group_by == "question" else group_labels(arrays, group_by))
     data.learned = _fit_scores(data)
     fp = {"ids": arrays.problem_ids, "ladder": list(ladder), "seeds": seeds,
           "budget": budget, "count_prompt": count_prompt,

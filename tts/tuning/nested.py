@@ -45,7 +45,7 @@ def choose_rule(data: LadderData, *, objective: str, target: float | None, trial
     for f, held in enumerate(parts):
         train = np.setdiff1d(np.arange(len(data.arrays)), held)
         inner = prepare_ladder(data.arrays.subset(train), data.entries, budget=data.budget,
-                               prior=data.prior_kind,
+                               prior=data.prior_kind, group_by=data.group_by,
                                seeds=data.seeds, count_prompt=data.count_prompt)
         held_arrays = data.arrays.subset(held)
         top = evaluate(held_arrays, Ladder(rungs=(top_rung(data.greedy["large"]),)),
@@ -113,7 +113,7 @@ def tune_ladder(arrays: BankArrays, ladder: Sequence[str], *, objective: str = "
         raise ValidationError(f"ladder tuning has objectives 'cost' and 'accuracy', got "
                               f"{objective!r}.", parameter="objective", value=objective)
     data = prepare_ladder(arrays, ladder, budget=budget, seeds=seeds, count_prompt=count_prompt,
-                          prior=prior)
+                          prior=prior, group_by=group_by)
     if objective == "cost" or max_cost_share is not None:
         check_top_affordable(data)
     if margin is None:

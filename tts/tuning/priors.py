@@ -8,7 +8,7 @@ out-of-fold: no question is scored by a fit that saw it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -18,6 +18,10 @@ from tts.errors import ValidationError
 from tts.evaluate import BankArrays
 
 PRIORS = ("prompt", "router")
+INNER_FOLDS = 3
+"""Folds a router's candidate is chosen on."""
+OOF_FOLDS = 5
+"""Folds the training questions' own router logits are cross-fitted on."""
 _ENCODERS: dict[str, Any] = {}
 
 
@@ -28,9 +32,12 @@ def check_prior(kind: str) -> str:
     return kind
 
 
-def fit_prior(arrays: BankArrays, kind: str = "prompt",
-              embed_model: str = "embed") -> tuple[Any, np.ndarray]:
-    """(prior model or None, out-of-fold logits of `arrays`' questions)."""
+def fit_prior(arrays: BankArrays, kind: str = "prompt", embed_model: str = "embed", *,
+              groups: Sequence[str] | None = None) -> tuple[Any, np.ndarray]:
+    """(prior model or None, out-of-fold logits of `arrays`' questions). `groups` (one per
+    question, e.g. DATE scenarios): a router's candidate is chosen, and its logits cross-fitted,
+    on folds of whole groups, as the tuning that uses it is held out; by question where the
+    groups are too few for the folds."""
     check_prior(kind)
     labels = cheapest_wrong(arrays)
     if len(arrays) < 8 or labels.min() == labels.max():
@@ -38,7 +45,7 @@ def fit_prior(arrays: BankArrays, kind: str = "prompt",
     if kind == "prompt":
         prompt = PromptDifficulty.fit(arrays.questions, labels)
         return prompt, cross_fit_prior(arrays, np.arange(len(arrays)), labels=labels)
-    return _fit_router(arrays, ~labels, embed_model)
+    return _fit_router(arrays, ~labels, embed_model, groups)
 
 
 def cheapest_wrong(arrays: BankArrays) -> np.ndarray:
@@ -54,9 +61,9 @@ def cheapest_wrong(arrays: BankArrays) -> np.ndarray:
     return vote_wrong(arrays)
 
 
-def _fit_router(arrays: BankArrays, right: np.ndarray, embed_model: str) -> tuple[Any,
-                                                                                   np.ndarray]:
-    """A router for the cheapest tier (kNN or logistic chosen on inner folds) and its
+def _fit_router(arrays: BankArrays, right: np.ndarray, embed_model: str,
+                groups: Sequence[str] | None) -> tuple[Any, np.ndarray]:
+    """A router for the cheapest tier (its candidate chosen on inner folds) and its
     cross-fitted difficulty logits of the same questions."""
     from tts.routing import (EmbeddingCache, Router, choose_candidate, cross_fit,
                              default_cache_dir, embed_texts, load_encoder)
@@ -70,10 +77,14 @@ def _fit_router(arrays: BankArrays, right: np.ndarray, embed_model: str) -> tupl
                                                        enc.model_id, enc.dim))
     tier = (arrays.models["small"],)
     y = right[:, None]
-    cand, _ = choose_candidate(texts, y, emb, tiers=tier, embed_model=enc.model_id)
+    n_groups = 0 if groups is None else len(set(groups))
+    cand, _ = choose_candidate(texts, y, emb, tiers=tier, embed_model=enc.model_id,
+                               groups=groups if n_groups >= INNER_FOLDS else None,
+                               folds=INNER_FOLDS)
     router = Router.fit(texts, y, embeddings=emb, tiers=tier, embed_model=enc.model_id,
                         candidate=cand)
     prior = RouterPrior.of(router, tier[0], enc, embed_model)
-    oof = cross_fit(texts, y, emb, tiers=tier, embed_model=enc.model_id, folds=5,
-                    inner_folds=3).predictions[:, 0]
+    oof = cross_fit(texts, y, emb, tiers=tier, embed_model=enc.model_id, folds=OOF_FOLDS,
+                    inner_folds=INNER_FOLDS, groups=groups if n_groups >= OOF_FOLDS else None
+                    ).predictions[:, 0]
     return prior, difficulty_logits(oof)
