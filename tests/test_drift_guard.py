@@ -109,14 +109,40 @@ def test_guard_bad_input_is_a_clear_error() -> None:
         engine(policy(0.1, frontier=False), audit_rate=0.05, audit_guard=True)
     with pytest.raises(ValidationError, match="no expected disagreement"):
         engine(policy(None), audit_rate=0.05, audit_guard=True)
-    with pytest.raises(ValidationError, match="audit_guard` needs audits"):
+    with pytest.raises(ValidationError, match=r"give audit_rate > 0 \(audits\), or a policy "
+                       r"with a novelty summary.*here the policy has no novelty summary"):
         engine(policy(0.1), audit_guard=True)
+    with pytest.raises(ValidationError, match="audit_bank` needs audit_rate > 0"):
+        engine(policy(0.1), audit_bank="audits")
     with pytest.raises(ValidationError, match="audit_guard"):
         engine(policy(0.1), audit_rate=0.1, audit_guard="yes")
     # the untuned default policy has neither
     with pytest.raises(ValidationError, match="no expected disagreement"):
         Engine([ReplayBackend(BANK, m) for m in LADDER], cost=BANK.meta.cost, audit_rate=0.1,
                audit_guard=True)
+
+
+def test_without_audits_or_novelty_nothing_watches(tmp_path, monkeypatch) -> None:
+    import numpy as np
+
+    from tts import models, novelty
+
+    e = engine(policy(0.1))
+    assert e.guard is None and e.audits is None
+    # a novelty summary whose embedding model is not pulled here: no alarm, no guard
+    monkeypatch.setenv(models.MODELS_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(novelty, "_ENCODERS", {})
+    x = np.random.default_rng(0).normal(size=(40, 8))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    pol = policy(0.1)
+    notes = {**pol.notes, "novelty": novelty.fit_novelty(x, embed_model="embed",
+                                                         model_id="x@0").to_dict()}
+    pol = type(pol)(pol.ladder, pol.levels, pol.prompt, notes)
+    e = engine(pol)
+    assert e.guard is None and e.audits is None
+    with pytest.raises(ValidationError, match="or a policy with a novelty summary.*here the "
+                                              "embedding model .* is not available"):
+        engine(pol, audit_guard=True)
 
 
 def test_stale_audits_and_windows() -> None:

@@ -194,8 +194,10 @@ needs_embed = pytest.mark.skipif(not _embed_pulled(), reason="the embedding mode
                                  "(tts models pull embed)")
 
 
-@needs_embed
-def test_date_scenarios_not_tuned_on_raise_the_alarm_and_move_the_guard() -> None:
+def date_policy():
+    """The bundled DATE bank, a policy over its gpt-3.5/GPT-4 ladder whose novelty summary
+    (the real embedding model) was made on half of its scenarios, its frontier the top model
+    alone, and the questions of the scenarios it saw and of the others."""
     bank = tts._load(str(tts.BUNDLED_DATE_BANK))
     problems = list(bank.problems.values())
     groups = sorted({scenario(p.question) for p in problems})
@@ -210,6 +212,14 @@ def test_date_scenarios_not_tuned_on_raise_the_alarm_and_move_the_guard() -> Non
         "novelty": notes, "expected": {"disagreement": 0.9, "disagreement_ci95": [0.8, 1.0]},
         "frontier": [{"name": "top-model", "levels": [LadderLevel(0.0, (top,)).to_dict()],
                       "expected": {"disagreement": 0.0, "disagreement_ci95": [0.0, 0.0]}}]})
+    return bank, pol, a, b
+
+
+@needs_embed
+def test_date_scenarios_not_tuned_on_raise_the_alarm_and_move_the_guard() -> None:
+    bank, pol, a, b = date_policy()
+    notes = pol.notes["novelty"]
+    cheap = Rung(role="small", max_samples=1, wave=1, temperature=0.0, mode="sample")
     e = Engine([ReplayBackend(bank, m) for m in ("gpt-3.5-turbo", "gpt-4")],
                cost=bank.meta.cost, policy=pol, audit_rate=0.05, audit_guard=True)
     e.guard.novelty.prime(a + b)  # one batch, instead of one prompt at a time
@@ -230,6 +240,42 @@ def test_date_scenarios_not_tuned_on_raise_the_alarm_and_move_the_guard() -> Non
                cost=bank.meta.cost, audit_rate=0.05,
                policy=single_level(("gpt-3.5-turbo", "gpt-4"), (cheap,), notes={
                    "novelty": bad, "expected": pol.notes["expected"]}))
+
+
+def test_without_audits_novelty_alone_moves_the_guard_to_the_top_model_and_back(
+        pulled_embed) -> None:
+    bank, pol, a, b = date_policy()
+    e = Engine([ReplayBackend(bank, m) for m in ("gpt-3.5-turbo", "gpt-4")],
+               cost=bank.meta.cost, policy=pol, audit_guard=True)  # audit_rate 0
+    assert e.audits.rate == 0 and e.guard.act and e.guard.novelty is not None
+    e.guard.base_cooldown = e.guard.cooldown = 100
+    e.guard.novelty.prime(a + b)
+    seed = iter(range(10_000))
+
+    def serve(questions: list[str], until) -> list:
+        out = []
+        for q in questions:
+            out.append(e.solve(q, 1e9, seed=next(seed)))
+            assert e.audits.wait(30)
+            if until():
+                break
+        return out
+
+    serve(a * 2, lambda: False)
+    assert e.guard.current == 0 and not e.guard.novelty.alarm
+    got = serve(b, lambda: e.guard.current != 0)
+    assert e.guard.current == 1 and e.guard.moves_by_signal == {"audit": 0, "novelty": 1}
+    assert len(got) < 60 and e.guard.novelty.alarm
+    after = serve(a * 10, lambda: e.guard.current == 0)
+    assert e.guard.current == 0 and e.guard.moves["cheaper"] == 1, e.guard.events
+    assert all(r.tokens.get("gpt-4", 0) > 0 for r in after[:-1])  # the top model alone
+    kinds = [ev["event"] for ev in e.guard.events]
+    assert kinds == ["novelty alarm", "safer", "novelty clear", "cheaper"], kinds
+    snap = e.audits.snapshot()
+    assert snap["offered"] > 0 and snap["pending"] == snap["dropped"] == 0
+    assert snap["disagreement"]["overall"]["audited"] == 0  # no audit was made
+    assert snap["ledger"] == {"spent": 0.0, "tokens": {}}
+    assert snap["drift"]["novelty"]["judged"] == e.guard.seen
 
 
 def test_metrics_show_the_novelty_alarm() -> None:

@@ -66,11 +66,17 @@ def test_guard_flags_that_cannot_work_exit_2(tmp_path, monkeypatch, capsys) -> N
     bare = tmp_path / "bare.json"
     policy(0.1, frontier=False).to_json(bare)
     date = ["--bank", str(tts.BUNDLED_DATE_BANK), "--ladder", ",".join(LADDER)]
+    plain = tmp_path / "plain.json"
+    policy(0.1).to_json(plain)
     for flags, match in (
-            (["--audit-guard"], "--audit-guard needs --audit-rate > 0"),
+            (["--audit-guard"], "--audit-guard needs --policy"),
             (["--audit-guard", "--audit-rate", "0.05"], "--audit-guard needs --policy"),
             ([*date, "--policy", str(bare), "--audit-guard", "--audit-rate", "0.05"],
-             "this policy has no frontier of safer plans")):
+             "this policy has no frontier of safer plans"),
+            ([*date, "--policy", str(plain), "--audit-guard"],
+             r"give audit_rate > 0 \(audits\), or a policy with a novelty summary"),
+            ([*date, "--policy", str(plain), "--audit-bank", str(tmp_path / "a")],
+             "--audit-bank needs --audit-rate > 0")):
         assert main(["serve", *flags]) == 2
         err = capsys.readouterr().err
         assert re.search(match, err) and "Traceback" not in err, err
@@ -103,3 +109,24 @@ def test_a_novelty_summary_of_another_embedding_model_exits_2(tmp_path, monkeypa
     err = capsys.readouterr().err
     assert "made with embedding model other-model@000000000000" in err, err
     assert "Traceback" not in err
+
+
+def test_guard_on_novelty_alone_without_audits(tmp_path, monkeypatch, capsys,
+                                               pulled_embed) -> None:
+    import uvicorn
+
+    from tts.cli import main
+
+    from .test_novelty import date_policy
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **k: started.append(app))
+    _, pol, _, _ = date_policy()
+    path = tmp_path / "policy.json"
+    pol.to_json(path)
+    assert main(["serve", "--bank", str(tts.BUNDLED_DATE_BANK), "--ladder", ",".join(LADDER),
+                 "--policy", str(path), "--audit-guard"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no audits (drift guard at 0.900 expected disagreement; novelty alarm at" in err, err
+    auditor = started[0].state.tts.auditor
+    assert auditor.rate == 0 and auditor.guard.act and auditor.guard.novelty is not None

@@ -83,7 +83,8 @@ class Auditor:
     writes the audit bank.
 
     Args:
-        rate: share of requests answered below the top model that are audited, in [0, 1].
+        rate: share of requests answered below the top model that are audited, in [0, 1];
+            0 audits nothing but still reports every answer to `guard` (its novelty alarm).
         models: the engine's models, cheapest first (the last is the top model).
         cost: the engine's CostModel (written into the audit bank).
         role: the top model's role in the engine that runs audits (e.g. "large").
@@ -98,7 +99,7 @@ class Auditor:
                  submit: Submit, seed: int | None = 0, bank: str | Path | None = None,
                  max_pending: int = 256, max_tokens: int = 512):
         self.rate = check_rate(rate)
-        if len(models) < 2:
+        if self.rate > 0 and len(models) < 2:
             raise ValidationError(f"audits ask the top model about answers given below it, but "
                                   f"the engine has one model ({list(models)}); serve a ladder "
                                   f"or a small and a large model.", parameter="audit_rate",

@@ -15,7 +15,7 @@ from tts.backends.contract import generate_checked, ledger_pay
 from tts.budgets import Budget, CostModel, Ledger
 from tts.budgets.budget import check_flag
 from tts.errors import BackendError, UnknownNameError, ValidationError
-from tts.guard import DriftGuard, drift_guard
+from tts.guard import DriftGuard, deployment_guard
 from tts.policy import DefaultPolicy, Policy
 from tts.strategies import RunContext, Strategy, make_strategy
 from tts.strategies.base import Call, Outcome
@@ -108,12 +108,16 @@ class Engine:
         audit_rate: share of the answers given below the top model that the top model is
             also asked about, in a background thread and outside their budgets, to measure
             how often they disagree (`engine.audits`, a `tts.audit.Auditor`); 0 (default): no
-            audits.
-        audit_bank: folder the audits are appended to as a bank (see `tts.audit`), or None.
+            audits (but a policy with a novelty summary still gets the novelty alarm: its
+            Auditor audits nothing and reports every answer to the drift guard).
+        audit_bank: folder the audits are appended to as a bank (see `tts.audit`), or None;
+            needs audit_rate > 0.
         audit_guard: move to the next safer plan of the policy's frontier when the audits
-            show more disagreement than the policy expects, and back later (`tts.guard`;
-            `engine.guard`). Needs audits and a policy `tts tune` wrote a frontier into.
-            Without it, audits of such a policy still raise the drift alarm.
+            show more disagreement than the policy expects, or to its safest when the
+            prompts turn novel, and back later (`tts.guard`; `engine.guard`). Needs a policy
+            `tts tune` wrote a frontier into, and audits (audit_rate > 0) or a novelty summary
+            whose embedding model is pulled. Without it, such a policy still raises the
+            alarms.
     """
 
     def __init__(self, small: Backend | Sequence[Backend], large: Backend | None = None, *,
@@ -152,13 +156,14 @@ class Engine:
         self.count_prompt = check_flag("count_prompt", count_prompt)
         self.seed = None if seed is None else _check_seed(seed)
         self._lock = threading.Lock()  # audits generate from a thread of their own
-        if check_flag("audit_guard", audit_guard) and check_rate(audit_rate) == 0:
-            raise ValidationError("`audit_guard` needs audits to guard by: give audit_rate > 0.",
-                                  parameter="audit_guard", value=audit_guard)
-        self.guard: DriftGuard | None = None if check_rate(audit_rate) == 0 else \
-            drift_guard(self.policy, act=audit_guard, apply=self.use_policy)
-        self.audits: Auditor | None = None if check_rate(audit_rate) == 0 else \
-            background_auditor(self, audit_rate, audit_bank)
+        rate = check_rate(audit_rate)
+        if audit_bank is not None and rate == 0:
+            raise ValidationError("`audit_bank` needs audit_rate > 0 (no audits to write).",
+                                  parameter="audit_bank", value=str(audit_bank))
+        self.guard: DriftGuard | None = deployment_guard(
+            self.policy, rate, act=check_flag("audit_guard", audit_guard), apply=self.use_policy)
+        self.audits: Auditor | None = None if rate == 0 and self.guard is None else \
+            background_auditor(self, rate, audit_bank)
         if self.audits is not None:
             self.audits.guard = self.guard
 

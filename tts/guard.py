@@ -6,7 +6,9 @@ deployed plan (`notes.expected.disagreement`, cross-fitted: the share of questio
 is not the top model's greedy answer) and a frontier of safer plans, cheapest to safest
 (`notes.frontier`; it ends with the top model alone where that is safer, and may be empty).
 A `DriftGuard` watches the deployment through its audits (`tts.audit.Auditor` calls `request`
-for every answer it is offered and `audited` for every audit that comes back) and:
+for every answer it is offered and `audited` for every audit that comes back; with audit rate
+0 it audits nothing but still reports every answer, so a policy with a novelty summary gets the
+novelty alarm, and the guard, without paying for audits: `deployment_guard`) and:
 
 * **Alarm.** Audits only ask about answers given below the top model; answers the top model
   gave agree with it (assumed), so the deployment's disagreement over a stretch of requests is
@@ -60,7 +62,7 @@ from tts.errors import ValidationError
 from tts.novelty import NoveltyMonitor, novelty_monitor
 from tts.policy import policy_expected, policy_frontier
 
-__all__ = ["DriftGuard", "WINDOWS", "MAX_WINDOW", "COOLDOWN", "drift_guard"]
+__all__ = ["DriftGuard", "WINDOWS", "MAX_WINDOW", "COOLDOWN", "deployment_guard", "drift_guard"]
 
 log = logging.getLogger("tts.guard")
 
@@ -295,3 +297,24 @@ def drift_guard(policy: Any, *, act: bool, apply: Callable[[Any], None],
     return DriftGuard([policy] + [p for p, _ in frontier], names, expected["disagreement"],
                       act=act, apply=apply, cooldown=cooldown, novelty=novelty,
                       novelty_off=off)
+
+
+def deployment_guard(policy: Any, rate: float, *, act: bool,
+                     apply: Callable[[Any], None]) -> DriftGuard | None:
+    """The DriftGuard of a deployment auditing a share `rate` of its answers: `drift_guard`'s
+    when `rate` > 0; with `rate` 0 only one with a novelty monitor (novelty needs no audits),
+    else None. `act` with `rate` 0 and no novelty monitor is a ValidationError: the guard
+    would have nothing to move on."""
+    notes = getattr(policy, "notes", None)
+    summary = isinstance(notes, Mapping) and "novelty" in notes
+    guard = drift_guard(policy, act=act, apply=apply) if rate > 0 or summary else None
+    if rate > 0 or (guard is not None and guard.novelty is not None):
+        return guard
+    if act:
+        why = "the policy has no novelty summary (notes.novelty)" if guard is None else \
+            guard.novelty_off
+        raise ValidationError(f"the audit guard needs a signal to move on: give audit_rate > 0 "
+                              f"(audits), or a policy with a novelty summary whose embedding "
+                              f"model is pulled (`tts tune` writes notes.novelty after `tts "
+                              f"models pull embed`); here {why}.", parameter="audit_guard")
+    return None

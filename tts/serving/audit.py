@@ -12,7 +12,8 @@ with the top model's other work and never hold up a request's answer. The statis
 tts_guard_safer_moves by signal). A policy with a novelty summary also gets the novelty alarm
 (`tts.novelty`; `novelty_metrics`: tts_novelty_available, tts_novelty_alarm,
 tts_novelty_alarms, tts_novelty_prompts, tts_novelty_share_bound); its state is under "drift"
--> "novelty" at GET /v1/tts/audit.
+-> "novelty" at GET /v1/tts/audit. The novelty alarm needs no audits: with audit rate 0 such a
+policy still gets it (and with `--audit-guard` the guard, moving on novelty alone).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from tts.audit import AUDIT_BUDGET, Auditor
-from tts.guard import drift_guard
+from tts.guard import deployment_guard
 from tts.serving.scheduler import Scheduler
 from tts.types import Problem
 
@@ -29,10 +30,14 @@ __all__ = ["AuditCollector", "drift_metrics", "serve_auditor"]
 
 
 def serve_auditor(scheduler: Scheduler, rate: float, *, bank: str | Path | None = None,
-                  seed: int | None = 0, guard: bool = False) -> Auditor:
+                  seed: int | None = 0, guard: bool = False) -> Auditor | None:
     """An Auditor whose audits run through `scheduler` (top model: its engine's last), with
-    the drift alarm of the engine's policy (`tts.guard`; and with `guard` its guard)."""
-    drift = drift_guard(scheduler.engine.policy, act=guard, apply=scheduler.engine.use_policy)
+    the drift alarm of the engine's policy (`tts.guard.deployment_guard`; and with `guard`
+    its guard); None when `rate` is 0 and the policy gets no novelty alarm (nothing to do)."""
+    drift = deployment_guard(scheduler.engine.policy, rate, act=guard,
+                             apply=scheduler.engine.use_policy)
+    if rate == 0 and drift is None:
+        return None
     models = scheduler.engine.models
 
     def submit(problem: Problem, done: Callable[[Any], None]) -> None:

@@ -63,8 +63,9 @@ def add_cli(sub) -> None:
                    help="when the audits show more disagreement with the top model than the "
                         "policy's tune expected, or the prompts are more often unlike its "
                         "training questions (novelty), move to the next safer plan of its "
-                        "frontier, and back later (needs --audit-rate and a policy `tts tune` "
-                        "wrote)")
+                        "frontier, and back later (needs a policy `tts tune` wrote, and "
+                        "--audit-rate > 0 or a novelty summary in the policy with the "
+                        "embedding model pulled: novelty needs no audits)")
     p.add_argument("--no-preload", action="store_true",
                    help="do not load the small live model before serving")
     p.add_argument("--log-level", default="warning",
@@ -162,9 +163,9 @@ def run_serve(args: argparse.Namespace) -> int:
     scheduler = Scheduler(engine)
     auditor = None
     try:
-        if args.audit_rate:  # before any model loads: a one-model engine cannot audit
-            auditor = serve_auditor(scheduler, args.audit_rate, bank=args.audit_bank,
-                                    seed=args.seed, guard=args.audit_guard)
+        # before any model loads: a one-model engine cannot audit
+        auditor = serve_auditor(scheduler, args.audit_rate, bank=args.audit_bank,
+                                seed=args.seed, guard=args.audit_guard)
         first = engine.backends["small"]
         if hasattr(first, "load") and not args.no_preload:
             first.load()  # in the main thread, before serving; the large model stays lazy
@@ -177,14 +178,15 @@ def run_serve(args: argparse.Namespace) -> int:
         app = create_app(scheduler, config, loads=loads, auditor=auditor)
         models = ", ".join(safe(m) for m in app.state.tts.requests.model_names)
         audits = f"; auditing {args.audit_rate:g} of answers below the top model" \
-            if auditor else ""
+            if args.audit_rate else ""
         if auditor is not None and auditor.guard is not None:
             guard = auditor.guard
             novelty = f"novelty alarm at {guard.novelty.summary.expected:.3f} expected novel " \
                       f"share" if guard.novelty is not None else f"no novelty alarm: " \
                                                                  f"{guard.novelty_off}"
-            audits += f" (drift {'guard' if args.audit_guard else 'alarm'} at "\
-                      f"{guard.expected:.3f} expected disagreement; {novelty})"
+            audits += f"{'' if args.audit_rate else '; no audits'} (drift "\
+                      f"{'guard' if args.audit_guard else 'alarm'} at {guard.expected:.3f} "\
+                      f"expected disagreement; {novelty})"
         err_console.print(f"tts serve on http://{safe(args.host)}:{args.port}/v1 (models: "
                           f"{models}; api key {'required' if api_key else 'not required'}"
                           f"{audits})", highlight=False)
@@ -239,12 +241,10 @@ def check_flags(args: argparse.Namespace) -> None:
     if args.audit_bank is not None and args.audit_rate == 0:
         raise ValidationError("--audit-bank needs --audit-rate > 0 (no audits to write).",
                               parameter="audit_bank")
-    if args.audit_guard and args.audit_rate == 0:
-        raise ValidationError("--audit-guard needs --audit-rate > 0 (audits are what it "
-                              "guards by).", parameter="audit_guard")
     if args.audit_guard and args.policy is None:
         raise ValidationError("--audit-guard needs --policy: a policy `tts tune` wrote, with "
-                              "the disagreement it expects and a frontier of safer plans.",
+                              "the disagreement it expects and a frontier of safer plans "
+                              "(and --audit-rate > 0, or a novelty summary in the policy).",
                               parameter="audit_guard")
     for name, low in (("max_body_bytes", 64), ("max_prompt_chars", 1), ("max_in_flight", 1)):
         value = getattr(args, name)
