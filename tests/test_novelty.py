@@ -245,6 +245,9 @@ def test_date_scenarios_not_tuned_on_raise_the_alarm_and_move_the_guard() -> Non
 def test_without_audits_novelty_alone_moves_the_guard_to_the_top_model_and_back(
         pulled_embed) -> None:
     bank, pol, a, b = date_policy()
+    plain = Engine([ReplayBackend(bank, m) for m in ("gpt-3.5-turbo", "gpt-4")],
+                   cost=bank.meta.cost, policy=pol)  # no audits, no guard: nothing watches
+    assert plain.guard is None and plain.audits is None
     e = Engine([ReplayBackend(bank, m) for m in ("gpt-3.5-turbo", "gpt-4")],
                cost=bank.meta.cost, policy=pol, audit_guard=True)  # audit_rate 0
     assert e.audits.rate == 0 and e.guard.act and e.guard.novelty is not None

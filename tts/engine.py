@@ -108,16 +108,16 @@ class Engine:
         audit_rate: share of the answers given below the top model that the top model is
             also asked about, in a background thread and outside their budgets, to measure
             how often they disagree (`engine.audits`, a `tts.audit.Auditor`); 0 (default): no
-            audits (but a policy with a novelty summary still gets the novelty alarm: its
-            Auditor audits nothing and reports every answer to the drift guard).
+            audits (with `audit_guard`, a policy with a novelty summary is still guarded on
+            novelty: its Auditor audits nothing and reports every answer to the guard).
         audit_bank: folder the audits are appended to as a bank (see `tts.audit`), or None;
             needs audit_rate > 0.
         audit_guard: move to the next safer plan of the policy's frontier when the audits
             show more disagreement than the policy expects, or to its safest when the
             prompts turn novel, and back later (`tts.guard`; `engine.guard`). Needs a policy
             `tts tune` wrote a frontier into, and audits (audit_rate > 0) or a novelty summary
-            whose embedding model is pulled. Without it, such a policy still raises the
-            alarms.
+            whose embedding model is pulled. Without it, audits (audit_rate > 0) of such a
+            policy still raise the alarms.
     """
 
     def __init__(self, small: Backend | Sequence[Backend], large: Backend | None = None, *,

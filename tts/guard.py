@@ -7,8 +7,9 @@ is not the top model's greedy answer) and a frontier of safer plans, cheapest to
 (`notes.frontier`; it ends with the top model alone where that is safer, and may be empty).
 A `DriftGuard` watches the deployment through its audits (`tts.audit.Auditor` calls `request`
 for every answer it is offered and `audited` for every audit that comes back; with audit rate
-0 it audits nothing but still reports every answer, so a policy with a novelty summary gets the
-novelty alarm, and the guard, without paying for audits: `deployment_guard`) and:
+0 and the guard asked for, it audits nothing but still reports every answer, so a policy with
+a novelty summary gets the novelty alarm and the guard without paying for audits:
+`deployment_guard`) and:
 
 * **Alarm.** Audits only ask about answers given below the top model; answers the top model
   gave agree with it (assumed), so the deployment's disagreement over a stretch of requests is
@@ -302,19 +303,22 @@ def drift_guard(policy: Any, *, act: bool, apply: Callable[[Any], None],
 def deployment_guard(policy: Any, rate: float, *, act: bool,
                      apply: Callable[[Any], None]) -> DriftGuard | None:
     """The DriftGuard of a deployment auditing a share `rate` of its answers: `drift_guard`'s
-    when `rate` > 0; with `rate` 0 only one with a novelty monitor (novelty needs no audits),
-    else None. `act` with `rate` 0 and no novelty monitor is a ValidationError: the guard
-    would have nothing to move on."""
+    when `rate` > 0. With `rate` 0 only when `act` asks for the guard, and then one with a
+    novelty monitor (novelty needs no audits): without audits or a guard nothing is built, so
+    a tuned policy used plainly never loads an embedding model. `act` with `rate` 0 and no
+    novelty monitor is a ValidationError: the guard would have nothing to move on."""
+    if rate > 0:
+        return drift_guard(policy, act=act, apply=apply)
+    if not act:
+        return None
     notes = getattr(policy, "notes", None)
-    summary = isinstance(notes, Mapping) and "novelty" in notes
-    guard = drift_guard(policy, act=act, apply=apply) if rate > 0 or summary else None
-    if rate > 0 or (guard is not None and guard.novelty is not None):
+    guard = drift_guard(policy, act=act, apply=apply) \
+        if isinstance(notes, Mapping) and "novelty" in notes else None
+    if guard is not None and guard.novelty is not None:
         return guard
-    if act:
-        why = "the policy has no novelty summary (notes.novelty)" if guard is None else \
-            guard.novelty_off
-        raise ValidationError(f"the audit guard needs a signal to move on: give audit_rate > 0 "
-                              f"(audits), or a policy with a novelty summary whose embedding "
-                              f"model is pulled (`tts tune` writes notes.novelty after `tts "
-                              f"models pull embed`); here {why}.", parameter="audit_guard")
-    return None
+    why = "the policy has no novelty summary (notes.novelty)" if guard is None else \
+        guard.novelty_off
+    raise ValidationError(f"the audit guard needs a signal to move on: give audit_rate > 0 "
+                          f"(audits), or a policy with a novelty summary whose embedding "
+                          f"model is pulled (`tts tune` writes notes.novelty after `tts "
+                          f"models pull embed`); here {why}.", parameter="audit_guard")

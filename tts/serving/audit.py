@@ -12,8 +12,8 @@ with the top model's other work and never hold up a request's answer. The statis
 tts_guard_safer_moves by signal). A policy with a novelty summary also gets the novelty alarm
 (`tts.novelty`; `novelty_metrics`: tts_novelty_available, tts_novelty_alarm,
 tts_novelty_alarms, tts_novelty_prompts, tts_novelty_share_bound); its state is under "drift"
--> "novelty" at GET /v1/tts/audit. The novelty alarm needs no audits: with audit rate 0 such a
-policy still gets it (and with `--audit-guard` the guard, moving on novelty alone).
+-> "novelty" at GET /v1/tts/audit. The novelty alarm needs no audits: with `--audit-guard` and audit rate 0
+such a policy gets it and the guard, moving on novelty alone.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def serve_auditor(scheduler: Scheduler, rate: float, *, bank: str | Path | None 
                   seed: int | None = 0, guard: bool = False) -> Auditor | None:
     """An Auditor whose audits run through `scheduler` (top model: its engine's last), with
     the drift alarm of the engine's policy (`tts.guard.deployment_guard`; and with `guard`
-    its guard); None when `rate` is 0 and the policy gets no novelty alarm (nothing to do)."""
+    its guard); None when `rate` is 0 and no guard moving on novelty is asked for."""
     drift = deployment_guard(scheduler.engine.policy, rate, act=guard,
                              apply=scheduler.engine.use_policy)
     if rate == 0 and drift is None:
