@@ -33,7 +33,7 @@ def standardiser(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, scale
 
 
-def design(embeddings: np.ndarray, features: np.ndarray, mean: np.ndarray,
-           scale: np.ndarray) -> np.ndarray:
-    """The logistic model's input: embedding columns, then standardised prompt features."""
-    return np.hstack([np.asarray(embeddings, float), (features - mean) / scale])
+def design(embeddings: np.ndarray, standardised: np.ndarray) -> np.ndarray:
+    """The logistic model's input: embedding columns, then the standardised prompt features
+    (`(features - mean) / scale`, with the fitting set's `standardiser`)."""
+    return np.hstack([np.asarray(embeddings, float), standardised])

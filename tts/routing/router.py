@@ -174,12 +174,12 @@ class Router:
             feats = prompt_matrix(texts)
             mean, scale = standardiser(feats)
             arrays.update(mean=mean, scale=scale)
+            feats = (feats - mean) / scale
             if candidate.c is not None:
                 arrays.update(zip(_PART_ARRAYS["c"], _fit_logistic(
-                    design(emb, feats, mean, scale), y, candidate.c)))
+                    design(emb, feats), y, candidate.c)))
             if candidate.f is not None:
-                arrays.update(zip(_PART_ARRAYS["f"], _fit_logistic(
-                    (feats - mean) / scale, y, candidate.f)))
+                arrays.update(zip(_PART_ARRAYS["f"], _fit_logistic(feats, y, candidate.f)))
         if candidate.k is not None:
             arrays.update(points=emb, labels=y)
         if candidate.t is not None:
@@ -207,7 +207,7 @@ class Router:
             feats = (prompt_matrix(texts) - a["mean"]) / a["scale"]
         parts = []
         if cand.c is not None:
-            parts.append(_sigmoid(np.hstack([emb, feats]) @ a["coef"].T + a["intercept"]))
+            parts.append(_sigmoid(design(emb, feats) @ a["coef"].T + a["intercept"]))
         if cand.k is not None:
             parts.append(self._knn(emb))
         if cand.t is not None:
