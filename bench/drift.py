@@ -234,11 +234,9 @@ def run_deployment(stream: Stream, policy: Any, questions: list[str], *, seed: i
 def prime(monitor: Any, texts: list[str]) -> None:
     """Give the novelty monitor the stream's embeddings ahead, from the prompts' embedding
     cache (what it would compute one prompt at a time, in one batch)."""
-    from tts.routing import EmbeddingCache, default_cache_dir, embed_texts
+    from tts.routing.embeddings import embed_prompts
 
-    enc = monitor.encoder
-    cache = EmbeddingCache(default_cache_dir("prompts"), enc.model_id, enc.dim)
-    monitor.prime(texts, embed_texts(texts, enc, cache=cache))
+    monitor.prime(texts, embed_prompts(texts, monitor.encoder))
 
 
 def top_policy(policy: Any) -> Any:

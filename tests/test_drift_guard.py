@@ -126,12 +126,13 @@ def test_without_audits_or_novelty_nothing_watches(tmp_path, monkeypatch) -> Non
     import numpy as np
 
     from tts import models, novelty
+    from tts.routing import embeddings
 
     e = engine(policy(0.1))
     assert e.guard is None and e.audits is None
     # a novelty summary whose embedding model is not pulled here: no alarm, no guard
     monkeypatch.setenv(models.MODELS_DIR_ENV, str(tmp_path))
-    monkeypatch.setattr(novelty, "_ENCODERS", {})
+    monkeypatch.setattr(embeddings, "_SHARED", {})
     x = np.random.default_rng(0).normal(size=(40, 8))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     pol = policy(0.1)

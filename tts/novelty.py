@@ -60,7 +60,6 @@ MIN_REQUESTS = 100
 MEMO = 65_536
 """Prompts whose distance the monitor remembers (it forgets them all when full)."""
 BATCH = 64
-_ENCODERS: dict[str, Any] = {}
 _FIELDS = ("embed_model", "model_id", "centroids", "threshold", "expected", "quantile",
            "heldout_share", "questions", "how")
 
@@ -187,26 +186,16 @@ def novelty_notes(questions: Sequence[str], embed_model: str = EMBED_MODEL
     if len(questions) < MIN_QUESTIONS:
         return None, f"no novelty summary: {len(questions)} training questions (< " \
                      f"{MIN_QUESTIONS})"
+    from tts.routing.embeddings import embed_prompts, shared_encoder
+
     try:
-        encoder = _encoder(embed_model)
+        encoder = shared_encoder(embed_model)
     except ModelError as exc:
         return None, f"no novelty summary: {exc}"
-    from tts.routing.embeddings import EmbeddingCache, default_cache_dir, embed_texts
-
-    cache = EmbeddingCache(default_cache_dir("prompts"), encoder.model_id, encoder.dim)
-    x = embed_texts(list(questions), encoder, cache=cache)
+    x = embed_prompts(questions, encoder)
     s = fit_novelty(x, embed_model=embed_model, model_id=encoder.model_id)
     return s.to_dict(), f"novelty summary: {len(s.centroids)} centroids of {s.model_id}, " \
                         f"threshold {s.threshold:.3f}, expected share {s.expected:.3f}"
-
-
-def _encoder(embed_model: str) -> Any:
-    """The loaded encoder of `embed_model`, once per process."""
-    if embed_model not in _ENCODERS:
-        from tts.routing.embeddings import load_encoder
-
-        _ENCODERS[embed_model] = load_encoder(embed_model)
-    return _ENCODERS[embed_model]
 
 
 # ---- deployment --------------------------------------------------------------------------------
@@ -382,13 +371,14 @@ def novelty_monitor(notes: Mapping[str, Any], *, z: float, windows: Sequence[int
     policy has no summary or its embedding model is not pulled here; a malformed summary, or
     one of another embedding model, is a ValidationError."""
     from tts.models.registry import ModelError
+    from tts.routing.embeddings import shared_encoder
 
     if "novelty" not in notes:
         return None, "the policy has no novelty summary (notes.novelty: tts tune writes one " \
                      "when the embedding model is pulled: tts models pull embed)"
     summary = NoveltySummary.from_dict(notes["novelty"], "policy notes.novelty")
     try:
-        encoder = _encoder(summary.embed_model)
+        encoder = shared_encoder(summary.embed_model)
     except ModelError as exc:
         log.warning("novelty alarm off: %s", exc)
         return None, f"the embedding model of the policy's novelty summary is not available: " \

@@ -5,7 +5,9 @@ any other sentence-transformers folder can be named by path. Every encoder has a
 (name and weights hash) that router files and caches record, so embeddings of one model are
 never mixed with another's. `EmbeddingCache` keeps vectors keyed by the text's sha256 under
 one folder per (bank, model), appended and flushed per batch, so an interrupted run resumes
-and tuning never re-embeds a prompt.
+and tuning never re-embeds a prompt. `shared_encoder` loads a model once per process and
+`embed_prompts` embeds through the prompts' shared cache: what tuning's router prior, its
+novelty summary and a router prior in deployment read.
 """
 
 from __future__ import annotations
@@ -62,6 +64,23 @@ def _bf16() -> bool:
 
     return bool(torch.backends.mkldnn.is_available()
                 and getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
+
+
+_SHARED: dict[str, Encoder] = {}
+
+
+def shared_encoder(model: str = "embed") -> Encoder:
+    """`load_encoder(model)`, loaded once per process (tuning fits a router prior and a
+    novelty summary with the same model; one load serves both, and every novelty monitor)."""
+    if model not in _SHARED:
+        _SHARED[model] = load_encoder(model)
+    return _SHARED[model]
+
+
+def embed_prompts(texts: Sequence[str], encoder: Encoder) -> np.ndarray:
+    """`embed_texts` through the prompts' shared cache (`default_cache_dir("prompts")`)."""
+    cache = EmbeddingCache(default_cache_dir("prompts"), encoder.model_id, encoder.dim)
+    return embed_texts(list(texts), encoder, cache=cache)
 
 
 def load_encoder(model: str | Path = "embed", *, threads: int | None = None) -> Encoder:

@@ -20,8 +20,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from tts.errors import ValidationError
-from tts.routing.embeddings import (EmbeddingCache, Encoder, default_cache_dir, embed_texts,
-                                    load_encoder)
+from tts.routing.embeddings import Encoder, embed_prompts, load_encoder
 from tts.routing.router import Router
 
 KIND = "router"
@@ -62,9 +61,7 @@ class RouterPrior:
         return difficulty_logits(p)
 
     def logits(self, questions: Sequence[str]) -> np.ndarray:
-        enc = self.encoder()
-        cache = EmbeddingCache(default_cache_dir("prompts"), enc.model_id, enc.dim)
-        return self.logits_of(questions, embed_texts(list(questions), enc, cache=cache))
+        return self.logits_of(questions, embed_prompts(questions, self.encoder()))
 
     def logit(self, question: str) -> float:
         z = float(self.logits([question])[0])

@@ -22,7 +22,6 @@ INNER_FOLDS = 3
 """Folds a router's candidate is chosen on."""
 OOF_FOLDS = 5
 """Folds the training questions' own router logits are cross-fitted on."""
-_ENCODERS: dict[str, Any] = {}
 
 
 def check_prior(kind: str) -> str:
@@ -65,16 +64,13 @@ def _fit_router(arrays: BankArrays, right: np.ndarray, embed_model: str,
                 groups: Sequence[str] | None) -> tuple[Any, np.ndarray]:
     """A router for the cheapest tier (its candidate chosen on inner folds) and its
     cross-fitted difficulty logits of the same questions."""
-    from tts.routing import (EmbeddingCache, Router, choose_candidate, cross_fit,
-                             default_cache_dir, embed_texts, load_encoder)
+    from tts.routing import Router, choose_candidate, cross_fit
+    from tts.routing.embeddings import embed_prompts, shared_encoder
     from tts.routing.prior import RouterPrior, difficulty_logits
 
-    enc = _ENCODERS.get(embed_model)
-    if enc is None:
-        enc = _ENCODERS[embed_model] = load_encoder(embed_model)
+    enc = shared_encoder(embed_model)
     texts = list(arrays.questions)
-    emb = embed_texts(texts, enc, cache=EmbeddingCache(default_cache_dir("prompts"),
-                                                       enc.model_id, enc.dim))
+    emb = embed_prompts(texts, enc)
     tier = (arrays.models["small"],)
     y = right[:, None]
     n_groups = 0 if groups is None else len(set(groups))
